@@ -1,0 +1,277 @@
+/**
+ * Every app setting the back end reads, validated in one place. The same names appear in
+ * `local.settings.json.example`, the local stack and `infra/` (Bicep app settings).
+ *
+ * Errors name the setting and what was expected; they never repeat a value, because several
+ * settings are secrets (connection strings carry keys).
+ */
+import { z } from 'zod';
+import {
+  parseConnectionString,
+  parseEventHubConnectionString,
+  parseIotHubConnectionString,
+} from './connection-string';
+
+/** Setting names, shared by binding expressions (`%NAME%`, `connection: NAME`) and code. */
+export const SettingNames = {
+  iotHubConnectionString: 'IOTHUB_CONNECTION_STRING',
+  iotHubHostName: 'IOTHUB_HOST_NAME',
+  eventsConnection: 'IOTHUB_EVENTS_CONNECTION',
+  eventsConsumerGroup: 'IOTHUB_EVENTS_CONSUMER_GROUP',
+  storage: 'AzureWebJobsStorage',
+  storageTableServiceUri: 'AzureWebJobsStorage__tableServiceUri',
+  storageClientId: 'AzureWebJobsStorage__clientId',
+  alertThreshold: 'TELEMETRY_ALERT_THRESHOLD',
+  deadLetterMaxBodyBytes: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES',
+  feedbackSchedule: 'FEEDBACK_SCHEDULE',
+  feedbackDrainSeconds: 'FEEDBACK_DRAIN_SECONDS',
+  simulatorEnabled: 'SIMULATOR_ENABLED',
+  simulatorSchedule: 'SIMULATOR_SCHEDULE',
+  simulatorDeviceCount: 'SIMULATOR_DEVICE_COUNT',
+  simulatorDevicePrefix: 'SIMULATOR_DEVICE_PREFIX',
+  simulatorAutoProvision: 'SIMULATOR_AUTO_PROVISION',
+  simulatorConnectRate: 'SIMULATOR_CONNECTS_PER_SECOND',
+} as const;
+
+/** Settings whose values must never be printed. */
+const secretSettings: ReadonlySet<string> = new Set([
+  SettingNames.iotHubConnectionString,
+  SettingNames.eventsConnection,
+  SettingNames.storage,
+]);
+
+export type IotHubAccess =
+  | { kind: 'connectionString'; connectionString: string; hostName: string }
+  /** Entra ID through DefaultAzureCredential (AZURE_CLIENT_ID selects a user-assigned identity). */
+  | { kind: 'identity'; hostName: string };
+
+export type StorageAccess =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; tableServiceUri: string; clientId?: string };
+
+export interface Settings {
+  iotHub: IotHubAccess;
+  events: { connectionSettingName: string; consumerGroup: string };
+  storage: StorageAccess;
+  telemetry: { alertThreshold: number; deadLetterMaxBodyBytes: number };
+  feedback: { schedule: string; drainSeconds: number };
+  simulator: {
+    enabled: boolean;
+    schedule: string;
+    deviceCount: number;
+    devicePrefix: string;
+    autoProvision: boolean;
+    connectsPerSecond: number;
+  };
+}
+
+export class SettingsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid app settings:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const booleanText = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0']))
+  .transform((v) => v === 'true' || v === '1');
+
+const intText = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `a whole number from ${min} to ${max}`)
+        .max(max, `a whole number from ${min} to ${max}`),
+    );
+
+const numberText = z
+  .string()
+  .trim()
+  .refine((v) => v !== '' && Number.isFinite(Number(v)), 'a number')
+  .transform(Number);
+
+/** Six fields (seconds first): the NCRONTAB form Azure Functions timers use. */
+const ncrontab = z
+  .string()
+  .trim()
+  .refine(
+    (v) => v.split(/\s+/).length === 6,
+    'a 6-field NCRONTAB expression ("{s} {m} {h} {d} {M} {dow}")',
+  );
+
+const deviceIdPrefix = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,100}$/,
+    'a device id prefix of 1 to 100 IoT Hub id characters',
+  );
+
+/**
+ * Validate one optional setting with a default. Issues name the setting and say what is
+ * expected; the offending value is deliberately left out.
+ */
+function read<T>(
+  env: Env,
+  name: string,
+  schema: z.ZodType<T, string>,
+  fallback: string,
+  problems: string[],
+): T {
+  const raw = env[name];
+  const result = schema.safeParse(raw === undefined || raw.trim() === '' ? fallback : raw);
+  if (result.success) return result.data;
+  const expected = result.error.issues.map((i) => i.message).join('; ');
+  problems.push(`${name} is malformed: expected ${expected}`);
+  return schema.parse(fallback);
+}
+
+function connectionProblem(name: string, check: () => unknown): string | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    // The parser's messages describe the shape only, never the value.
+    return `${name} is malformed: ${(error as Error).message}`;
+  }
+}
+
+function readIotHub(env: Env, problems: string[]): IotHubAccess {
+  const connectionString = env[SettingNames.iotHubConnectionString]?.trim();
+  const hostName = env[SettingNames.iotHubHostName]?.trim();
+  if (connectionString) {
+    const problem = connectionProblem(SettingNames.iotHubConnectionString, () =>
+      parseIotHubConnectionString(connectionString),
+    );
+    if (problem) {
+      problems.push(problem);
+      return { kind: 'connectionString', connectionString: '', hostName: '' };
+    }
+    return {
+      kind: 'connectionString',
+      connectionString,
+      hostName: parseIotHubConnectionString(connectionString).hostName,
+    };
+  }
+  if (hostName) {
+    if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(hostName)) {
+      problems.push(
+        `${SettingNames.iotHubHostName} is malformed: expected a host name such as myhub.azure-devices.net`,
+      );
+    }
+    return { kind: 'identity', hostName };
+  }
+  problems.push(
+    `${SettingNames.iotHubConnectionString} is missing: expected an IoT Hub connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…), or set ${SettingNames.iotHubHostName} to use a managed identity`,
+  );
+  return { kind: 'connectionString', connectionString: '', hostName: '' };
+}
+
+function readEvents(env: Env, problems: string[]): void {
+  const value = env[SettingNames.eventsConnection]?.trim();
+  if (!value) {
+    problems.push(
+      `${SettingNames.eventsConnection} is missing: expected the IoT Hub's Event Hub-compatible connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…)`,
+    );
+    return;
+  }
+  const problem = connectionProblem(SettingNames.eventsConnection, () =>
+    parseEventHubConnectionString(value),
+  );
+  if (problem) problems.push(problem);
+}
+
+function readStorage(env: Env, problems: string[]): StorageAccess {
+  const connectionString = env[SettingNames.storage]?.trim();
+  if (connectionString) {
+    const problem = connectionProblem(SettingNames.storage, () => {
+      const parts = parseConnectionString(connectionString);
+      if (parts.UseDevelopmentStorage !== 'true' && !parts.AccountName && !parts.TableEndpoint) {
+        throw new Error(
+          'expected a storage connection string (AccountName=…;AccountKey=… or UseDevelopmentStorage=true)',
+        );
+      }
+    });
+    if (problem) problems.push(problem);
+    return { kind: 'connectionString', connectionString };
+  }
+  const tableServiceUri = env[SettingNames.storageTableServiceUri]?.trim();
+  if (tableServiceUri) {
+    if (!/^https?:\/\/\S+$/.test(tableServiceUri)) {
+      problems.push(
+        `${SettingNames.storageTableServiceUri} is malformed: expected an https:// table service URI`,
+      );
+    }
+    const clientId = env[SettingNames.storageClientId]?.trim();
+    return { kind: 'identity', tableServiceUri, ...(clientId ? { clientId } : {}) };
+  }
+  problems.push(
+    `${SettingNames.storage} is missing: expected a storage connection string, or ${SettingNames.storageTableServiceUri} for a managed identity`,
+  );
+  return { kind: 'connectionString', connectionString: '' };
+}
+
+/** Read and validate every setting; throws one SettingsError listing all problems. */
+export function loadSettings(env: Env = process.env): Settings {
+  const problems: string[] = [];
+  const iotHub = readIotHub(env, problems);
+  readEvents(env, problems);
+  const storage = readStorage(env, problems);
+  const n = SettingNames;
+  const settings: Settings = {
+    iotHub,
+    events: {
+      connectionSettingName: n.eventsConnection,
+      consumerGroup: read(
+        env,
+        n.eventsConsumerGroup,
+        z
+          .string()
+          .trim()
+          .regex(/^[A-Za-z0-9$._-]{1,50}$/, 'a consumer group name'),
+        '$Default',
+        problems,
+      ),
+    },
+    storage,
+    telemetry: {
+      alertThreshold: read(env, n.alertThreshold, numberText, '15', problems),
+      deadLetterMaxBodyBytes: read(
+        env,
+        n.deadLetterMaxBodyBytes,
+        intText(0, 32768),
+        '4096',
+        problems,
+      ),
+    },
+    feedback: {
+      schedule: read(env, n.feedbackSchedule, ncrontab, '*/10 * * * * *', problems),
+      drainSeconds: read(env, n.feedbackDrainSeconds, intText(1, 240), '5', problems),
+    },
+    simulator: {
+      enabled: read(env, n.simulatorEnabled, booleanText, 'false', problems),
+      schedule: read(env, n.simulatorSchedule, ncrontab, '*/10 * * * * *', problems),
+      deviceCount: read(env, n.simulatorDeviceCount, intText(0, 10000), '3', problems),
+      devicePrefix: read(env, n.simulatorDevicePrefix, deviceIdPrefix, 'sim', problems),
+      autoProvision: read(env, n.simulatorAutoProvision, booleanText, 'true', problems),
+      connectsPerSecond: read(env, n.simulatorConnectRate, intText(1, 1000), '100', problems),
+    },
+  };
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings;
+}
+
+/** True for settings whose values are secrets and must never be logged. */
+export function isSecretSetting(name: string): boolean {
+  return secretSettings.has(name);
+}
