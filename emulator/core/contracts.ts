@@ -1,0 +1,274 @@
+/**
+ * The local IoT Hub's protocol-free core, as the protocol adapters see it. Adapters (HTTPS
+ * registry, MQTT devices, AMQP service, Event Hub-compatible endpoint) only translate between
+ * their wire format and these calls; all state and rules live behind `IotHubCore`.
+ *
+ * Every mutating call resolves only once the change is durable (in durable mode), so an adapter
+ * may acknowledge to its client as soon as the promise resolves.
+ */
+
+/** Time source; tests inject a fake one instead of sleeping. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): ClockTimer;
+  clearTimeout(timer: ClockTimer): void;
+}
+export interface ClockTimer {
+  readonly id: unknown;
+}
+
+export type HubErrorCode =
+  | 'ArgumentInvalid'
+  | 'DeviceNotFound'
+  | 'DeviceAlreadyExists'
+  | 'PreconditionFailed'
+  | 'DeviceMaximumQueueDepthExceeded'
+  | 'MessageTooLarge'
+  | 'Unauthorized'
+  | 'DeviceDisabled'
+  | 'ThrottlingException'
+  | 'NotImplemented'
+  | 'ServerError';
+
+/** Errors as data: one code per failure, mapped once per protocol (HTTP status, AMQP condition, CONNACK). */
+export class HubError extends Error {
+  constructor(
+    readonly code: HubErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HubError';
+  }
+}
+
+export type DeviceStatus = 'enabled' | 'disabled';
+
+export interface SymmetricKeys {
+  primaryKey: string;
+  secondaryKey: string;
+}
+
+/** A device identity as stored; `etag` changes on every update. */
+export interface DeviceRecord {
+  deviceId: string;
+  generationId: string;
+  etag: string;
+  status: DeviceStatus;
+  statusReason: string | null;
+  /** ISO 8601 */
+  statusUpdatedTime: string;
+  keys: SymmetricKeys;
+  /** ISO 8601 of creation. */
+  createdTime: string;
+}
+
+/** Volatile per-device facts (not persisted): connection state and activity. */
+export interface DeviceActivity {
+  connectionState: 'Connected' | 'Disconnected';
+  /** ISO 8601, or the epoch ('0001-01-01T00:00:00Z' as IoT Hub reports "never"). */
+  connectionStateUpdatedTime: string;
+  lastActivityTime: string;
+  cloudToDeviceMessageCount: number;
+}
+
+export interface CreateDeviceInput {
+  deviceId: string;
+  status?: DeviceStatus;
+  statusReason?: string | null;
+  /** Empty or absent keys are generated. */
+  keys?: Partial<SymmetricKeys>;
+}
+
+export interface UpdateDeviceInput {
+  status?: DeviceStatus;
+  statusReason?: string | null;
+  keys?: Partial<SymmetricKeys>;
+}
+
+export interface Registry {
+  /** Throws ArgumentInvalid (bad id or keys) or DeviceAlreadyExists. */
+  create(input: CreateDeviceInput): Promise<DeviceRecord>;
+  get(deviceId: string): DeviceRecord | undefined;
+  /** Sorted by deviceId. */
+  list(): DeviceRecord[];
+  /** `ifMatch` undefined or '*' matches any etag; a mismatch throws PreconditionFailed. */
+  update(deviceId: string, input: UpdateDeviceInput, ifMatch?: string): Promise<DeviceRecord>;
+  /** Also purges the device's C2D queue. Throws DeviceNotFound or PreconditionFailed. */
+  delete(deviceId: string, ifMatch?: string): Promise<void>;
+  activity(deviceId: string): DeviceActivity;
+  setConnected(deviceId: string, connected: boolean): void;
+  recordActivity(deviceId: string): void;
+  /** Called after a device is disabled, re-keyed or deleted, so adapters drop live connections. */
+  onDeviceChanged(
+    listener: (deviceId: string, device: DeviceRecord | undefined) => void,
+  ): () => void;
+}
+
+export type AckMode = 'none' | 'positive' | 'negative' | 'full';
+
+/** A cloud-to-device message as the service sent it. */
+export interface C2DMessageInput {
+  messageId?: string;
+  correlationId?: string;
+  userId?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  /** Absolute expiry, ms since the epoch; the hub's default TTL (1 hour) applies when absent. */
+  expiryTime?: number;
+  ack: AckMode;
+  /** Application properties (string values). */
+  properties: Record<string, string>;
+  body: Buffer;
+}
+
+export interface C2DMessage extends Omit<C2DMessageInput, 'expiryTime'> {
+  /** Assigned by the hub when the sender gave none. */
+  messageId: string;
+  deviceId: string;
+  /** Unique per enqueued message, used as the lock token on delivery. */
+  lockToken: string;
+  /** ms since the epoch. */
+  enqueuedTime: number;
+  expiryTime: number;
+  deliveryCount: number;
+  /** The `to` system property: `/devices/{id}/messages/devicebound`. */
+  to: string;
+}
+
+export interface CloudToDevice {
+  /** Max queue depth per device (IoT Hub: 50). */
+  readonly maxQueueDepth: number;
+  /** Max delivery attempts before DeliveryCountExceeded (IoT Hub: 10). */
+  readonly maxDeliveryCount: number;
+  /** Durable on resolve. Throws DeviceNotFound, DeviceMaximumQueueDepthExceeded, MessageTooLarge. */
+  enqueue(deviceId: string, input: C2DMessageInput): Promise<C2DMessage>;
+  /**
+   * Locks and returns the next deliverable message (expired ones are removed with feedback on the
+   * way), incrementing its delivery count; undefined when none is waiting.
+   */
+  lockNext(deviceId: string): C2DMessage | undefined;
+  /** Device accepted it (MQTT PUBACK): removed, `Success` feedback if the ack mode asks. */
+  complete(deviceId: string, lockToken: string): Promise<void>;
+  /** Back to the queue; past the max delivery count it is dropped with `DeliveryCountExceeded`. */
+  abandon(deviceId: string, lockToken: string): Promise<void>;
+  /** Device refused it: removed, `Rejected` feedback if the ack mode asks. */
+  reject(deviceId: string, lockToken: string): Promise<void>;
+  /** Removes every queued message (`Purged` feedback where asked); returns how many. */
+  purge(deviceId: string): Promise<number>;
+  depth(deviceId: string): number;
+  /** Fires when a message becomes deliverable for the device (enqueue or abandon). */
+  onAvailable(listener: (deviceId: string) => void): () => void;
+}
+
+export type FeedbackStatusCode =
+  'Success' | 'Expired' | 'DeliveryCountExceeded' | 'Rejected' | 'Purged';
+
+export interface FeedbackRecord {
+  originalMessageId: string;
+  deviceId: string;
+  deviceGenerationId: string;
+  /** ISO 8601 */
+  enqueuedTimeUtc: string;
+  statusCode: FeedbackStatusCode;
+  description: string;
+}
+
+/** Records grouped as IoT Hub sends them: up to 64, or whatever accumulated within the batch delay. */
+export interface FeedbackBatch {
+  batchId: string;
+  /** ms since the epoch when the batch was closed. */
+  enqueuedTime: number;
+  records: FeedbackRecord[];
+}
+
+export interface Feedback {
+  /** Takes the oldest closed batch not handed out yet; it stays pending until settled. */
+  take(): FeedbackBatch | undefined;
+  /** The receiver accepted it: gone for good (durable on resolve). */
+  settle(batchId: string): Promise<void>;
+  /** The receiver released it, or its link closed unsettled: it is handed out again. */
+  release(batchId: string): void;
+  /** Fires when a batch is ready to be taken. */
+  onAvailable(listener: () => void): () => void;
+}
+
+/** Telemetry as a device sent it, with what the hub adds. */
+export interface TelemetryInput {
+  deviceId: string;
+  body: Buffer;
+  /** Custom (application) properties. */
+  properties: Record<string, string>;
+  messageId?: string;
+  correlationId?: string;
+  userId?: string;
+  to?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  /** Absolute expiry the device set (ms since the epoch), if any. */
+  expiryTime?: number;
+  /** The device's generation id at the time it sent (iothub-connection-auth-generation-id). */
+  generationId: string;
+  /** e.g. '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}' */
+  authMethod: string;
+}
+
+/** An event in one partition of the Event Hub-compatible log. */
+export interface StoredEvent extends TelemetryInput {
+  partitionId: string;
+  sequenceNumber: number;
+  /** A decimal string that orders like the sequence number (compare numerically). */
+  offset: string;
+  /** ms since the epoch. */
+  enqueuedTime: number;
+}
+
+export interface PartitionInfo {
+  partitionId: string;
+  beginSequenceNumber: number;
+  lastEnqueuedSequenceNumber: number;
+  lastEnqueuedOffset: string;
+  /** ms since the epoch; 0 when empty. */
+  lastEnqueuedTime: number;
+  isEmpty: boolean;
+}
+
+export interface DeviceToCloud {
+  readonly partitionIds: readonly string[];
+  /** Stable hash of the device id onto a partition. */
+  partitionOf(deviceId: string): string;
+  /** Durable on resolve (group commit: concurrent appends share one fsync). */
+  append(input: TelemetryInput): Promise<StoredEvent>;
+  /** Events with sequence number ≥ fromSequenceNumber, oldest first, at most `max`. */
+  read(partitionId: string, fromSequenceNumber: number, max: number): StoredEvent[];
+  /** First sequence number whose enqueued time is ≥ `time` (ms), or the next one to be written. */
+  sequenceNumberAtTime(partitionId: string, time: number): number;
+  info(partitionId: string): PartitionInfo;
+  /** Fires after an append to the partition is durable. */
+  onAppend(listener: (event: StoredEvent) => void): () => void;
+}
+
+export interface IotHubCore {
+  readonly clock: Clock;
+  readonly registry: Registry;
+  readonly c2d: CloudToDevice;
+  readonly feedback: Feedback;
+  readonly d2c: DeviceToCloud;
+  /** Flushes pending writes and closes files; the core is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+export interface CoreOptions {
+  clock?: Clock;
+  /** Directory for durable state; absent = in-memory. */
+  dataDir?: string;
+  partitionCount?: number;
+  /** D2C retention in ms (default 1 day). */
+  retentionMs?: number;
+  /** Default C2D TTL in ms (default 1 hour). */
+  defaultC2DTtlMs?: number;
+  /** How long the feedback batcher waits before closing a partial batch (default 15 s; tests use less). */
+  feedbackBatchDelayMs?: number;
+  maxC2DQueueDepth?: number;
+  maxC2DDeliveryCount?: number;
+}
