@@ -1,0 +1,242 @@
+/**
+ * A fleet of simulated devices: one `azure-iot-device` MQTT client per device, kept open across
+ * ticks. Each device is provisioned on first use (when allowed), connects at a paced rate, backs
+ * off exponentially after failures, sends the tutorial's telemetry each tick, and logs and
+ * completes every cloud-to-device message it receives.
+ */
+import { Client as DeviceClient } from 'azure-iot-device';
+import type { Message } from 'azure-iot-device';
+import { Mqtt } from 'azure-iot-device-mqtt';
+import { NoRetry } from 'azure-iot-common';
+import type { Registry } from 'azure-iothub';
+import { Backoff } from './backoff';
+import { Pacer } from './pacer';
+import { telemetryMessage } from './telemetry-message';
+
+export interface FleetOptions {
+  /** Host (with `:port` for the local hub) as device connection strings carry it. */
+  hubHostName: string;
+  deviceIds: readonly string[];
+  registry: Pick<Registry, 'get' | 'create'>;
+  autoProvision: boolean;
+  connectsPerSecond: number;
+  log: (line: string) => void;
+  backoff?: { initialMs: number; maxMs: number };
+  now?: () => number;
+}
+
+export interface FleetStats {
+  devices: number;
+  connected: number;
+  sent: number;
+  acknowledged: number;
+  c2dReceived: number;
+  errors: number;
+}
+
+interface SimulatedDevice {
+  id: string;
+  client?: DeviceClient;
+  connected: boolean;
+  connecting?: Promise<void>;
+  sending: boolean;
+  backoff: Backoff;
+  nextAttemptAt: number;
+  sequence: number;
+}
+
+/** Error names only: SDK messages can quote connection details. */
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.name || 'Error';
+  return 'unknown error';
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof Error && error.name === 'DeviceNotFoundError';
+}
+
+export class DeviceFleet {
+  private readonly devices: SimulatedDevice[];
+  private readonly pacer: Pacer;
+  private readonly now: () => number;
+  private readonly counters = { sent: 0, acknowledged: 0, c2dReceived: 0, errors: 0 };
+  private closed = false;
+
+  constructor(private readonly options: FleetOptions) {
+    this.now = options.now ?? Date.now;
+    this.pacer = new Pacer(options.connectsPerSecond, this.now);
+    const backoff = options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+    this.devices = options.deviceIds.map((id) => ({
+      id,
+      connected: false,
+      sending: false,
+      backoff: new Backoff(backoff),
+      nextAttemptAt: 0,
+      sequence: 0,
+    }));
+  }
+
+  stats(): FleetStats {
+    return {
+      devices: this.devices.length,
+      connected: this.devices.filter((d) => d.connected).length,
+      ...this.counters,
+    };
+  }
+
+  /** Starts connecting every device that is down and due; resolves when those attempts end. */
+  async connect(): Promise<void> {
+    const due = this.devices.filter(
+      (d) => !d.connected && !d.connecting && d.nextAttemptAt <= this.now(),
+    );
+    for (const device of due) {
+      await this.pacer.take();
+      if (this.closed) return;
+      device.connecting = this.open(device).finally(() => {
+        device.connecting = undefined;
+      });
+    }
+    await Promise.all(due.map((d) => d.connecting));
+  }
+
+  /** One telemetry message from every connected device that is not still sending its last one. */
+  async sendTelemetry(): Promise<void> {
+    const ready = this.devices.filter((d) => d.connected && d.client && !d.sending);
+    await Promise.all(ready.map((device) => this.send(device)));
+  }
+
+  /** Connects what it can, then sends: one simulator tick. */
+  async tick(): Promise<FleetStats> {
+    await this.connect();
+    await this.sendTelemetry();
+    return this.stats();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.devices.map((d) => d.connecting));
+    await Promise.all(
+      this.devices.map(async (device) => {
+        const client = device.client;
+        device.client = undefined;
+        device.connected = false;
+        if (client) await client.close().catch(() => undefined);
+      }),
+    );
+  }
+
+  private async send(device: SimulatedDevice): Promise<void> {
+    const client = device.client;
+    if (!client) return;
+    device.sending = true;
+    const message = telemetryMessage(device.id, device.sequence++);
+    this.counters.sent += 1;
+    try {
+      await client.sendEvent(message);
+      this.counters.acknowledged += 1;
+    } catch (error) {
+      this.counters.errors += 1;
+      this.options.log(
+        `simulator: ${device.id} send failed (${describe(error)}); reconnecting later`,
+      );
+      this.markDown(device);
+    } finally {
+      device.sending = false;
+    }
+  }
+
+  private async open(device: SimulatedDevice): Promise<void> {
+    try {
+      const key = await this.deviceKey(device.id);
+      const client = DeviceClient.fromConnectionString(
+        `HostName=${this.options.hubHostName};DeviceId=${device.id};SharedAccessKey=${key}`,
+        Mqtt,
+      );
+      // The fleet owns reconnection (with backoff), so the SDK must not retry on its own.
+      client.setRetryPolicy(new NoRetry());
+      client.on('message', (message: Message) => this.receive(device, client, message));
+      client.on('error', (error: unknown) => {
+        this.options.log(`simulator: ${device.id} client error (${describe(error)})`);
+      });
+      client.on('disconnect', () => {
+        if (device.client === client) this.markDown(device);
+      });
+      await client.open();
+      if (this.closed) {
+        await client.close().catch(() => undefined);
+        return;
+      }
+      device.client = client;
+      device.connected = true;
+      device.backoff.reset();
+    } catch (error) {
+      this.counters.errors += 1;
+      const delay = device.backoff.fail();
+      device.nextAttemptAt = this.now() + delay;
+      this.options.log(
+        `simulator: ${device.id} could not connect (${describe(error)}); retry ${device.backoff.attempts} in ${delay} ms`,
+      );
+    }
+  }
+
+  private markDown(device: SimulatedDevice): void {
+    const client = device.client;
+    device.client = undefined;
+    device.connected = false;
+    device.nextAttemptAt = this.now() + device.backoff.fail();
+    if (client) {
+      client.removeAllListeners();
+      client.close().catch(() => undefined);
+    }
+  }
+
+  private receive(device: SimulatedDevice, client: DeviceClient, message: Message): void {
+    this.counters.c2dReceived += 1;
+    const body = Buffer.isBuffer(message.data)
+      ? message.data.toString('utf8')
+      : String(message.data);
+    this.options.log(
+      `simulator: ${device.id} received C2D message ${message.messageId ?? '(no id)'}: ${body.slice(0, 200)}`,
+    );
+    client.complete(message).catch((error: unknown) => {
+      this.counters.errors += 1;
+      this.options.log(
+        `simulator: ${device.id} could not complete a C2D message (${describe(error)})`,
+      );
+    });
+  }
+
+  private async deviceKey(deviceId: string): Promise<string> {
+    const { registry } = this.options;
+    try {
+      const { responseBody } = await registry.get(deviceId);
+      return primaryKeyOf(responseBody);
+    } catch (error) {
+      if (!isNotFound(error) || !this.options.autoProvision) throw error;
+    }
+    this.options.log(`simulator: provisioning ${deviceId}`);
+    try {
+      const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
+      return primaryKeyOf(responseBody);
+    } catch (error) {
+      // Another instance may have created it meanwhile.
+      if (error instanceof Error && error.name === 'DeviceAlreadyExistsError') {
+        return primaryKeyOf((await registry.get(deviceId)).responseBody);
+      }
+      throw error;
+    }
+  }
+}
+
+function primaryKeyOf(device: {
+  authentication?: { symmetricKey?: { primaryKey?: string } };
+}): string {
+  const key = device.authentication?.symmetricKey?.primaryKey;
+  if (!key) throw new Error('device has no symmetric key (only SAS devices can be simulated)');
+  return key;
+}
+
+/** `<prefix>-1` … `<prefix>-<count>` */
+export function fleetDeviceIds(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}-${i + 1}`);
+}
