@@ -96,7 +96,7 @@ export class DeviceFleet {
         device.connecting = undefined;
       });
     }
-    await Promise.all(due.map((d) => d.connecting));
+    await Promise.all(due.flatMap((d) => (d.connecting ? [d.connecting] : [])));
   }
 
   /** One telemetry message from every connected device that is not still sending its last one. */
@@ -114,7 +114,7 @@ export class DeviceFleet {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.devices.map((d) => d.connecting));
+    await Promise.all(this.devices.flatMap((d) => (d.connecting ? [d.connecting] : [])));
     await Promise.all(
       this.devices.map(async (device) => {
         const client = device.client;
