@@ -1,0 +1,322 @@
+/**
+ * Per-device cloud-to-device queues with IoT Hub's semantics: bounded depth, TTL, lock on
+ * delivery, a maximum delivery count, and feedback records for the outcomes the ack mode asks for.
+ */
+import { randomUUID } from 'node:crypto';
+import type {
+  AckMode,
+  C2DMessage,
+  C2DMessageInput,
+  Clock,
+  ClockTimer,
+  CloudToDevice,
+  DeviceRecord,
+  FeedbackRecord,
+  FeedbackStatusCode,
+} from './contracts';
+import { HubError } from './contracts';
+import type { FeedbackBatcher } from './feedback-batcher';
+import { Listeners } from './listeners';
+import type { CoreStore, StateChange } from './store';
+
+/** IoT Hub's limit on a cloud-to-device message body. */
+export const MAX_C2D_BODY_BYTES = 64 * 1024;
+
+const DESCRIPTIONS: Record<FeedbackStatusCode, string> = {
+  Success: 'Success',
+  Expired: 'Message Expired',
+  DeliveryCountExceeded: 'Message delivery count exceeded',
+  Rejected: 'Message rejected',
+  Purged: 'Message purged',
+};
+
+const ACK_MODES: readonly AckMode[] = ['none', 'positive', 'negative', 'full'];
+
+interface QueueEntry {
+  message: C2DMessage;
+  locked: boolean;
+  /** False until the enqueue is durable: not delivered before the sender heard success. */
+  ready: boolean;
+}
+
+export interface C2DQueueOptions {
+  clock: Clock;
+  store: CoreStore;
+  feedback: FeedbackBatcher;
+  device(deviceId: string): DeviceRecord | undefined;
+  defaultTtlMs: number;
+  maxQueueDepth: number;
+  maxDeliveryCount: number;
+}
+
+function wantsFeedback(ack: AckMode, status: FeedbackStatusCode): boolean {
+  switch (ack) {
+    case 'full':
+      return true;
+    case 'positive':
+      return status === 'Success';
+    case 'negative':
+      return status !== 'Success';
+    default:
+      return false;
+  }
+}
+
+function copyMessage(message: C2DMessage): C2DMessage {
+  return { ...message, properties: { ...message.properties } };
+}
+
+export class C2DQueues implements CloudToDevice {
+  readonly maxQueueDepth: number;
+  readonly maxDeliveryCount: number;
+  private readonly queues = new Map<string, QueueEntry[]>();
+  private readonly available = new Listeners<[string]>();
+  private expiryTimer: ClockTimer | undefined;
+  private expiryTimerDue = Infinity;
+
+  constructor(
+    private readonly options: C2DQueueOptions,
+    recovered: readonly C2DMessage[],
+  ) {
+    this.maxQueueDepth = options.maxQueueDepth;
+    this.maxDeliveryCount = options.maxDeliveryCount;
+    const exhausted: QueueEntry[] = [];
+    for (const message of recovered) {
+      const entry: QueueEntry = { message: copyMessage(message), locked: false, ready: true };
+      this.queueOf(message.deviceId).push(entry);
+      // A message locked for its last allowed delivery when the process died counts as exhausted.
+      if (message.deliveryCount >= this.maxDeliveryCount) exhausted.push(entry);
+    }
+    for (const entry of exhausted) {
+      this.journalInBackground(
+        this.remove(entry.message.deviceId, [entry], 'DeliveryCountExceeded'),
+      );
+    }
+    this.scheduleExpiry();
+  }
+
+  async enqueue(deviceId: string, input: C2DMessageInput): Promise<C2DMessage> {
+    if (!this.options.device(deviceId)) {
+      throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
+    }
+    if (!ACK_MODES.includes(input.ack)) {
+      throw new HubError(
+        'ArgumentInvalid',
+        'The ack mode must be none, positive, negative or full',
+      );
+    }
+    if (input.body.length > MAX_C2D_BODY_BYTES) {
+      throw new HubError(
+        'MessageTooLarge',
+        `Cloud-to-device messages are limited to ${MAX_C2D_BODY_BYTES} bytes`,
+      );
+    }
+    const queue = this.queueOf(deviceId);
+    this.sweepExpired(deviceId);
+    if (queue.length >= this.maxQueueDepth) {
+      throw new HubError(
+        'DeviceMaximumQueueDepthExceeded',
+        `The queue of device ${deviceId} already holds ${this.maxQueueDepth} messages`,
+      );
+    }
+    const now = this.options.clock.now();
+    const message: C2DMessage = {
+      messageId: input.messageId ?? randomUUID(),
+      ...(input.correlationId !== undefined && { correlationId: input.correlationId }),
+      ...(input.userId !== undefined && { userId: input.userId }),
+      ...(input.contentType !== undefined && { contentType: input.contentType }),
+      ...(input.contentEncoding !== undefined && { contentEncoding: input.contentEncoding }),
+      ack: input.ack,
+      properties: { ...input.properties },
+      body: input.body,
+      deviceId,
+      lockToken: randomUUID(),
+      enqueuedTime: now,
+      expiryTime: input.expiryTime ?? now + this.options.defaultTtlMs,
+      deliveryCount: 0,
+      to: `/devices/${deviceId}/messages/devicebound`,
+    };
+    const entry: QueueEntry = { message, locked: false, ready: false };
+    // Counted against the depth at once so concurrent sends cannot overfill the queue.
+    queue.push(entry);
+    try {
+      await this.options.store.record([{ kind: 'c2d.enqueue', message: copyMessage(message) }]);
+    } catch (error) {
+      this.detach(deviceId, entry);
+      throw error;
+    }
+    if (this.queues.get(deviceId)?.includes(entry)) {
+      entry.ready = true;
+      this.scheduleExpiry(message.expiryTime);
+      this.available.emit(deviceId);
+    }
+    return copyMessage(message);
+  }
+
+  lockNext(deviceId: string): C2DMessage | undefined {
+    this.sweepExpired(deviceId);
+    const entry = this.queues.get(deviceId)?.find((e) => e.ready && !e.locked);
+    if (!entry) return undefined;
+    entry.locked = true;
+    entry.message.deliveryCount++;
+    // The count only matters after a crash (to stop redelivering forever); not worth a wait.
+    this.journalInBackground([
+      {
+        kind: 'c2d.delivered',
+        deviceId,
+        lockToken: entry.message.lockToken,
+        deliveryCount: entry.message.deliveryCount,
+      },
+    ]);
+    return copyMessage(entry.message);
+  }
+
+  async complete(deviceId: string, lockToken: string): Promise<void> {
+    const entry = this.lockedEntry(deviceId, lockToken);
+    await this.options.store.record(this.remove(deviceId, [entry], 'Success'));
+  }
+
+  async abandon(deviceId: string, lockToken: string): Promise<void> {
+    const entry = this.lockedEntry(deviceId, lockToken);
+    entry.locked = false;
+    if (entry.message.deliveryCount >= this.maxDeliveryCount) {
+      await this.options.store.record(this.remove(deviceId, [entry], 'DeliveryCountExceeded'));
+      return;
+    }
+    if (entry.message.expiryTime <= this.options.clock.now()) {
+      await this.options.store.record(this.remove(deviceId, [entry], 'Expired'));
+      return;
+    }
+    this.scheduleExpiry(entry.message.expiryTime);
+    this.available.emit(deviceId);
+  }
+
+  async reject(deviceId: string, lockToken: string): Promise<void> {
+    const entry = this.lockedEntry(deviceId, lockToken);
+    await this.options.store.record(this.remove(deviceId, [entry], 'Rejected'));
+  }
+
+  async purge(deviceId: string): Promise<number> {
+    const device = this.options.device(deviceId);
+    if (!device) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
+    return this.purgeQueue(deviceId, device.generationId);
+  }
+
+  /** Empties a queue; also used by the registry while deleting the device. */
+  async purgeQueue(deviceId: string, generationId: string): Promise<number> {
+    const entries = [...(this.queues.get(deviceId) ?? [])];
+    this.queues.delete(deviceId);
+    if (entries.length === 0) return 0;
+    await this.options.store.record(this.remove(deviceId, entries, 'Purged', generationId));
+    return entries.length;
+  }
+
+  depth(deviceId: string): number {
+    this.sweepExpired(deviceId);
+    return this.queues.get(deviceId)?.length ?? 0;
+  }
+
+  onAvailable(listener: (deviceId: string) => void): () => void {
+    return this.available.add(listener);
+  }
+
+  dispose(): void {
+    if (this.expiryTimer) this.options.clock.clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiryTimerDue = Infinity;
+  }
+
+  private queueOf(deviceId: string): QueueEntry[] {
+    let queue = this.queues.get(deviceId);
+    if (!queue) {
+      queue = [];
+      this.queues.set(deviceId, queue);
+    }
+    return queue;
+  }
+
+  private lockedEntry(deviceId: string, lockToken: string): QueueEntry {
+    const entry = this.queues.get(deviceId)?.find((e) => e.message.lockToken === lockToken);
+    if (entry?.locked) return entry;
+    if (!this.options.device(deviceId)) {
+      throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
+    }
+    throw new HubError('PreconditionFailed', 'The message lock was lost or the message is gone');
+  }
+
+  private detach(deviceId: string, entry: QueueEntry): void {
+    const queue = this.queues.get(deviceId);
+    if (!queue) return;
+    const index = queue.indexOf(entry);
+    if (index >= 0) queue.splice(index, 1);
+    if (queue.length === 0) this.queues.delete(deviceId);
+  }
+
+  /** Takes entries out of the queue now; returns the journal entries (removal plus feedback). */
+  private remove(
+    deviceId: string,
+    entries: readonly QueueEntry[],
+    status: FeedbackStatusCode,
+    generationId?: string,
+  ): StateChange[] {
+    const generation = generationId ?? this.options.device(deviceId)?.generationId ?? '';
+    const changes: StateChange[] = [];
+    const records: FeedbackRecord[] = [];
+    const enqueuedTimeUtc = new Date(this.options.clock.now()).toISOString();
+    for (const entry of entries) {
+      this.detach(deviceId, entry);
+      changes.push({ kind: 'c2d.remove', deviceId, lockToken: entry.message.lockToken });
+      if (wantsFeedback(entry.message.ack, status)) {
+        records.push({
+          originalMessageId: entry.message.messageId,
+          deviceId,
+          deviceGenerationId: generation,
+          enqueuedTimeUtc,
+          statusCode: status,
+          description: DESCRIPTIONS[status],
+        });
+      }
+    }
+    changes.push(...this.options.feedback.add(records));
+    return changes;
+  }
+
+  /** Removes the device's expired, unlocked messages with `Expired` feedback. */
+  private sweepExpired(deviceId: string): void {
+    const queue = this.queues.get(deviceId);
+    if (!queue) return;
+    const now = this.options.clock.now();
+    const expired = queue.filter((e) => e.ready && !e.locked && e.message.expiryTime <= now);
+    if (expired.length > 0) this.journalInBackground(this.remove(deviceId, expired, 'Expired'));
+  }
+
+  /** Keeps one clock timer at the earliest expiry, so offline devices' messages expire too. */
+  private scheduleExpiry(candidate?: number): void {
+    let due = candidate;
+    if (due === undefined) {
+      due = Infinity;
+      for (const queue of this.queues.values()) {
+        for (const e of queue) if (e.ready && !e.locked) due = Math.min(due, e.message.expiryTime);
+      }
+      if (this.expiryTimer) this.options.clock.clearTimeout(this.expiryTimer);
+      this.expiryTimer = undefined;
+      this.expiryTimerDue = Infinity;
+    }
+    if (due === Infinity || due >= this.expiryTimerDue) return;
+    if (this.expiryTimer) this.options.clock.clearTimeout(this.expiryTimer);
+    this.expiryTimerDue = due;
+    this.expiryTimer = this.options.clock.setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expiryTimerDue = Infinity;
+      for (const deviceId of [...this.queues.keys()]) this.sweepExpired(deviceId);
+      this.scheduleExpiry();
+    }, due - this.options.clock.now());
+  }
+
+  private journalInBackground(changes: StateChange[]): void {
+    if (changes.length === 0) return;
+    this.options.store.record(changes).catch((error: unknown) => {
+      console.error('journaling a C2D change failed:', error);
+    });
+  }
+}

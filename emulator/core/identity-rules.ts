@@ -1,0 +1,79 @@
+/** IoT Hub's rules for device ids and symmetric keys, and how the hub makes new ones. */
+import { randomBytes, randomInt } from 'node:crypto';
+import { HubError } from './contracts';
+import type { SymmetricKeys } from './contracts';
+
+const DEVICE_ID_PATTERN = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$/;
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const MIN_KEY_BYTES = 16;
+const MAX_KEY_BYTES = 64;
+
+/** Throws ArgumentInvalid unless the id is 1–128 characters of IoT Hub's allowed set. */
+export function assertValidDeviceId(deviceId: unknown): asserts deviceId is string {
+  if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
+    throw new HubError(
+      'ArgumentInvalid',
+      "The device id must be 1-128 characters of letters, digits and -:.+%_#*?!(),=@;$'",
+    );
+  }
+}
+
+/** 32 random bytes, base64 — what IoT Hub generates. */
+export function generateKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+/** Fills absent or empty keys and validates supplied ones (base64 of 16–64 bytes). */
+export function resolveKeys(
+  supplied: Partial<SymmetricKeys> | undefined,
+  current?: SymmetricKeys,
+): SymmetricKeys {
+  const pick = (value: string | undefined, fallback: string | undefined, name: string): string => {
+    if (value === undefined || value === '') return fallback ?? generateKey();
+    assertValidKey(value, name);
+    return value;
+  };
+  return {
+    primaryKey: pick(supplied?.primaryKey, current?.primaryKey, 'primary'),
+    secondaryKey: pick(supplied?.secondaryKey, current?.secondaryKey, 'secondary'),
+  };
+}
+
+function assertValidKey(key: string, name: string): void {
+  const bytes = BASE64_PATTERN.test(key) ? Buffer.from(key, 'base64').length : 0;
+  if (bytes < MIN_KEY_BYTES || bytes > MAX_KEY_BYTES) {
+    // Never echo the key itself: error messages end up in logs.
+    throw new HubError(
+      'ArgumentInvalid',
+      `The ${name} key must be base64 encoding of ${MIN_KEY_BYTES}-${MAX_KEY_BYTES} bytes`,
+    );
+  }
+}
+
+/** An 18-digit decimal string, shaped like IoT Hub's generation ids. */
+export function generateGenerationId(): string {
+  let id = String(randomInt(1, 10));
+  while (id.length < 18) id += String(randomInt(0, 10));
+  return id;
+}
+
+/** IoT Hub etags are base64 of a number; a monotonically increasing counter keeps them unique. */
+export function etagFor(counter: number): string {
+  return Buffer.from(String(counter)).toString('base64');
+}
+
+/** The counter an etag was made from, or 0 for a foreign one. */
+export function counterOfEtag(etag: string): number {
+  const n = Number(Buffer.from(etag, 'base64').toString('utf8'));
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/** `ifMatch` may arrive quoted from HTTP; `*` or absent matches anything. */
+export function etagMatches(etag: string, ifMatch: string | undefined): boolean {
+  if (ifMatch === undefined) return true;
+  const bare = ifMatch
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
+  return bare === '*' || bare === '' || bare === etag;
+}

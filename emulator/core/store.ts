@@ -1,0 +1,76 @@
+/**
+ * The one persistence interface behind the core. The core keeps its working state in memory and
+ * tells the store every change (a journal); the store makes it durable (or not) and, on open,
+ * hands back what it recovered. `create-core.ts` chooses the implementation.
+ */
+import type {
+  C2DMessage,
+  DeviceRecord,
+  FeedbackBatch,
+  FeedbackRecord,
+  StoredEvent,
+} from './contracts';
+
+/** One state change, journaled in the order the core made it. */
+export type StateChange =
+  | { kind: 'device.put'; device: DeviceRecord }
+  | { kind: 'device.delete'; deviceId: string }
+  | { kind: 'c2d.enqueue'; message: C2DMessage }
+  | { kind: 'c2d.delivered'; deviceId: string; lockToken: string; deliveryCount: number }
+  | { kind: 'c2d.remove'; deviceId: string; lockToken: string }
+  | { kind: 'feedback.add'; record: FeedbackRecord }
+  /** The oldest `count` open records became a batch. */
+  | { kind: 'feedback.close'; batchId: string; enqueuedTime: number; count: number }
+  | { kind: 'feedback.settle'; batchId: string };
+
+/** Everything a store recovered on open. */
+export interface RecoveredState {
+  /** In creation order. */
+  devices: DeviceRecord[];
+  /** Queued C2D messages of every device, in queue order (none locked). */
+  c2dMessages: C2DMessage[];
+  /** Closed batches not settled yet, oldest first. */
+  feedbackBatches: FeedbackBatch[];
+  /** Records not yet in a batch, oldest first. */
+  feedbackOpen: FeedbackRecord[];
+  /** Telemetry per partition id, in sequence order. */
+  events: Map<string, StoredEvent[]>;
+  /** The next sequence number per partition id (survives retention dropping every event). */
+  nextSequenceNumbers: Map<string, number>;
+}
+
+export interface StoreStats {
+  /** Telemetry log flushes (one write + fsync each) since open. */
+  eventFlushes: number;
+  /** Telemetry records written since open. */
+  eventsWritten: number;
+  /** State log flushes since open. */
+  stateFlushes: number;
+}
+
+export interface CoreStore {
+  /** True when changes survive a process crash. */
+  readonly durable: boolean;
+  /** What was recovered when the store opened (empty for a fresh or in-memory store). */
+  readonly recovered: RecoveredState;
+  /** Journals changes atomically and in call order; resolves once durable. */
+  record(changes: readonly StateChange[]): Promise<void>;
+  /** Journals one telemetry event; resolves once durable (concurrent calls share one fsync). */
+  appendEvent(event: StoredEvent): Promise<void>;
+  /** Lets the store discard telemetry older than `time` (ms) from disk. */
+  dropEventsBefore(time: number): void;
+  stats(): StoreStats;
+  /** Flushes and releases files. */
+  close(): Promise<void>;
+}
+
+export function emptyRecoveredState(): RecoveredState {
+  return {
+    devices: [],
+    c2dMessages: [],
+    feedbackBatches: [],
+    feedbackOpen: [],
+    events: new Map(),
+    nextSequenceNumbers: new Map(),
+  };
+}
