@@ -52,9 +52,10 @@ describe('Pacer', () => {
     const pacer = new Pacer(
       10,
       () => now,
-      async (ms) => {
+      (ms) => {
         slept.push(ms);
         now += ms;
+        return Promise.resolve();
       },
     );
     await pacer.take();
