@@ -1,16 +1,416 @@
 /**
- * Devices over MQTT 3.1.1 (TLS terminated by server.ts): an aedes broker whose hooks enforce
- * IoT Hub's device rules. First version: the export server.ts wires; behaviour follows.
+ * Devices over MQTT 3.1.1 (server.ts terminates TLS and hands over sockets): an aedes broker
+ * whose hooks enforce IoT Hub's rules for devices. aedes does the protocol; this file only
+ * translates between its hooks and the core:
+ * - `authenticate`: clientId = device id, password = the device's SAS token (CONNACK 5 for an
+ *   unknown device or a bad/expired token, 3 for a disabled device);
+ * - `authorizePublish`: the device's own events topic (telemetry is appended to the D2C log
+ *   *before* aedes sends the PUBACK, so a PUBACK means "durably stored") and its own `$iothub/`
+ *   twin requests; anything else drops the connection, as IoT Hub does;
+ * - `authorizeSubscribe`: its own devicebound topic and the `$iothub/` reply topics;
+ * - `authorizeForward`: nothing published through the broker reaches a device — only what this
+ *   adapter sends to one connection (C2D messages, twin replies).
  */
+import type { Duplex } from 'node:stream';
+import { Aedes } from 'aedes';
+import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
+import type { TelemetryInput } from '../core/contracts';
+import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
+import { MqttFrameWatcher } from './frame-watcher';
+import { decodePropertyBag, PropertyBagError } from './property-bag';
+import { classifyPublish, classifySubscription, deviceboundTopicPrefix } from './topics';
+import { TwinError, TwinStore } from './twin';
+
+/** IoT Hub's limit for one device-to-cloud message (body and properties). */
+export const maxMessageBytes = 256 * 1024;
+/** Largest MQTT packet accepted: a maximal message plus room for the topic and its bag. */
+export const maxPacketBytes = maxMessageBytes + 64 * 1024;
+/** C2D messages in flight per connection (delivered, not yet PUBACKed). */
+const c2dWindow = 8;
+/** What IoT Hub reports as `iothub-connection-auth-method` for a SAS-authenticated device. */
+const sasAuthMethod =
+  '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}';
+
+/** CONNACK return codes the SDK translates (5 → UnauthorizedError, 3 → ServiceUnavailableError). */
+const connack = { serverUnavailable: 3, notAuthorized: 5 } as const;
+
+function remoteAddressOf(socket: Duplex): string {
+  const s = socket as Duplex & { remoteAddress?: unknown; remotePort?: unknown };
+  return typeof s.remoteAddress === 'string'
+    ? `${s.remoteAddress}:${String(s.remotePort)}`
+    : 'unknown address';
+}
+
+function hostWithoutPort(host: string): string {
+  const lower = host.toLowerCase();
+  if (lower.startsWith('[')) return lower.slice(0, lower.indexOf(']') + 1);
+  const colon = lower.lastIndexOf(':');
+  return colon < 0 ? lower : lower.slice(0, colon);
+}
+
+const loopbackNames = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function asBuffer(payload: Buffer | string): Buffer {
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
+}
 
 export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolAdapter> {
-  await Promise.resolve();
-  ctx.log.warn('mqtt: adapter not implemented yet; refusing device connections');
+  const { core, log } = ctx;
+  const sessions = new WeakMap<Client, DeviceSession>();
+  /** The registered connection of each connected device. */
+  const live = new Map<string, { client: Client; session: DeviceSession }>();
+  const remotes = new WeakMap<Client, string>();
+  /** Connections this adapter dropped (already logged with the reason). */
+  const droppedByUs = new WeakSet<Client>();
+  const twins = new TwinStore();
+  const pending = new Set<Promise<void>>();
+  /**
+   * Set for the duration of one `client.publish` from this adapter: aedes calls
+   * `authorizeForward` synchronously inside it (every session is clean, see `preConnect`), which
+   * is where the packet receives the identifier the PUBACK will carry.
+   */
+  let forwarding: { client: Client; packetId: number | undefined } | undefined;
+
+  const acceptedHosts = new Set([
+    hostWithoutPort(ctx.hostName),
+    `${ctx.identity.hubName}.azure-devices.net`.toLowerCase(),
+  ]);
+  const hostMatches = (host: string): boolean => {
+    const bare = hostWithoutPort(host);
+    if (acceptedHosts.has(bare)) return true;
+    // Loopback aliases name the same local hub.
+    return loopbackNames.has(bare) && [...acceptedHosts].some((h) => loopbackNames.has(h));
+  };
+
+  function track(work: Promise<void>): void {
+    pending.add(work);
+    void work.finally(() => pending.delete(work));
+  }
+
+  function remoteOf(client: Client): string {
+    return remotes.get(client) ?? 'unknown address';
+  }
+
+  function drop(client: Client, reason: string): void {
+    droppedByUs.add(client);
+    log.warn(`mqtt: dropping device ${quote(client.id ?? '')} (${remoteOf(client)}): ${reason}`);
+    client.close();
+  }
+
+  function transportFor(client: Client): SessionTransport {
+    return {
+      publish(topic, payload, qos, packetId) {
+        forwarding = { client, packetId };
+        try {
+          const packet: PublishPacket = {
+            cmd: 'publish',
+            topic,
+            payload,
+            qos,
+            retain: false,
+            dup: false,
+          };
+          client.publish(packet, (error) => {
+            // A failed write means the connection is going; its close abandons what was in flight.
+            if (error && !client.closed)
+              log.warn(`mqtt: write to ${quote(client.id)} failed: ${error.message}`);
+          });
+        } finally {
+          if (forwarding !== undefined) {
+            log.error(`mqtt: a message for ${quote(client.id)} was not handed over synchronously`);
+          }
+          forwarding = undefined;
+        }
+      },
+      close(reason) {
+        drop(client, reason);
+      },
+    };
+  }
+
+  function reply(client: Client, topic: string, body: unknown): void {
+    const payload = Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8');
+    transportFor(client).publish(topic, payload, 0, undefined);
+  }
+
+  function authenticate(
+    client: Client,
+    username: Readonly<string | undefined>,
+    password: Readonly<Buffer | undefined>,
+    done: (error: AuthenticateError | null, success: boolean | null) => void,
+  ): void {
+    const deviceId = client.id;
+    const refuse = (returnCode: 3 | 5, reason: string): void => {
+      droppedByUs.add(client);
+      log.warn(
+        `mqtt: refused device ${quote(deviceId)} from ${remoteOf(client)} (CONNACK ${returnCode}): ${reason}`,
+      );
+      done(Object.assign(new Error(reason), { returnCode }), false);
+    };
+    const device = core.registry.get(deviceId);
+    if (!device) return refuse(connack.notAuthorized, 'unknown device');
+    const slash = username?.indexOf('/') ?? -1;
+    if (
+      username === undefined ||
+      slash < 0 ||
+      !hostMatches(username.slice(0, slash)) ||
+      !username.slice(slash + 1).startsWith(`${deviceId}/`)
+    ) {
+      return refuse(connack.notAuthorized, 'user name must be <hub host>/<device id>/…');
+    }
+    if (password === undefined) return refuse(connack.notAuthorized, 'no SAS token as password');
+    const token = password.toString('utf8');
+    let expiresAt: number;
+    try {
+      verifyDeviceToken(token, device, core.clock.now());
+      expiresAt = parseSasToken(token).se * 1000;
+    } catch (error) {
+      return refuse(connack.notAuthorized, describe(error));
+    }
+    if (device.status === 'disabled')
+      return refuse(connack.serverUnavailable, 'device is disabled');
+    sessions.set(
+      client,
+      new DeviceSession({
+        core,
+        log,
+        deviceId,
+        remoteAddress: remoteOf(client),
+        token,
+        expiresAt,
+        c2dWindow,
+        track,
+      }),
+    );
+    done(null, true);
+  }
+
+  function appendTelemetry(
+    client: Client,
+    session: DeviceSession,
+    packet: PublishPacket,
+    bag: string,
+    callback: (error?: Error | null) => void,
+  ): void {
+    const refuse = (reason: string): void => {
+      drop(client, `telemetry refused: ${reason}`);
+      callback(new Error(reason));
+    };
+    const body = asBuffer(packet.payload);
+    if (body.length + Buffer.byteLength(bag) > maxMessageBytes) {
+      return refuse(`message exceeds ${maxMessageBytes} bytes`);
+    }
+    let decoded;
+    try {
+      decoded = decodePropertyBag(bag);
+    } catch (error) {
+      if (error instanceof PropertyBagError) return refuse(error.message);
+      throw error;
+    }
+    const device = core.registry.get(session.deviceId);
+    if (!device || device.status === 'disabled') return refuse('device is not enabled');
+    const input: TelemetryInput = {
+      deviceId: session.deviceId,
+      body,
+      properties: decoded.properties,
+      ...decoded.system,
+      generationId: device.generationId,
+      authMethod: sasAuthMethod,
+    };
+    track(
+      core.d2c.append(input).then(
+        () => {
+          core.registry.recordActivity(session.deviceId);
+          callback(null);
+        },
+        (error: unknown) => {
+          drop(client, `telemetry not stored: ${describe(error)}`);
+          callback(error instanceof Error ? error : new Error(describe(error)));
+        },
+      ),
+    );
+  }
+
+  function authorizePublish(
+    client: Client | null,
+    packet: PublishPacket,
+    callback: (error?: Error | null) => void,
+  ): void {
+    const session = client ? sessions.get(client) : undefined;
+    if (!client || !session) {
+      callback(new Error('only authenticated devices publish'));
+      return;
+    }
+    // IoT Hub keeps no retained messages; aedes must not either.
+    packet.retain = false;
+    if (packet.qos === 2) {
+      drop(client, 'QoS 2 is not supported');
+      callback(new Error('QoS 2 is not supported'));
+      return;
+    }
+    const target = classifyPublish(session.deviceId, packet.topic);
+    switch (target.kind) {
+      case 'telemetry':
+        appendTelemetry(client, session, packet, target.bag, callback);
+        return;
+      case 'twin-get':
+        reply(
+          client,
+          `$iothub/twin/res/200/?$rid=${target.requestId}`,
+          twins.document(session.deviceId),
+        );
+        callback(null);
+        return;
+      case 'twin-patch-reported':
+        try {
+          const version = twins.patchReported(session.deviceId, asBuffer(packet.payload));
+          reply(
+            client,
+            `$iothub/twin/res/204/?$rid=${target.requestId}&$version=${version}`,
+            undefined,
+          );
+        } catch (error) {
+          if (!(error instanceof TwinError)) throw error;
+          log.warn(`mqtt: device ${quote(session.deviceId)}: ${error.message}`);
+          reply(client, `$iothub/twin/res/400/?$rid=${target.requestId}`, {
+            errorCode: 400004,
+            message: error.message,
+          });
+        }
+        callback(null);
+        return;
+      case 'method-response':
+        // No direct method is ever invoked by this hub, so no response is awaited.
+        log.info(`mqtt: device ${quote(session.deviceId)}: ignored a direct method response`);
+        callback(null);
+        return;
+      case 'refused':
+        drop(client, `publish to ${quote(packet.topic)} refused: ${target.reason}`);
+        callback(new Error(target.reason));
+        return;
+    }
+  }
+
+  function authorizeSubscribe(
+    client: Client,
+    subscription: Subscription,
+    callback: (error: Error | null, subscription?: Subscription | null) => void,
+  ): void {
+    const session = sessions.get(client);
+    const kind = session ? classifySubscription(session.deviceId, subscription.topic) : 'refused';
+    if (kind === 'refused') {
+      log.warn(
+        `mqtt: device ${quote(client.id)} (${remoteOf(client)}): subscription to ${quote(subscription.topic)} refused`,
+      );
+      callback(null, null); // SUBACK 0x80
+      return;
+    }
+    // IoT Hub grants at most QoS 1.
+    callback(null, { ...subscription, qos: subscription.qos > 1 ? 1 : subscription.qos });
+  }
+
+  const broker = await Aedes.createBroker({
+    // Every session is clean for aedes: IoT Hub's C2D queue lives in the core, and aedes' own
+    // offline queue would deliver duplicates. The SDK re-subscribes on every connect.
+    preConnect(_client, packet, callback) {
+      packet.clean = true;
+      callback(null, true);
+    },
+    authenticate,
+    authorizePublish,
+    authorizeSubscribe,
+    authorizeForward(client, packet) {
+      if (!forwarding || forwarding.client !== client) return null;
+      if (forwarding.packetId !== undefined) packet.messageId = forwarding.packetId;
+      forwarding = undefined;
+      return packet;
+    },
+  });
+
+  broker.on('client', (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    const reason = session.stillAuthorized();
+    if (reason !== undefined) {
+      drop(client, reason);
+      return;
+    }
+    live.set(session.deviceId, { client, session });
+    core.registry.setConnected(session.deviceId, true);
+    core.registry.recordActivity(session.deviceId);
+    log.info(`mqtt: device ${quote(session.deviceId)} connected from ${remoteOf(client)}`);
+    session.attach(transportFor(client));
+  });
+
+  broker.on('clientDisconnect', (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    session.close();
+    if (live.get(session.deviceId)?.client === client) {
+      live.delete(session.deviceId);
+      core.registry.setConnected(session.deviceId, false);
+    }
+    log.info(`mqtt: device ${quote(session.deviceId)} disconnected (${remoteOf(client)})`);
+  });
+
+  broker.on('subscribe', (subscriptions, client) => {
+    const session = sessions.get(client);
+    const c2dFilter = session ? `${deviceboundTopicPrefix(session.deviceId)}#` : undefined;
+    if (subscriptions.some((s) => s.topic === c2dFilter && (s.qos as number) !== 128))
+      session?.subscribeC2D();
+  });
+
+  broker.on('unsubscribe', (topics, client) => {
+    const session = sessions.get(client);
+    if (session && topics.includes(`${deviceboundTopicPrefix(session.deviceId)}#`)) {
+      session.unsubscribeC2D();
+    }
+  });
+
+  broker.on('clientError', (client, error) => {
+    if (!droppedByUs.has(client)) {
+      log.info(`mqtt: device ${quote(client.id ?? '')} (${remoteOf(client)}): ${error.message}`);
+    }
+  });
+
+  broker.on('connectionError', (client, error) => {
+    if (!droppedByUs.has(client)) {
+      log.info(`mqtt: dropped connection from ${remoteOf(client)}: ${error.message}`);
+    }
+  });
+
+  const stopC2D = core.c2d.onAvailable((deviceId) => live.get(deviceId)?.session.pump());
+  const stopRegistry = core.registry.onDeviceChanged((deviceId, device) => {
+    if (!device) twins.forget(deviceId);
+    const connection = live.get(deviceId);
+    if (!connection) return;
+    const reason = connection.session.stillAuthorized();
+    if (reason !== undefined) drop(connection.client, reason);
+  });
+
   return {
     handle(socket) {
-      socket.destroy();
+      const remote = remoteAddressOf(socket);
+      const client = broker.handle(socket);
+      remotes.set(client, remote);
+      const watcher = new MqttFrameWatcher(maxPacketBytes, {
+        onPuback: (packetId) => sessions.get(client)?.onPuback(packetId),
+        onViolation: (reason) => {
+          droppedByUs.add(client);
+          log.warn(`mqtt: dropped connection from ${remote}: ${reason}`);
+          socket.destroy();
+        },
+      });
+      // With aedes' 'readable' listener in control, 'data' only reports what aedes reads.
+      socket.on('data', (chunk: Buffer) => watcher.push(chunk));
     },
-    close: async () => {},
+    async close() {
+      stopC2D();
+      stopRegistry();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await Promise.allSettled([...pending]);
+    },
   };
 }

@@ -1,0 +1,163 @@
+/**
+ * One authenticated device connection: its cloud-to-device delivery (lock → publish QoS 1 →
+ * PUBACK completes; a dropped connection abandons what was in flight), its token's lifetime, and
+ * whether it may stay connected after a registry change. Knows nothing of aedes: the adapter
+ * supplies the transport.
+ */
+import { verifyDeviceToken } from '../auth/sas';
+import type { Logger } from '../context';
+import type { ClockTimer, IotHubCore } from '../core/contracts';
+import { encodeC2DPropertyBag } from './property-bag';
+import { deviceboundTopicPrefix } from './topics';
+
+export interface SessionTransport {
+  /** Publishes to this connection only; `packetId` is the MQTT packet identifier for QoS 1. */
+  publish(topic: string, payload: Buffer, qos: 0 | 1, packetId: number | undefined): void;
+  /** Drops the connection. */
+  close(reason: string): void;
+}
+
+export interface SessionOptions {
+  core: IotHubCore;
+  log: Logger;
+  deviceId: string;
+  remoteAddress: string;
+  /** The SAS token the device connected with; kept to re-check it after registry changes. */
+  token: string;
+  /** Token expiry, ms since the epoch. */
+  expiresAt: number;
+  /** Most C2D messages delivered but not yet acknowledged at once. */
+  c2dWindow: number;
+  /** Keeps shutdown waiting for settlements still being written. */
+  track(work: Promise<void>): void;
+}
+
+/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
+const maxTimerMs = 2 ** 31 - 1;
+
+export class DeviceSession {
+  readonly deviceId: string;
+  readonly remoteAddress: string;
+  private transport: SessionTransport | undefined;
+  private c2dSubscribed = false;
+  /** MQTT packet id → C2D lock token, for messages published and not yet PUBACKed. */
+  private readonly inflight = new Map<number, string>();
+  private nextPacketId = 1;
+  private closed = false;
+  private expiryTimer: ClockTimer | undefined;
+
+  constructor(private readonly options: SessionOptions) {
+    this.deviceId = options.deviceId;
+    this.remoteAddress = options.remoteAddress;
+  }
+
+  /** The connection is registered with the broker: deliveries may start. */
+  attach(transport: SessionTransport): void {
+    this.transport = transport;
+    this.armExpiry();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  subscribeC2D(): void {
+    this.c2dSubscribed = true;
+    this.pump();
+  }
+
+  unsubscribeC2D(): void {
+    this.c2dSubscribed = false;
+  }
+
+  /** Delivers queued messages while the window has room. */
+  pump(): void {
+    const { core, c2dWindow } = this.options;
+    while (this.transport && !this.closed && this.c2dSubscribed && this.inflight.size < c2dWindow) {
+      const message = core.c2d.lockNext(this.deviceId);
+      if (!message) return;
+      const packetId = this.allocatePacketId();
+      this.inflight.set(packetId, message.lockToken);
+      const topic = `${deviceboundTopicPrefix(this.deviceId)}${encodeC2DPropertyBag(message)}`;
+      this.transport.publish(topic, message.body, 1, packetId);
+    }
+  }
+
+  /** The device acknowledged a QoS 1 publish: for C2D that completes the message. */
+  onPuback(packetId: number): void {
+    const lockToken = this.inflight.get(packetId);
+    if (lockToken === undefined) return;
+    this.inflight.delete(packetId);
+    this.options.track(
+      this.options.core.c2d.complete(this.deviceId, lockToken).catch((error: unknown) => {
+        this.options.log.warn(
+          `mqtt: device ${quote(this.deviceId)}: completing a C2D message failed: ${describe(error)}`,
+        );
+      }),
+    );
+    this.pump();
+  }
+
+  /**
+   * After a registry change: may this connection stay? A disabled or deleted device, or keys that
+   * no longer match the token it connected with, end it (as IoT Hub does).
+   */
+  stillAuthorized(): string | undefined {
+    const device = this.options.core.registry.get(this.deviceId);
+    if (!device) return 'device was deleted';
+    if (device.status === 'disabled') return 'device was disabled';
+    try {
+      verifyDeviceToken(this.options.token, device, this.options.core.clock.now());
+    } catch {
+      return 'device keys changed';
+    }
+    return undefined;
+  }
+
+  /** The connection is gone: abandon what the device never acknowledged. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.expiryTimer) this.options.core.clock.clearTimeout(this.expiryTimer);
+    const { core, log } = this.options;
+    for (const lockToken of this.inflight.values()) {
+      this.options.track(
+        core.c2d.abandon(this.deviceId, lockToken).catch((error: unknown) => {
+          log.warn(
+            `mqtt: device ${quote(this.deviceId)}: abandoning a C2D message failed: ${describe(error)}`,
+          );
+        }),
+      );
+    }
+    this.inflight.clear();
+  }
+
+  private allocatePacketId(): number {
+    // Packet ids are 1..65535 and must not collide with one still in flight.
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id >= 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+
+  /** IoT Hub ends a connection when its token expires; the SDK renews before that. */
+  private armExpiry(): void {
+    const { clock } = this.options.core;
+    const wait = this.options.expiresAt - clock.now();
+    if (wait <= 0) {
+      this.transport?.close('token expired');
+      return;
+    }
+    this.expiryTimer = clock.setTimeout(() => this.armExpiry(), Math.min(wait, maxTimerMs));
+  }
+}
+
+/** Device ids come off the wire: bounded and quoted before they reach a log line. */
+export function quote(text: string): string {
+  return JSON.stringify(text.length > 128 ? `${text.slice(0, 128)}…` : text);
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
