@@ -1,0 +1,129 @@
+/**
+ * Serving AMQP with rhea on sockets that someone else accepted. rhea's own `listen` creates a
+ * `Connection` per socket and calls its (untyped) `accept(socket)`; we do the same so `server.ts`
+ * can keep owning the listeners, TLS and protocol sniffing.
+ */
+import type { Duplex } from 'node:stream';
+import type { Connection, Container, link, Message, ServerConnectionOptions } from 'rhea';
+
+/**
+ * What rhea's `listen` does with each socket, typed: the typings declare neither
+ * `Connection#accept` nor `create_connection` with server-side options, though both exist
+ * (container.js `listen`, connection.js `accept`).
+ */
+interface AcceptingConnection extends Connection {
+  accept(socket: Duplex): Connection;
+}
+interface ServerContainer {
+  create_connection(options: ServerConnectionOptions): Partial<AcceptingConnection>;
+}
+
+function isAccepting(connection: Partial<AcceptingConnection>): connection is AcceptingConnection {
+  return typeof connection.accept === 'function';
+}
+
+/**
+ * Starts the server side of an AMQP connection on an already-connected (and, for AMQPS,
+ * already-decrypted) stream. The stream must begin with the AMQP or SASL protocol header; rhea
+ * answers both (SASL ANONYMOUS unless the container offers other mechanisms).
+ */
+export function acceptAmqpConnection(
+  container: Container,
+  socket: Duplex,
+  options: ServerConnectionOptions,
+): Connection {
+  const connection = (container as unknown as ServerContainer).create_connection(options);
+  if (!isAccepting(connection)) throw new Error('this rhea version cannot accept a socket');
+  return connection.accept(socket);
+}
+
+/**
+ * rhea's `Message` typing describes decoded messages (with `toJSON`); `send` encodes any plain
+ * object with the standard field names, which is what we build.
+ */
+export function outgoingMessage(fields: Record<string, unknown>): Message {
+  return fields as unknown as Message;
+}
+
+/** A decoded message's fields, for the caller to narrow one by one. */
+export function messageFields(message: Message): Record<string, unknown> {
+  return message as unknown as Record<string, unknown>;
+}
+
+/** The address a peer attached with: a receiving peer names the source, a sending peer the target. */
+export function remoteAddress(amqpLink: link): string | undefined {
+  // Our local sender serves the peer's receiver, whose interest is the source.
+  const terminus: unknown = amqpLink.is_sender() ? amqpLink.source : amqpLink.target;
+  if (typeof terminus !== 'object' || terminus === null) return undefined;
+  const address = (terminus as { address?: unknown }).address;
+  return typeof address === 'string' ? address : undefined;
+}
+
+/** `host:port` of the peer for logs (no secrets), or `unknown peer`. */
+export function describePeer(socket: Duplex): string {
+  const { remoteAddress: host, remotePort: port } = socket as Duplex & {
+    remoteAddress?: unknown;
+    remotePort?: unknown;
+  };
+  if (typeof host !== 'string') return 'unknown peer';
+  return typeof port === 'number' ? `${host}:${port}` : host;
+}
+
+const protocolHeaderMagic = 0x414d5150; // "AMQP"
+const headerSize = 8;
+const minimumFrameSize = 8;
+
+/**
+ * rhea buffers whatever frame size a peer announces, so a peer announcing a 4 GiB frame could
+ * exhaust memory. This follows the frame boundaries (protocol headers and frame sizes only) and
+ * destroys the socket as soon as a frame is larger than we advertised in `open`
+ * (`max_frame_size`) or smaller than a frame header. It must be attached before rhea's own
+ * `data` listener.
+ */
+export function guardFrameSizes(
+  socket: Duplex,
+  maxFrameSize: number,
+  onViolation: (reason: string) => void,
+): void {
+  let pending = Buffer.alloc(0);
+  // Bytes of the current frame (or header) still to skip before the next boundary.
+  let skip = 0;
+  let violated = false;
+  socket.on('data', (chunk: Buffer) => {
+    if (violated) return;
+    let offset = 0;
+    let data = chunk;
+    if (pending.length > 0) {
+      data = Buffer.concat([pending, chunk]);
+      pending = Buffer.alloc(0);
+    }
+    while (offset < data.length) {
+      if (skip > 0) {
+        const step = Math.min(skip, data.length - offset);
+        skip -= step;
+        offset += step;
+        continue;
+      }
+      if (data.length - offset < 4) {
+        pending = Buffer.from(data.subarray(offset));
+        return;
+      }
+      const word = data.readUInt32BE(offset);
+      if (word === protocolHeaderMagic) {
+        skip = headerSize;
+        continue;
+      }
+      if (word < minimumFrameSize || word > maxFrameSize) {
+        violated = true;
+        onViolation(
+          word < minimumFrameSize
+            ? `frame size ${word} is below the minimum`
+            : `frame size ${word} exceeds the maximum of ${maxFrameSize}`,
+        );
+        socket.destroy();
+        return;
+      }
+      skip = word;
+    }
+  });
+}
