@@ -76,7 +76,7 @@ const minimumFrameSize = 8;
 /**
  * rhea buffers whatever frame size a peer announces, so a peer announcing a 4 GiB frame could
  * exhaust memory. This follows the frame boundaries (protocol headers and frame sizes only) and
- * destroys the socket as soon as a frame is larger than we advertised in `open`
+ * destroys the socket (with an error) as soon as a frame is larger than we advertised in `open`
  * (`max_frame_size`) or smaller than a frame header. It must be attached before rhea's own
  * `data` listener.
  */
@@ -120,7 +120,8 @@ export function guardFrameSizes(
             ? `frame size ${word} is below the minimum`
             : `frame size ${word} exceeds the maximum of ${maxFrameSize}`,
         );
-        socket.destroy();
+        // With an error, so rhea (which listens for 'error' and 'end', not 'close') lets go too.
+        socket.destroy(new Error(`AMQP frame size violation: ${word}`));
         return;
       }
       skip = word;
