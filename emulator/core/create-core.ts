@@ -6,6 +6,8 @@ import { C2DQueues } from './c2d-queues';
 import { SystemClock } from './clock';
 import type { CoreOptions, IotHubCore } from './contracts';
 import { D2CPartitions } from './d2c-partitions';
+import type { DurableStoreOptions } from './durable-store';
+import { openDurableStore } from './durable-store';
 import { FeedbackBatcher } from './feedback-batcher';
 import { createMemoryStore } from './memory-store';
 import { DeviceRegistry } from './registry';
@@ -27,15 +29,24 @@ export interface InspectableCore extends IotHubCore {
   storeStats(): StoreStats;
 }
 
-function openStore(options: CoreOptions, partitionCount: number): Promise<CoreStore> {
-  if (options.dataDir === undefined) return Promise.resolve(createMemoryStore());
-  // TODO(E1): the durable store lands next; until then state is kept in memory.
-  void partitionCount;
-  console.warn(`core: durable store not implemented yet; ${options.dataDir} is not used`);
-  return Promise.resolve(createMemoryStore());
+/** Options beyond the contract's, for tests and benchmarks. */
+export interface CreateCoreOptions extends CoreOptions {
+  /** Durable store limits (segment size, compaction threshold). */
+  storeTuning?: Pick<DurableStoreOptions, 'segmentBytes' | 'compactStateBytes'>;
 }
 
-export async function createCore(options: CoreOptions = {}): Promise<InspectableCore> {
+function openStore(options: CreateCoreOptions, partitionCount: number): Promise<CoreStore> {
+  if (options.dataDir === undefined) return Promise.resolve(createMemoryStore());
+  return openDurableStore({
+    dataDir: options.dataDir,
+    partitionCount,
+    clock: options.clock ?? new SystemClock(),
+    retentionMs: options.retentionMs ?? CORE_DEFAULTS.retentionMs,
+    ...options.storeTuning,
+  });
+}
+
+export async function createCore(options: CreateCoreOptions = {}): Promise<InspectableCore> {
   const clock = options.clock ?? new SystemClock();
   const partitionCount = options.partitionCount ?? CORE_DEFAULTS.partitionCount;
   const store = await openStore({ ...options, clock }, partitionCount);

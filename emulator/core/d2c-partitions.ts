@@ -43,8 +43,11 @@ class Partition {
   }
 
   commit(event: StoredEvent): void {
-    this.events.push(event);
-    this.last = event;
+    // Commits arrive in sequence order (group commit resolves in call order); stay sorted anyway.
+    let at = this.events.length;
+    while (at > this.head && this.events[at - 1]!.sequenceNumber > event.sequenceNumber) at--;
+    this.events.splice(at, 0, event);
+    if (!this.last || event.sequenceNumber > this.last.sequenceNumber) this.last = event;
   }
 
   dropBefore(time: number): void {

@@ -1,0 +1,230 @@
+/**
+ * Append-only log files of framed records: `[u32 length][u32 crc32][payload]`, little-endian.
+ * Writers batch concurrent appends into one write plus one fsync (group commit); readers stop at
+ * the first torn or corrupt frame, and opening for append truncates it away.
+ */
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, stat, truncate } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+const HEADER_BYTES = 8;
+/** A frame claiming more than this is treated as corruption, not allocated. */
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+export function frame(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  out.writeUInt32LE(payload.length, 0);
+  out.writeUInt32LE(crc32(payload), 4);
+  payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+export interface ScannedLog {
+  payloads: Buffer[];
+  /** Bytes up to the end of the last intact frame. */
+  validLength: number;
+  fileLength: number;
+}
+
+/** Reads every intact frame; stops at the first torn or corrupt one. A missing file is empty. */
+export async function scanLog(path: string): Promise<ScannedLog> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { payloads: [], validLength: 0, fileLength: 0 };
+    }
+    throw error;
+  }
+  const payloads: Buffer[] = [];
+  let pos = 0;
+  while (pos + HEADER_BYTES <= data.length) {
+    const length = data.readUInt32LE(pos);
+    const end = pos + HEADER_BYTES + length;
+    if (length === 0 || length > MAX_FRAME_BYTES || end > data.length) break;
+    const payload = data.subarray(pos + HEADER_BYTES, end);
+    if (crc32(payload) !== data.readUInt32LE(pos + 4)) break;
+    payloads.push(payload);
+    pos = end;
+  }
+  return { payloads, validLength: pos, fileLength: data.length };
+}
+
+/** Makes a created, renamed or deleted file's directory entry durable. */
+export function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `payloads` as a complete new log at `path`, atomically (temp file, fsync, rename). */
+export async function writeLogAtomically(path: string, payloads: readonly Buffer[]): Promise<void> {
+  const temp = `${path}.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    await writeFully(handle, Buffer.concat(payloads.map(frame)));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+  fsyncDirectory(dirname(path));
+}
+
+async function writeFully(handle: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Appends frames to one file with group commit: every append that arrives while a flush is in
+ * flight (or in the same turn of the event loop) is written and fsynced together with the others,
+ * and each append's promise resolves, in call order, once its bytes are on disk.
+ */
+export class LogWriter {
+  private pending: Buffer[] = [];
+  private waiters: Waiter[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private failure: Error | undefined;
+  private idle: (() => void)[] = [];
+  /** Write+fsync rounds so far. */
+  flushes = 0;
+
+  private constructor(
+    private handle: FileHandle,
+    /** Current length of the file in bytes. */
+    public size: number,
+  ) {}
+
+  /** Opens `path` for appending after cutting it to `validLength` (drops a torn tail). */
+  static async open(path: string, validLength: number): Promise<LogWriter> {
+    const existing = await stat(path).then(
+      (s) => s.size,
+      () => -1,
+    );
+    if (existing > validLength) await truncate(path, validLength);
+    const handle = await open(path, 'a');
+    if (existing < 0) fsyncDirectory(dirname(path));
+    else if (existing > validLength) await handle.sync();
+    return new LogWriter(handle, validLength);
+  }
+
+  /** Queues payloads as consecutive frames; resolves once they are durable. */
+  append(payloads: readonly Buffer[]): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    for (const payload of payloads) this.pending.push(frame(payload));
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  drain(): Promise<void> {
+    if (!this.flushing && !this.scheduled && this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /**
+   * Replaces the file's whole content, in order with queued appends: the caller's snapshot must
+   * already reflect everything appended so far, so queued frames are dropped (their promises
+   * resolve once the snapshot is durable).
+   */
+  async rewrite(path: string, snapshot: () => Buffer[]): Promise<void> {
+    await this.drain();
+    const payloads = snapshot();
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    this.flushing = true;
+    try {
+      await this.handle.close();
+      await writeLogAtomically(path, payloads);
+      this.handle = await open(path, 'a');
+      this.size = (await this.handle.stat()).size;
+      for (const w of waiters) w.resolve();
+    } catch (error) {
+      this.failure = asError(error);
+      for (const w of waiters) w.reject(this.failure);
+      throw this.failure;
+    } finally {
+      this.flushing = false;
+      this.afterFlush();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    await this.handle.close();
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.scheduled) return;
+    this.scheduled = true;
+    // One turn of the event loop gathers everything appended in the same burst.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.pending.length === 0) {
+      this.afterFlush();
+      return;
+    }
+    this.flushing = true;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    try {
+      await writeFully(this.handle, data);
+      await this.handle.datasync();
+      this.size += data.length;
+      this.flushes++;
+      for (const w of waiters) w.resolve();
+    } catch (error) {
+      // The file position is now unknown: refuse further appends rather than risk a hole.
+      this.failure = asError(error);
+      for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
+      this.pending = [];
+      this.waiters = [];
+    } finally {
+      this.flushing = false;
+      this.afterFlush();
+    }
+  }
+
+  private afterFlush(): void {
+    if (this.pending.length > 0 && this.failure === undefined) {
+      // Everything that arrived during the flush goes out together, right away.
+      void this.flush();
+      return;
+    }
+    if (!this.scheduled && !this.flushing) {
+      const idle = this.idle;
+      this.idle = [];
+      for (const resolve of idle) resolve();
+    }
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
