@@ -8,7 +8,7 @@ import { Client as DeviceClient } from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import { NoRetry } from 'azure-iot-common';
-import type { Registry } from 'azure-iothub';
+import type { HubDevice, RegistryClient } from '../iothub/clients';
 import { Backoff } from './backoff';
 import { Pacer } from './pacer';
 import { telemetryMessage } from './telemetry-message';
@@ -17,7 +17,7 @@ export interface FleetOptions {
   /** Host (with `:port` for the local hub) as device connection strings carry it. */
   hubHostName: string;
   deviceIds: readonly string[];
-  registry: Pick<Registry, 'get' | 'create'>;
+  registry: Pick<RegistryClient, 'get' | 'create'>;
   autoProvision: boolean;
   connectsPerSecond: number;
   log: (line: string) => void;
@@ -209,28 +209,24 @@ export class DeviceFleet {
   private async deviceKey(deviceId: string): Promise<string> {
     const { registry } = this.options;
     try {
-      const { responseBody } = await registry.get(deviceId);
-      return primaryKeyOf(responseBody);
+      return primaryKeyOf(await registry.get(deviceId));
     } catch (error) {
       if (!isNotFound(error) || !this.options.autoProvision) throw error;
     }
     this.options.log(`simulator: provisioning ${deviceId}`);
     try {
-      const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-      return primaryKeyOf(responseBody);
+      return primaryKeyOf(await registry.create({ deviceId, status: 'enabled' }));
     } catch (error) {
       // Another instance may have created it meanwhile.
       if (error instanceof Error && error.name === 'DeviceAlreadyExistsError') {
-        return primaryKeyOf((await registry.get(deviceId)).responseBody);
+        return primaryKeyOf(await registry.get(deviceId));
       }
       throw error;
     }
   }
 }
 
-function primaryKeyOf(device: {
-  authentication?: { symmetricKey?: { primaryKey?: string } };
-}): string {
+function primaryKeyOf(device: HubDevice): string {
   const key = device.authentication?.symmetricKey?.primaryKey;
   if (!key) throw new Error('device has no symmetric key (only SAS devices can be simulated)');
   return key;

@@ -1,0 +1,151 @@
+/**
+ * `npm run simulate -- --devices N --interval 1s --duration 60s`: the simulator's fleet as a load
+ * generator. It targets IOTHUB_CONNECTION_STRING when set (any hub, Azure included), else the
+ * local IoT Hub described by `--connection-file` (default `.local/iothub/connection.json`, written
+ * by `npm start` or `npm run emulator`), whose CA it trusts by restarting itself with a bundle.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { processTrusts, writeCaBundle } from '../../emulator/ca-bundle';
+import { registryFromSettings } from '../../lib/iothub/clients';
+import { parseIotHubConnectionString } from '../../lib/connection-string';
+import { DeviceFleet, fleetDeviceIds } from '../../lib/simulator/fleet';
+
+/** `500ms`, `1s`, `2m`, `1h`, or a bare number of seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new InvalidArgumentError('expected a duration such as 500ms, 1s, 2m or 1h');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's'] ?? 1000;
+  return Math.round(Number(match[1]) * unit);
+}
+
+function positiveInt(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return Number(text);
+}
+
+interface Options {
+  devices: number;
+  interval: number;
+  duration: number;
+  prefix: string;
+  connectRate: number;
+  provision: boolean;
+  connectionFile: string;
+}
+
+function hubConnectionString(options: Options): { connectionString: string; caFile?: string } {
+  const fromEnv = process.env.IOTHUB_CONNECTION_STRING?.trim();
+  if (fromEnv) return { connectionString: fromEnv };
+  const file = resolve(options.connectionFile);
+  if (!existsSync(file)) {
+    throw new Error(
+      `no IoT Hub to target: set IOTHUB_CONNECTION_STRING, or start the local stack (npm start) so ${file} exists`,
+    );
+  }
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as {
+    serviceConnectionString?: string;
+    caFile?: string;
+  };
+  if (!parsed.serviceConnectionString) throw new Error(`${file} has no serviceConnectionString`);
+  return {
+    connectionString: parsed.serviceConnectionString,
+    ...(parsed.caFile ? { caFile: parsed.caFile } : {}),
+  };
+}
+
+/** Restarts this process trusting `caFile`; resolves with the child's exit code. */
+function restartTrusting(caFile: string, bundleDir: string): Promise<number> {
+  const bundle = writeCaBundle(caFile, join(bundleDir, 'ca-bundle.pem'));
+  const child = spawn(process.execPath, process.argv.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: bundle },
+  });
+  process.on('SIGINT', () => child.kill('SIGINT'));
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  return new Promise((done) => child.on('exit', (code) => done(code ?? 1)));
+}
+
+async function run(options: Options): Promise<number> {
+  const target = hubConnectionString(options);
+  if (target.caFile && !processTrusts(target.caFile)) {
+    return restartTrusting(target.caFile, dirname(resolve(options.connectionFile)));
+  }
+  const hub = parseIotHubConnectionString(target.connectionString);
+  const fleet = new DeviceFleet({
+    hubHostName: hub.hostName,
+    deviceIds: fleetDeviceIds(options.prefix, options.devices),
+    registry: registryFromSettings({
+      kind: 'connectionString',
+      connectionString: target.connectionString,
+      hostName: hub.hostName,
+    }),
+    autoProvision: options.provision,
+    connectsPerSecond: options.connectRate,
+    log: (line) => console.log(line),
+    backoff: { initialMs: 500, maxMs: 30_000 },
+  });
+
+  const started = Date.now();
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const progress = () => {
+    const s = fleet.stats();
+    const seconds = (Date.now() - started) / 1000;
+    console.log(
+      `[${seconds.toFixed(0)}s] ${s.connected}/${s.devices} connected, ${s.sent} sent, ${s.acknowledged} acknowledged (${(s.acknowledged / Math.max(seconds, 0.001)).toFixed(1)}/s), ${s.c2dReceived} C2D received, ${s.errors} errors`,
+    );
+  };
+  const ticker = setInterval(progress, 5000);
+
+  console.log(
+    `simulating ${options.devices} devices on ${hub.hostName}, one message each per ${options.interval} ms`,
+  );
+  const connectStart = Date.now();
+  await fleet.connect();
+  console.log(
+    `${fleet.stats().connected}/${options.devices} devices connected in ${Date.now() - connectStart} ms`,
+  );
+  while (!stopping && (options.duration === 0 || Date.now() - started < options.duration)) {
+    const tickStart = Date.now();
+    await fleet.tick();
+    const wait = options.interval - (Date.now() - tickStart);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  clearInterval(ticker);
+  progress();
+  await fleet.close();
+  return fleet.stats().acknowledged > 0 || options.devices === 0 ? 0 : 1;
+}
+
+const program = new Command('simulate')
+  .description('Run a fleet of simulated devices sending the tutorial telemetry over MQTT')
+  .option('--devices <n>', 'number of devices', positiveInt, 10)
+  .option('--interval <duration>', 'time between messages from each device', parseDuration, 1000)
+  .option('--duration <duration>', 'how long to run (0 = until Ctrl-C)', parseDuration, 60_000)
+  .option('--prefix <prefix>', 'device id prefix (<prefix>-1 …)', 'load')
+  .option('--connect-rate <n>', 'new connections per second', positiveInt, 100)
+  .option('--no-provision', 'do not create missing device identities')
+  .option(
+    '--connection-file <path>',
+    'local IoT Hub connection file',
+    '.local/iothub/connection.json',
+  );
+
+if (require.main === module) {
+  program.parse();
+  run(program.opts<Options>()).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(`simulate: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
+    },
+  );
+}
