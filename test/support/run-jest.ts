@@ -8,36 +8,16 @@
  * Usage: `node dist/test/support/run-jest.js [jest args...]`; exits with Jest's exit code.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeCaBundle } from '../../emulator/ca-bundle';
 import { ensureTlsMaterial } from '../../emulator/tls';
 import { repoRoot } from './emulator';
-
-async function readExistingBundle(): Promise<string> {
-  const existing = process.env.NODE_EXTRA_CA_CERTS;
-  if (!existing) return '';
-  try {
-    return await fs.readFile(existing, 'utf8');
-  } catch {
-    // Node itself only warns about an unreadable extra-CA file; so do we.
-    console.warn(`run-jest: NODE_EXTRA_CA_CERTS file ${existing} is unreadable; ignoring it`);
-    return '';
-  }
-}
 
 /** Returns the bundle path and the test TLS directory. */
 export async function prepareTestTrust(root: string): Promise<{ bundle: string; tlsDir: string }> {
   const testDir = path.join(root, '.local', 'test');
   const material = await ensureTlsMaterial(testDir);
-  const previous = await readExistingBundle();
-  const bundle = path.join(testDir, 'ca-bundle.pem');
-  // Don't nest: a bundle that already holds this CA (run-jest started from run-jest) stays as is.
-  const text = previous.includes(material.ca.trim())
-    ? previous
-    : `${previous.trimEnd()}${previous ? '\n' : ''}${material.ca.trimEnd()}\n`;
-  const temp = `${bundle}.${process.pid}.tmp`;
-  await fs.writeFile(temp, text);
-  await fs.rename(temp, bundle);
+  const bundle = writeCaBundle(material.files.caFile, path.join(testDir, 'ca-bundle.pem'));
   return { bundle, tlsDir: material.files.dir };
 }
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+/**
+ * `node dist/emulator/cli.js [--data DIR] [--in-memory] [--host 127.0.0.1] [--port N]
+ * [--mqtt-port N] [--amqp-port N] [--events-port N] [--partitions N]` — the contract tests and
+ * tooling depend on. Once every listener is up it writes `DIR/connection.json` and prints the same
+ * details. SIGINT/SIGTERM stop it cleanly (flush, exit 0); a busy port or an unusable data folder
+ * exits 1 with a message naming it; bad arguments exit 2.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
+import { defaultPorts } from './config';
+import { createConsoleLogger } from './log';
+import type { RunningServer, ServerOptions } from './server';
+import { startServer, StartupError, writeConnectionFile } from './server';
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+const port = integer('a port', 0, 65535);
+/** The standard extra ports may be switched off with -1. */
+const optionalPort = integer('a port (or -1 to not serve it)', -1, 65535);
+
+interface CliOptions {
+  data: string;
+  inMemory: boolean;
+  host: string;
+  port: number;
+  mqttPort: number;
+  amqpPort: number;
+  eventsPort: number;
+  partitions: number;
+  consumerGroup: string[];
+  feedbackDelayMs?: number;
+  retentionMs?: number;
+  c2dTtlMs?: number;
+  handshakeTimeoutMs?: number;
+}
+
+function parseArguments(argv: string[]): CliOptions {
+  const program = new Command('local-iothub')
+    .description('A local Azure IoT Hub for development and tests (not for production).')
+    .option('--data <dir>', 'data folder (TLS material, connection.json, state)', '.local/iothub')
+    .option(
+      '--in-memory',
+      'keep hub state in memory only (TLS and connection.json still in --data)',
+      false,
+    )
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option(
+      '--port <n>',
+      'TLS gateway port: HTTPS, AMQPS and MQTTS (0 = ephemeral)',
+      port,
+      defaultPorts.gateway,
+    )
+    .option(
+      '--mqtt-port <n>',
+      'standard MQTTS port (0 = ephemeral, -1 = off)',
+      optionalPort,
+      defaultPorts.mqtt,
+    )
+    .option(
+      '--amqp-port <n>',
+      'standard AMQPS port (0 = ephemeral, -1 = off)',
+      optionalPort,
+      defaultPorts.amqp,
+    )
+    .option(
+      '--events-port <n>',
+      'Event Hub-compatible endpoint, plain AMQP (0 = ephemeral)',
+      port,
+      defaultPorts.events,
+    )
+    .option(
+      '--partitions <n>',
+      'partitions of the Event Hub-compatible endpoint',
+      integer('partitions', 1, 32),
+      4,
+    )
+    .option(
+      '--consumer-group <name>',
+      'an extra consumer group besides $Default (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .addOption(
+      new Option(
+        '--feedback-delay-ms <ms>',
+        'close a partial C2D feedback batch after this long',
+      ).argParser(integer('feedback delay', 0, 3_600_000)),
+    )
+    .addOption(
+      new Option('--retention-ms <ms>', 'how long telemetry is kept (default 1 day)').argParser(
+        integer('retention', 1000, 7 * 24 * 3_600_000),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--c2d-ttl-ms <ms>',
+        'default time to live of C2D messages (default 1 hour)',
+      ).argParser(integer('C2D TTL', 1000, 48 * 3_600_000)),
+    )
+    .addOption(
+      new Option(
+        '--handshake-timeout-ms <ms>',
+        'drop peers that do not identify their protocol in time',
+      )
+        .argParser(integer('handshake timeout', 100, 600_000))
+        .hideHelp(),
+    )
+    .exitOverride((error) => {
+      process.exit(error.exitCode === 0 ? 0 : 2);
+    })
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  program.parse(argv);
+  return program.opts<CliOptions>();
+}
+
+function toServerOptions(cli: CliOptions): ServerOptions {
+  const core: NonNullable<ServerOptions['core']> = {
+    ...(cli.feedbackDelayMs !== undefined ? { feedbackBatchDelayMs: cli.feedbackDelayMs } : {}),
+    ...(cli.retentionMs !== undefined ? { retentionMs: cli.retentionMs } : {}),
+    ...(cli.c2dTtlMs !== undefined ? { defaultC2DTtlMs: cli.c2dTtlMs } : {}),
+  };
+  return {
+    dataDir: path.resolve(cli.data),
+    inMemory: cli.inMemory,
+    host: cli.host,
+    ports: { gateway: cli.port, mqtt: cli.mqttPort, amqp: cli.amqpPort, events: cli.eventsPort },
+    partitions: cli.partitions,
+    consumerGroups: cli.consumerGroup,
+    core,
+    ...(cli.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: cli.handshakeTimeoutMs } : {}),
+    log: createConsoleLogger(),
+  };
+}
+
+async function main(): Promise<void> {
+  const cli = parseArguments(process.argv);
+  const options = toServerOptions(cli);
+  const log = options.log;
+
+  const running: { server?: RunningServer } = {};
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    const watchdog = setTimeout(() => {
+      log.error('shutdown took longer than 15 s; exiting');
+      process.exit(1);
+    }, 15_000);
+    watchdog.unref();
+    // Still starting: main() closes what it started as soon as start-up finishes.
+    if (!running.server) return;
+    void running.server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const server = await startServer(options);
+  running.server = server;
+  if (stopping) {
+    // A signal arrived while starting: close what was just started, then exit.
+    await server.close();
+    process.exit(0);
+  }
+  const file = await writeConnectionFile(options.dataDir, server.connection);
+  process.stdout.write(`${JSON.stringify(server.connection, null, 2)}\n`);
+  process.stdout.write(
+    `Local IoT Hub ready (${options.inMemory ? 'in memory' : `state in ${path.join(options.dataDir, 'state')}`}); details in ${file}.\n` +
+      `Trust its CA: export NODE_EXTRA_CA_CERTS=<a bundle with your existing CAs plus ${server.connection.caFile}> ` +
+      `(e.g. cat "\${NODE_EXTRA_CA_CERTS:-/dev/null}" ${server.connection.caFile} > ca-bundle.pem).\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  const message =
+    error instanceof StartupError
+      ? error.message
+      : `failed to start: ${error instanceof Error ? error.message : String(error)}`;
+  process.stderr.write(`local-iothub: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,162 @@
+/**
+ * Device identities and twins as IoT Hub's REST API spells them (api-version 2021-04-12), and the
+ * request bodies `azure-iothub`'s `Registry` sends for create and update.
+ */
+import type {
+  CreateDeviceInput,
+  DeviceActivity,
+  DeviceRecord,
+  DeviceStatus,
+  UpdateDeviceInput,
+} from '../core/contracts';
+import { HubError } from '../core/contracts';
+
+export interface DeviceJson {
+  deviceId: string;
+  generationId: string;
+  etag: string;
+  connectionState: string;
+  status: DeviceStatus;
+  statusReason: string | null;
+  connectionStateUpdatedTime: string;
+  statusUpdatedTime: string;
+  lastActivityTime: string;
+  cloudToDeviceMessageCount: number;
+  authentication: {
+    type: 'sas';
+    symmetricKey: { primaryKey: string; secondaryKey: string };
+    x509Thumbprint: { primaryThumbprint: null; secondaryThumbprint: null };
+  };
+  capabilities: { iotEdge: boolean };
+  parentScopes: string[];
+}
+
+export function toDeviceJson(device: DeviceRecord, activity: DeviceActivity): DeviceJson {
+  return {
+    deviceId: device.deviceId,
+    generationId: device.generationId,
+    etag: device.etag,
+    connectionState: activity.connectionState,
+    status: device.status,
+    statusReason: device.statusReason,
+    connectionStateUpdatedTime: activity.connectionStateUpdatedTime,
+    statusUpdatedTime: device.statusUpdatedTime,
+    lastActivityTime: activity.lastActivityTime,
+    cloudToDeviceMessageCount: activity.cloudToDeviceMessageCount,
+    authentication: {
+      type: 'sas',
+      symmetricKey: { primaryKey: device.keys.primaryKey, secondaryKey: device.keys.secondaryKey },
+      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    },
+    capabilities: { iotEdge: false },
+    parentScopes: [],
+  };
+}
+
+/** The twin document IoT Hub returns from `GET /twins/{id}` and from queries over `devices`. */
+export function toTwinJson(
+  device: DeviceRecord,
+  activity: DeviceActivity,
+): Record<string, unknown> {
+  const metadata = { $lastUpdated: device.createdTime };
+  return {
+    deviceId: device.deviceId,
+    // Twin properties are not stored by the emulator, so the twin never changes: a fixed etag.
+    etag: 'AAAAAAAAAAE=',
+    deviceEtag: device.etag,
+    status: device.status,
+    statusReason: device.statusReason,
+    statusUpdateTime: device.statusUpdatedTime,
+    connectionState: activity.connectionState,
+    lastActivityTime: activity.lastActivityTime,
+    cloudToDeviceMessageCount: activity.cloudToDeviceMessageCount,
+    authenticationType: 'sas',
+    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    modelId: '',
+    version: 1,
+    properties: {
+      desired: { $metadata: metadata, $version: 1 },
+      reported: { $metadata: metadata, $version: 1 },
+    },
+    capabilities: { iotEdge: false },
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function invalid(message: string): HubError {
+  return new HubError('ArgumentInvalid', message);
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(`${field} must be a string`);
+  return value;
+}
+
+interface ParsedDeviceBody {
+  deviceId?: string;
+  status?: DeviceStatus;
+  statusReason?: string | null;
+  keys?: { primaryKey?: string; secondaryKey?: string };
+}
+
+/** Reads the device JSON of a create or update request; rejects what the emulator cannot honour. */
+export function parseDeviceBody(body: unknown): ParsedDeviceBody {
+  if (!isObject(body)) throw invalid('the request body must be a device JSON object');
+  const parsed: ParsedDeviceBody = {};
+  const deviceId = optionalString(body.deviceId, 'deviceId');
+  if (deviceId !== undefined) parsed.deviceId = deviceId;
+  if (body.status !== undefined && body.status !== null) {
+    if (body.status !== 'enabled' && body.status !== 'disabled') {
+      throw invalid("status must be 'enabled' or 'disabled'");
+    }
+    parsed.status = body.status;
+  }
+  if (body.statusReason !== undefined) {
+    parsed.statusReason = optionalString(body.statusReason, 'statusReason') ?? null;
+  }
+  const auth = body.authentication;
+  if (auth !== undefined && auth !== null) {
+    if (!isObject(auth)) throw invalid('authentication must be an object');
+    const type = optionalString(auth.type, 'authentication.type') ?? 'sas';
+    if (type.toLowerCase() !== 'sas') {
+      throw new HubError(
+        'NotImplemented',
+        `authentication type '${type}' is not supported by the local IoT Hub (only sas)`,
+      );
+    }
+    const symmetricKey = auth.symmetricKey;
+    if (symmetricKey !== undefined && symmetricKey !== null) {
+      if (!isObject(symmetricKey)) throw invalid('authentication.symmetricKey must be an object');
+      parsed.keys = {};
+      const primaryKey = optionalString(symmetricKey.primaryKey, 'primaryKey');
+      const secondaryKey = optionalString(symmetricKey.secondaryKey, 'secondaryKey');
+      if (primaryKey !== undefined) parsed.keys.primaryKey = primaryKey;
+      if (secondaryKey !== undefined) parsed.keys.secondaryKey = secondaryKey;
+    }
+  }
+  if (isObject(body.capabilities) && body.capabilities.iotEdge === true) {
+    throw new HubError('NotImplemented', 'IoT Edge devices are not supported by the local IoT Hub');
+  }
+  return parsed;
+}
+
+export function toCreateInput(deviceId: string, parsed: ParsedDeviceBody): CreateDeviceInput {
+  return {
+    deviceId,
+    ...(parsed.status !== undefined ? { status: parsed.status } : {}),
+    ...(parsed.statusReason !== undefined ? { statusReason: parsed.statusReason } : {}),
+    ...(parsed.keys !== undefined ? { keys: parsed.keys } : {}),
+  };
+}
+
+export function toUpdateInput(parsed: ParsedDeviceBody): UpdateDeviceInput {
+  return {
+    ...(parsed.status !== undefined ? { status: parsed.status } : {}),
+    ...(parsed.statusReason !== undefined ? { statusReason: parsed.statusReason } : {}),
+    ...(parsed.keys !== undefined ? { keys: parsed.keys } : {}),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Telling protocols apart on one port, and keeping a hostile peer from exhausting memory.
+ *
+ * After TLS is terminated the first bytes say what the client speaks: the AMQP protocol header
+ * (`AMQP`), an HTTP request line (`GET `, `PUT `, …) or an MQTT CONNECT packet (first byte 0x10).
+ * The bytes read to decide are pushed back (`unshift`) so the adapter sees the stream untouched.
+ *
+ * AMQP and MQTT parsers buffer a whole frame before they look at it, and a frame header may claim
+ * gigabytes; the guards below watch frame headers as they pass and cut the connection as soon as
+ * one declares more than the limit.
+ */
+import type { Duplex } from 'node:stream';
+
+export type SniffedProtocol = 'amqp' | 'http' | 'mqtt';
+
+const httpMethods = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'].map((m) =>
+  Buffer.from(`${m} `, 'ascii'),
+);
+const amqpHeader = Buffer.from('AMQP', 'ascii');
+const mqttConnect = 0x10;
+
+/** The protocol, `undefined` when more bytes are needed, or `null` when it can be none of them. */
+export function classify(
+  head: Buffer,
+  allowed: ReadonlySet<SniffedProtocol>,
+): SniffedProtocol | null | undefined {
+  if (head.length === 0) return undefined;
+  let undecided = false;
+  if (allowed.has('mqtt') && head[0] === mqttConnect) return 'mqtt';
+  if (allowed.has('amqp')) {
+    const n = Math.min(head.length, amqpHeader.length);
+    if (head.subarray(0, n).equals(amqpHeader.subarray(0, n))) {
+      if (n === amqpHeader.length) return 'amqp';
+      undecided = true;
+    }
+  }
+  if (allowed.has('http')) {
+    for (const method of httpMethods) {
+      const n = Math.min(head.length, method.length);
+      if (head.subarray(0, n).equals(method.subarray(0, n))) {
+        if (n === method.length) return 'http';
+        undecided = true;
+      }
+    }
+  }
+  return undecided ? undefined : null;
+}
+
+export interface SniffOptions {
+  allowed: ReadonlySet<SniffedProtocol>;
+  /** Give up on a peer that sends too little to decide within this time. */
+  timeoutMs: number;
+}
+
+export type SniffResult =
+  { kind: 'protocol'; protocol: SniffedProtocol } | { kind: 'rejected'; reason: string };
+
+/**
+ * Reads just enough of `socket` to classify it, then pushes those bytes back. Never throws; the
+ * caller destroys the socket on `rejected`.
+ */
+export function sniff(socket: Duplex, options: SniffOptions): Promise<SniffResult> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (result: SniffResult, pushBack: Buffer | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener('readable', onReadable);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.removeListener('error', onError);
+      if (pushBack && pushBack.length > 0) socket.unshift(pushBack);
+      resolve(result);
+    };
+    const onReadable = () => {
+      let chunk: unknown;
+      while ((chunk = socket.read()) !== null) {
+        if (Buffer.isBuffer(chunk)) chunks.push(chunk);
+        const head = Buffer.concat(chunks);
+        const protocol = classify(head, options.allowed);
+        if (protocol === undefined) continue;
+        if (protocol === null) {
+          finish({ kind: 'rejected', reason: 'unrecognised protocol' }, undefined);
+        } else {
+          finish({ kind: 'protocol', protocol }, head);
+        }
+        return;
+      }
+    };
+    const onEnd = () => finish({ kind: 'rejected', reason: 'closed before sending' }, undefined);
+    const onError = (error: Error) =>
+      finish({ kind: 'rejected', reason: `socket error (${error.message})` }, undefined);
+    const timer = setTimeout(
+      () => finish({ kind: 'rejected', reason: 'sent nothing recognisable in time' }, undefined),
+      options.timeoutMs,
+    );
+    socket.on('readable', onReadable);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.once('error', onError);
+  });
+}
+
+/**
+ * Watches AMQP frame headers (after each 8-byte protocol header, a 4-byte big-endian frame size)
+ * and reports the first frame that claims more than `maxFrameSize`, or less than the 8-byte
+ * minimum. Pure bookkeeping: it keeps at most 8 bytes.
+ */
+export function createAmqpFrameWatcher(
+  maxFrameSize: number,
+): (chunk: Buffer) => string | undefined {
+  let pending = Buffer.alloc(0);
+  /** Bytes of the current frame still to skip. */
+  let skip = 0;
+  return (chunk) => {
+    let data = chunk;
+    for (;;) {
+      if (skip > 0) {
+        const n = Math.min(skip, data.length);
+        skip -= n;
+        data = data.subarray(n);
+        if (skip > 0) return undefined;
+      }
+      if (data.length === 0) return undefined;
+      pending = Buffer.concat([pending, data]);
+      data = Buffer.alloc(0);
+      if (pending.length < 8) return undefined;
+      if (pending.subarray(0, 4).equals(amqpHeader)) {
+        // A protocol header (again after SASL): fixed 8 bytes, no size field.
+        data = pending.subarray(8);
+        pending = Buffer.alloc(0);
+        continue;
+      }
+      const size = pending.readUInt32BE(0);
+      if (size < 8) return `AMQP frame size ${size} is below the minimum`;
+      if (size > maxFrameSize) return `AMQP frame of ${size} bytes exceeds ${maxFrameSize}`;
+      skip = size;
+      data = pending;
+      pending = Buffer.alloc(0);
+    }
+  };
+}
+
+/**
+ * Watches MQTT fixed headers (a type byte and a 1–4 byte variable-length "remaining length") and
+ * reports the first packet that claims more than `maxPacketSize` bytes.
+ */
+export function createMqttPacketWatcher(
+  maxPacketSize: number,
+): (chunk: Buffer) => string | undefined {
+  let header: number[] = [];
+  let skip = 0;
+  return (chunk) => {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - offset);
+        skip -= n;
+        offset += n;
+        continue;
+      }
+      header.push(chunk[offset] ?? 0);
+      offset += 1;
+      if (header.length === 1) continue;
+      const lengthBytes = header.slice(1);
+      const last = lengthBytes[lengthBytes.length - 1] ?? 0;
+      if ((last & 0x80) !== 0) {
+        if (lengthBytes.length >= 4) return 'MQTT remaining length is malformed';
+        continue;
+      }
+      let remaining = 0;
+      lengthBytes.forEach((byte, i) => {
+        remaining += (byte & 0x7f) * 128 ** i;
+      });
+      if (remaining > maxPacketSize) {
+        return `MQTT packet of ${remaining} bytes exceeds ${maxPacketSize}`;
+      }
+      skip = remaining;
+      header = [];
+    }
+    return undefined;
+  };
+}
+
+/**
+ * Observes everything the adapter reads from `socket` (a `data` listener sees each chunk whether
+ * the adapter consumes in flowing or paused mode) and destroys the socket on a violation.
+ * Attach after the adapter has taken the socket, so the observer never starts the flow early.
+ */
+export function guardFrames(
+  socket: Duplex,
+  watch: (chunk: Buffer) => string | undefined,
+  onViolation: (reason: string) => void,
+): void {
+  const listener = (chunk: unknown) => {
+    if (!Buffer.isBuffer(chunk)) return;
+    const violation = watch(chunk);
+    if (violation !== undefined) {
+      socket.removeListener('data', listener);
+      onViolation(violation);
+      socket.destroy();
+    }
+  };
+  socket.on('data', listener);
+}

@@ -1,0 +1,77 @@
+/**
+ * `azure-iothub`'s `Registry` always connects to port 443: it hands the connection string's
+ * `HostName` to `https.request` as `host`, so `HostName=localhost:4443` fails DNS. This agent
+ * splits `host:port` when it opens a connection, which makes the local IoT Hub (and any hub behind
+ * a non-standard port) reachable and changes nothing for real Azure, whose host names carry no port.
+ *
+ * Installing it touches a non-public member of the SDK (`Registry#_restApiClient.setOptions`, the
+ * same call the Registry constructor uses to install its own keep-alive agent), so the SDK version
+ * is pinned in package.json and the behaviour is covered by test/conformance/registry.test.ts.
+ */
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Registry } from 'azure-iothub';
+import { parseIotHubConnectionString } from '../connection-string';
+
+/** `host:port` → parts; a bare host (or an IPv6 literal without brackets) has no port. */
+export function splitHostPort(hostName: string): { host: string; port?: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(hostName);
+  if (bracketed) {
+    const host = bracketed[1] ?? hostName;
+    return bracketed[2] ? { host, port: Number(bracketed[2]) } : { host };
+  }
+  const match = /^([^:]+):(\d+)$/.exec(hostName);
+  if (!match?.[1] || !match[2]) return { host: hostName };
+  return { host: match[1], port: Number(match[2]) };
+}
+
+/** An https agent that honours a port embedded in `host` (`localhost:4443`). */
+export class HostPortAgent extends https.Agent {
+  override createConnection(
+    options: https.RequestOptions,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const { host, port } = splitHostPort(options.host ?? options.hostname ?? 'localhost');
+    if (port === undefined) return super.createConnection(options, callback);
+    return super.createConnection(
+      {
+        ...options,
+        host,
+        hostname: host,
+        port,
+        // SNI must not carry an IP address; the certificate check then uses `host`.
+        servername: net.isIP(host) ? '' : host,
+      },
+      callback,
+    );
+  }
+}
+
+interface RestApiClientLike {
+  setOptions?: (options: { http: { agent: https.Agent } }) => void;
+}
+
+/**
+ * Makes an existing Registry honour `host:port`. Returns false (and changes nothing) when the
+ * host has no port, or when the SDK no longer has the member this relies on.
+ */
+export function installHostPortAgent(registry: Registry, hostName: string): boolean {
+  if (splitHostPort(hostName).port === undefined) return false;
+  const client = (registry as unknown as { _restApiClient?: RestApiClientLike })._restApiClient;
+  if (typeof client?.setOptions !== 'function') return false;
+  client.setOptions({ http: { agent: new HostPortAgent({ keepAlive: true }) } });
+  return true;
+}
+
+/** `Registry.fromConnectionString`, plus `host:port` support for a local or proxied hub. */
+export function createRegistry(connectionString: string): Registry {
+  const registry = Registry.fromConnectionString(connectionString);
+  const { hostName } = parseIotHubConnectionString(connectionString);
+  if (splitHostPort(hostName).port !== undefined && !installHostPortAgent(registry, hostName)) {
+    throw new Error(
+      'this azure-iothub version cannot be pointed at a host with a port; expected Registry#_restApiClient.setOptions',
+    );
+  }
+  return registry;
+}
