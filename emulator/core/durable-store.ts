@@ -197,6 +197,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   let rotating: Promise<void> | undefined;
   let compacting: Promise<void> | undefined;
   let closed = false;
+  const deletions = new Set<Promise<void>>();
 
   const rotate = (): void => {
     if (rotating || !eventWriter) return;
@@ -262,9 +263,10 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       // Whole segments only, oldest first; the active one is never deleted.
       while (closedSegments.length > 0 && closedSegments[0]!.newestEventTime < time) {
         const segment = closedSegments.shift()!;
-        rm(segment.path, { force: true }).catch((error: unknown) =>
-          console.error(`deleting ${segment.path} failed:`, error),
-        );
+        const deletion = rm(segment.path, { force: true })
+          .catch((error: unknown) => console.error(`deleting ${segment.path} failed:`, error))
+          .finally(() => deletions.delete(deletion));
+        deletions.add(deletion);
       }
     },
 
@@ -283,6 +285,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       if (compacting) await compacting;
       await eventWriter?.close();
       await stateWriter.close();
+      await Promise.all(deletions);
     },
   };
 }

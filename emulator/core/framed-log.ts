@@ -119,6 +119,7 @@ export class LogWriter {
     );
     if (existing > validLength) await truncate(path, validLength);
     const handle = await open(path, 'a');
+    // A new file's directory entry, or a truncation, must be durable before appends count.
     if (existing < 0) fsyncDirectory(dirname(path));
     else if (existing > validLength) await handle.sync();
     return new LogWriter(handle, validLength);
