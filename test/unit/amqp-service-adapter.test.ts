@@ -11,7 +11,6 @@ import {
   type Connection,
   type Delivery,
   type EventContext,
-  type Message,
   type Receiver,
   type Sender,
 } from 'rhea';
