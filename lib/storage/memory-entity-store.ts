@@ -1,0 +1,123 @@
+/**
+ * An in-memory `EntityStore` with the same semantics and round-trip accounting as the table
+ * store: for unit tests, benchmarks that exclude storage, and quick local experiments.
+ */
+import {
+  transactionChunks,
+  type ConditionalWrite,
+  type Entity,
+  type EntityStore,
+  type RowRange,
+  type StoredEntity,
+} from './entity-store';
+import type { TableName } from './tables';
+
+export class MemoryEntityStore implements EntityStore {
+  #roundTrips = 0;
+  #etagCounter = 0;
+  readonly #tables = new Map<string, Map<string, StoredEntity>>();
+  /** When set, every request fails with the error it returns (simulates an outage). */
+  failure: (() => Error) | undefined;
+
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  /** Every entity of a table, sorted by PartitionKey then RowKey (for assertions). */
+  rows(table: TableName): Entity[] {
+    return [...(this.#tables.get(table)?.values() ?? [])]
+      .map((s) => s.entity)
+      .sort((a, b) =>
+        a.partitionKey === b.partitionKey
+          ? compare(a.rowKey, b.rowKey)
+          : compare(a.partitionKey, b.partitionKey),
+      );
+  }
+
+  async upsertBatch(
+    table: TableName,
+    partitionKey: string,
+    entities: readonly Entity[],
+  ): Promise<void> {
+    for (const chunk of transactionChunks(entities)) {
+      await this.#request();
+      if (chunk.some((e) => e.partitionKey !== partitionKey)) {
+        throw new Error('upsertBatch: every entity must share the partition key');
+      }
+      for (const entity of chunk) this.#put(table, entity);
+    }
+  }
+
+  async get(
+    table: TableName,
+    partitionKey: string,
+    rowKey: string,
+  ): Promise<StoredEntity | undefined> {
+    await this.#request();
+    const stored = this.#table(table).get(key(partitionKey, rowKey));
+    return stored ? { entity: { ...stored.entity }, etag: stored.etag } : undefined;
+  }
+
+  async writeIf(
+    table: TableName,
+    entity: Entity,
+    etag: string | undefined,
+  ): Promise<ConditionalWrite> {
+    await this.#request();
+    const current = this.#table(table).get(key(entity.partitionKey, entity.rowKey));
+    if (etag === undefined ? current !== undefined : current?.etag !== etag) {
+      return { ok: false };
+    }
+    return { ok: true, etag: this.#put(table, entity) };
+  }
+
+  async queryPartition(table: TableName, partitionKey: string, range: RowRange): Promise<Entity[]> {
+    await this.#request();
+    const rows = [...this.#table(table).values()]
+      .map((s) => s.entity)
+      .filter(
+        (e) =>
+          e.partitionKey === partitionKey &&
+          (range.rowKeyFrom === undefined || e.rowKey >= range.rowKeyFrom) &&
+          (range.rowKeyBefore === undefined || e.rowKey < range.rowKeyBefore),
+      )
+      .sort((a, b) => compare(a.rowKey, b.rowKey))
+      .slice(0, range.limit)
+      .map((e) => ({ ...e }));
+    return rows;
+  }
+
+  async #request(): Promise<void> {
+    this.#roundTrips += 1;
+    // A real outage surfaces asynchronously, after the request was attempted.
+    await Promise.resolve();
+    if (this.failure) throw this.failure();
+  }
+
+  #table(table: TableName): Map<string, StoredEntity> {
+    let rows = this.#tables.get(table);
+    if (!rows) {
+      rows = new Map();
+      this.#tables.set(table, rows);
+    }
+    return rows;
+  }
+
+  #put(table: TableName, entity: Entity): string {
+    this.#etagCounter += 1;
+    const etag = `W/"${this.#etagCounter}"`;
+    this.#table(table).set(key(entity.partitionKey, entity.rowKey), {
+      entity: { ...entity },
+      etag,
+    });
+    return etag;
+  }
+}
+
+function key(partitionKey: string, rowKey: string): string {
+  return `${partitionKey}\u0000${rowKey}`;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,153 @@
+/**
+ * `EntityStore` on Azure Table storage (Azurite locally) through `@azure/data-tables`.
+ *
+ * Numbers are always written as Edm.Double: left untyped, the service would infer Int32 for whole
+ * numbers and reject values beyond its range.
+ */
+import {
+  odata,
+  RestError,
+  type TableClient,
+  type TableEntity,
+  type TransactionAction,
+} from '@azure/data-tables';
+import type { StorageAccess } from '../settings';
+import {
+  transactionChunks,
+  type ConditionalWrite,
+  type Entity,
+  type EntityStore,
+  type RowRange,
+  type StoredEntity,
+} from './entity-store';
+import { getTableClient, type TableName } from './tables';
+
+type WireValue = string | boolean | Date | Uint8Array | { value: string; type: 'Double' };
+
+type WireEntity = TableEntity<Record<string, WireValue>>;
+
+function toWire(entity: Entity): WireEntity {
+  const wire: WireEntity = { partitionKey: entity.partitionKey, rowKey: entity.rowKey };
+  for (const [name, value] of Object.entries(entity)) {
+    wire[name] = typeof value === 'number' ? { value: String(value), type: 'Double' } : value;
+  }
+  return wire;
+}
+
+/** Keeps the columns we wrote; drops service metadata (etag, timestamp, odata annotations). */
+function fromWire(raw: Record<string, unknown>): Entity {
+  const entity: Entity = {
+    partitionKey: String(raw.partitionKey),
+    rowKey: String(raw.rowKey),
+  };
+  for (const [name, value] of Object.entries(raw)) {
+    if (name === 'etag' || name === 'timestamp' || name.startsWith('odata.')) continue;
+    if (
+      typeof value === 'string' ||
+      typeof value === 'number' ||
+      typeof value === 'boolean' ||
+      value instanceof Date ||
+      value instanceof Uint8Array
+    ) {
+      entity[name] = value;
+    }
+  }
+  return entity;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof RestError ? error.statusCode : undefined;
+}
+
+export type TableClientFactory = (table: TableName) => Promise<TableClient>;
+
+export class TableEntityStore implements EntityStore {
+  #roundTrips = 0;
+
+  constructor(private readonly clientFor: TableClientFactory) {}
+
+  /** The production store: the app's storage setting, tables created on first use. */
+  static fromSettings(storage: StorageAccess): TableEntityStore {
+    return new TableEntityStore((table) => getTableClient(storage, table));
+  }
+
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  async upsertBatch(
+    table: TableName,
+    partitionKey: string,
+    entities: readonly Entity[],
+  ): Promise<void> {
+    if (entities.length === 0) return;
+    const client = await this.clientFor(table);
+    for (const chunk of transactionChunks(entities)) {
+      if (chunk.some((e) => e.partitionKey !== partitionKey)) {
+        throw new Error('upsertBatch: every entity must share the partition key');
+      }
+      const actions: TransactionAction[] = chunk.map((e) => ['upsert', toWire(e), 'Replace']);
+      this.#roundTrips += 1;
+      await client.submitTransaction(actions);
+    }
+  }
+
+  async get(
+    table: TableName,
+    partitionKey: string,
+    rowKey: string,
+  ): Promise<StoredEntity | undefined> {
+    const client = await this.clientFor(table);
+    this.#roundTrips += 1;
+    try {
+      const raw = await client.getEntity<Record<string, unknown>>(partitionKey, rowKey);
+      return { entity: fromWire(raw), etag: raw.etag };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async writeIf(
+    table: TableName,
+    entity: Entity,
+    etag: string | undefined,
+  ): Promise<ConditionalWrite> {
+    const client = await this.clientFor(table);
+    this.#roundTrips += 1;
+    try {
+      const response =
+        etag === undefined
+          ? await client.createEntity(toWire(entity))
+          : await client.updateEntity(toWire(entity), 'Replace', { etag });
+      return { ok: true, etag: response.etag ?? '' };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 409 || status === 412) return { ok: false };
+      throw error;
+    }
+  }
+
+  async queryPartition(table: TableName, partitionKey: string, range: RowRange): Promise<Entity[]> {
+    const client = await this.clientFor(table);
+    let filter = odata`PartitionKey eq ${partitionKey}`;
+    if (range.rowKeyFrom !== undefined) filter += odata` and RowKey ge ${range.rowKeyFrom}`;
+    if (range.rowKeyBefore !== undefined) filter += odata` and RowKey lt ${range.rowKeyBefore}`;
+    const rows: Entity[] = [];
+    const pages = client
+      .listEntities<Record<string, unknown>>({ queryOptions: { filter } })
+      .byPage({ maxPageSize: Math.min(range.limit, 1000) });
+    // Count each page as it is requested: the iterator issues one request per page.
+    for (;;) {
+      this.#roundTrips += 1;
+      const page = await pages.next();
+      if (page.done === true) break;
+      for (const raw of page.value) {
+        rows.push(fromWire(raw));
+        if (rows.length >= range.limit) return rows;
+      }
+      if (page.value.continuationToken === undefined) break;
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Per-event facts from the Event Hub trigger's metadata (`context.triggerMetadata`).
+ *
+ * The real host sends `SystemPropertiesArray`, `PropertiesArray`, `EnqueuedTimeUtcArray`,
+ * `SequenceNumberArray`, `OffsetArray` and `PartitionContext`; `@azure/functions` camel-cases
+ * every key recursively (`systemPropertiesArray`, custom property `Alert` → `alert`) and drops
+ * null entries from arrays. The per-event system properties are therefore the source of truth;
+ * the parallel arrays are used only when they line up with the batch.
+ *
+ * System property names differ by producer: the .NET host uses AMQP names (`message-id`,
+ * `content-type`, `x-opt-sequence-number`, plus `SequenceNumber`, `Offset`, `EnqueuedTimeUtc`),
+ * `@azure/event-hubs` uses camel case (`messageId`, `contentType`); both are read.
+ */
+
+/** IoT Hub stamps the authenticated device on every device-to-cloud message. */
+export const deviceIdProperty = 'iothub-connection-device-id';
+
+export interface EventMetadata {
+  /** The authenticated device (trusted); undefined when the hub did not say. */
+  deviceId: string | undefined;
+  messageId: string | undefined;
+  correlationId: string | undefined;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+  /** When the hub enqueued the event (ms since the epoch). */
+  enqueuedMs: number | undefined;
+  sequenceNumber: bigint | undefined;
+  offset: string | undefined;
+  /** The Event Hub partition, `-` when the metadata does not name it. */
+  partition: string;
+  /** The device's custom application properties, values as text. */
+  properties: Record<string, string>;
+  /** The system properties as received (for dead letters). */
+  systemProperties: Record<string, unknown>;
+}
+
+type Bag = Record<string, unknown>;
+
+function isBag(value: unknown): value is Bag {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads `name` (camel case, as the library delivers it) or its PascalCase original. */
+function field(bag: Bag, name: string): unknown {
+  const value = bag[name];
+  if (value !== undefined) return value;
+  return bag[name.charAt(0).toUpperCase() + name.slice(1)];
+}
+
+function firstOf(bag: Bag, names: readonly string[]): unknown {
+  for (const name of names) {
+    const value = bag[name];
+    if (value !== undefined && value !== null) return value;
+  }
+  return undefined;
+}
+
+const maxIdLength = 256;
+
+function formatUuid(bytes: Uint8Array): string {
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Message and correlation ids may be strings, numbers, or AMQP uuids (16 bytes). */
+export function idText(value: unknown): string | undefined {
+  let text: string | undefined;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);
+  else if (value instanceof Uint8Array && value.byteLength === 16) text = formatUuid(value);
+  if (text === undefined || text === '') return undefined;
+  return text.length > maxIdLength ? text.slice(0, maxIdLength) : text;
+}
+
+function plainText(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+/** Epoch ms from a Date, a number of ms, or an ISO string (.NET omits the zone for UTC kinds). */
+export function timeMs(value: unknown): number | undefined {
+  if (value instanceof Date) {
+    const ms = value.getTime();
+    return Number.isFinite(ms) ? ms : undefined;
+  }
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && value !== '') {
+    if (/^\d+$/.test(value)) return Number(value);
+    const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(value);
+    const ms = Date.parse(hasZone || !value.includes('T') ? value : `${value}Z`);
+    return Number.isFinite(ms) ? ms : undefined;
+  }
+  return undefined;
+}
+
+export function sequenceOf(value: unknown): bigint | undefined {
+  if (typeof value === 'bigint') return value >= 0n ? value : undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  if (typeof value === 'string' && /^\d{1,19}$/.test(value)) return BigInt(value);
+  return undefined;
+}
+
+function offsetOf(value: unknown): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  return undefined;
+}
+
+function propertyText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return String(value);
+  }
+  try {
+    return JSON.stringify(value) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function propertiesOf(value: unknown): Record<string, string> {
+  const properties: Record<string, string> = {};
+  if (!isBag(value)) return properties;
+  for (const [name, raw] of Object.entries(value)) {
+    if (raw === undefined || raw === null) continue;
+    properties[name] = propertyText(raw);
+  }
+  return properties;
+}
+
+/** Reads the batch-level metadata once; `forEvent(i)` then costs a few property lookups. */
+export class BatchMetadata {
+  readonly #systemProperties: readonly unknown[] | undefined;
+  readonly #properties: readonly unknown[] | undefined;
+  readonly #enqueuedTimes: readonly unknown[] | undefined;
+  readonly #sequenceNumbers: readonly unknown[] | undefined;
+  readonly #offsets: readonly unknown[] | undefined;
+  readonly #single: { systemProperties: unknown; properties: unknown } | undefined;
+  readonly partition: string;
+
+  constructor(triggerMetadata: unknown, eventCount: number) {
+    const bag = isBag(triggerMetadata) ? triggerMetadata : {};
+    // Parallel arrays lose their null entries, so use them only when they still line up.
+    const aligned = (value: unknown): readonly unknown[] | undefined =>
+      Array.isArray(value) && value.length === eventCount ? value : undefined;
+    this.#systemProperties = aligned(field(bag, 'systemPropertiesArray'));
+    this.#properties = aligned(field(bag, 'propertiesArray'));
+    this.#enqueuedTimes = aligned(field(bag, 'enqueuedTimeUtcArray'));
+    this.#sequenceNumbers = aligned(field(bag, 'sequenceNumberArray'));
+    this.#offsets = aligned(field(bag, 'offsetArray'));
+    // Cardinality `one` delivers the same facts without the `Array` suffix.
+    this.#single =
+      eventCount === 1 && this.#systemProperties === undefined
+        ? { systemProperties: field(bag, 'systemProperties'), properties: field(bag, 'properties') }
+        : undefined;
+    const context = field(bag, 'partitionContext');
+    const partitionId = isBag(context) ? field(context, 'partitionId') : undefined;
+    this.partition =
+      typeof partitionId === 'string' && partitionId !== ''
+        ? partitionId.slice(0, 64)
+        : typeof partitionId === 'number'
+          ? String(partitionId)
+          : '-';
+  }
+
+  forEvent(index: number): EventMetadata {
+    const rawSystem = this.#single?.systemProperties ?? this.#systemProperties?.[index];
+    const system = isBag(rawSystem) ? rawSystem : {};
+    const rawDeviceId = system[deviceIdProperty];
+    return {
+      deviceId: typeof rawDeviceId === 'string' && rawDeviceId !== '' ? rawDeviceId : undefined,
+      messageId: idText(firstOf(system, ['message-id', 'messageId', 'MessageId'])),
+      correlationId: idText(firstOf(system, ['correlation-id', 'correlationId', 'CorrelationId'])),
+      contentType: plainText(firstOf(system, ['content-type', 'contentType', 'ContentType'])),
+      contentEncoding: plainText(
+        firstOf(system, ['content-encoding', 'contentEncoding', 'ContentEncoding']),
+      ),
+      enqueuedMs: timeMs(
+        firstOf(system, ['enqueuedTimeUtc', 'EnqueuedTimeUtc', 'x-opt-enqueued-time']) ??
+          this.#enqueuedTimes?.[index] ??
+          system['iothub-enqueuedtime'],
+      ),
+      sequenceNumber: sequenceOf(
+        firstOf(system, ['sequenceNumber', 'SequenceNumber', 'x-opt-sequence-number']) ??
+          this.#sequenceNumbers?.[index],
+      ),
+      offset: offsetOf(
+        firstOf(system, ['offset', 'Offset', 'x-opt-offset']) ?? this.#offsets?.[index],
+      ),
+      partition: this.partition,
+      properties: propertiesOf(this.#single?.properties ?? this.#properties?.[index]),
+      systemProperties: system,
+    };
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The Event Hub trigger's work for one batch: decode, validate and enrich every event
+ * (`prepareBatch`, pure), persist readings, alerts, state and dead letters (`TelemetryWriter`),
+ * and summarise the batch for the log.
+ */
+import type { EntityStore } from '../storage/entity-store';
+import { TableEntityStore } from '../storage/table-entity-store';
+import type { Settings } from '../settings';
+import { BatchMetadata } from './event-metadata';
+import type { DeadLetter, TelemetryRecord } from './model';
+import { processEvent, type ProcessLimits } from './process-event';
+import { TelemetryWriter } from './writer';
+
+export interface PreparedBatch {
+  records: TelemetryRecord[];
+  letters: DeadLetter[];
+  /** Largest delay from enqueue to processing (ms), undefined when no event had a time. */
+  maxLagMs: number | undefined;
+}
+
+/** The trigger's `messages`: an array for cardinality `many`, tolerated as a single event too. */
+export function eventsOf(messages: unknown): readonly unknown[] {
+  return Array.isArray(messages) ? messages : [messages];
+}
+
+export function prepareBatch(
+  messages: unknown,
+  triggerMetadata: unknown,
+  limits: ProcessLimits,
+  nowMs: number,
+): PreparedBatch {
+  const events = eventsOf(messages);
+  const metadata = new BatchMetadata(triggerMetadata, events.length);
+  const records: TelemetryRecord[] = [];
+  const letters: DeadLetter[] = [];
+  let maxLagMs: number | undefined;
+  for (let i = 0; i < events.length; i += 1) {
+    const meta = metadata.forEvent(i);
+    if (meta.enqueuedMs !== undefined) {
+      const lag = Math.max(0, nowMs - meta.enqueuedMs);
+      if (maxLagMs === undefined || lag > maxLagMs) maxLagMs = lag;
+    }
+    const result = processEvent(events[i], meta, limits);
+    if (result.kind === 'reading') records.push(result.record);
+    else letters.push(result.letter);
+  }
+  return { records, letters, maxLagMs };
+}
+
+export interface BatchSummary {
+  events: number;
+  stored: number;
+  deadLettered: number;
+  alerts: number;
+  devices: number;
+  stateUpdates: number;
+  maxLagMs: number | undefined;
+  roundTrips: number;
+  /** Dead letters per reason, for the log. */
+  reasons: Record<string, number>;
+}
+
+export interface TelemetryProcessorOptions {
+  alertThreshold: number;
+  deadLetterMaxBodyBytes: number;
+  /** Injectable clock (ms since the epoch) for the lag figure. */
+  now?: () => number;
+}
+
+export class TelemetryProcessor {
+  readonly #writer: TelemetryWriter;
+  readonly #now: () => number;
+
+  constructor(
+    readonly store: EntityStore,
+    private readonly options: TelemetryProcessorOptions,
+  ) {
+    this.#writer = new TelemetryWriter(store, { alertThreshold: options.alertThreshold });
+    this.#now = options.now ?? Date.now;
+  }
+
+  static fromSettings(settings: Settings): TelemetryProcessor {
+    return new TelemetryProcessor(TableEntityStore.fromSettings(settings.storage), {
+      alertThreshold: settings.telemetry.alertThreshold,
+      deadLetterMaxBodyBytes: settings.telemetry.deadLetterMaxBodyBytes,
+    });
+  }
+
+  async processBatch(messages: unknown, triggerMetadata: unknown): Promise<BatchSummary> {
+    const roundTripsBefore = this.store.roundTrips;
+    const batch = prepareBatch(
+      messages,
+      triggerMetadata,
+      { deadLetterMaxBodyBytes: this.options.deadLetterMaxBodyBytes },
+      this.#now(),
+    );
+    const written = await this.#writer.write(batch.records, batch.letters);
+    const reasons: Record<string, number> = {};
+    for (const letter of batch.letters) reasons[letter.reason] = (reasons[letter.reason] ?? 0) + 1;
+    return {
+      events: batch.records.length + batch.letters.length,
+      ...written,
+      maxLagMs: batch.maxLagMs,
+      roundTrips: this.store.roundTrips - roundTripsBefore,
+      reasons,
+    };
+  }
+}
+
+/** One log line per batch: counts only — no bodies, ids or secrets. */
+export function formatSummary(summary: BatchSummary): string {
+  const reasons = Object.entries(summary.reasons)
+    .map(([reason, count]) => `${reason}:${count}`)
+    .join(',');
+  return [
+    'telemetry batch',
+    `events=${summary.events}`,
+    `stored=${summary.stored}`,
+    `deadLettered=${summary.deadLettered}${reasons ? ` (${reasons})` : ''}`,
+    `alerts=${summary.alerts}`,
+    `devices=${summary.devices}`,
+    `stateUpdates=${summary.stateUpdates}`,
+    `maxLagMs=${summary.maxLagMs ?? 'n/a'}`,
+    `roundTrips=${summary.roundTrips}`,
+  ].join(' ');
+}
