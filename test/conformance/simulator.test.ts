@@ -78,7 +78,7 @@ describe('simulator fleet on the local IoT Hub', () => {
       await consumer.close();
     }
     const devices = new Set(
-      received.map((e) => e.systemProperties?.['iothub-connection-device-id']),
+      received.map((e) => String(e.systemProperties?.['iothub-connection-device-id'])),
     );
     expect(devices).toEqual(new Set(['simtest-1', 'simtest-2', 'simtest-3']));
     for (const event of received) {
