@@ -162,7 +162,10 @@ function parseParameter(body: string, template: string): Parameter {
     optional: optional || catchAll,
     catchAll,
     defaultValue,
-    constraints: constraintSpecs.map(compileConstraint),
+    // Braces inside a template are escaped by doubling them (`{{`, `}}`).
+    constraints: constraintSpecs.map((spec) =>
+      compileConstraint(spec.replace(/\{\{/g, '{').replace(/\}\}/g, '}')),
+    ),
   };
 }
 
@@ -235,7 +238,8 @@ export function compileRoute(template: string): CompiledRoute {
       }
     }
     // An optional or catch-all last segment may be absent together with its slash.
-    if (single && (single.optional || single.catchAll)) pattern += `(?:/${body})?`;
+    if (single && (single.optional || single.catchAll || single.defaultValue !== undefined))
+      pattern += `(?:/${body})?`;
     else pattern += `/${body}`;
   });
   pattern += '/?$';
