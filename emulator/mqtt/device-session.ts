@@ -91,7 +91,7 @@ export class DeviceSession {
     this.options.track(
       this.options.core.c2d.complete(this.deviceId, lockToken).catch((error: unknown) => {
         this.options.log.warn(
-          `mqtt: device ${quote(this.deviceId)}: completing a C2D message failed: ${describe(error)}`,
+          `device ${quote(this.deviceId)}: completing a C2D message failed: ${describe(error)}`,
         );
       }),
     );
@@ -124,7 +124,7 @@ export class DeviceSession {
       this.options.track(
         core.c2d.abandon(this.deviceId, lockToken).catch((error: unknown) => {
           log.warn(
-            `mqtt: device ${quote(this.deviceId)}: abandoning a C2D message failed: ${describe(error)}`,
+            `device ${quote(this.deviceId)}: abandoning a C2D message failed: ${describe(error)}`,
           );
         }),
       );

@@ -95,7 +95,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
 
   function drop(client: Client, reason: string): void {
     droppedByUs.add(client);
-    log.warn(`mqtt: dropping device ${quote(client.id ?? '')} (${remoteOf(client)}): ${reason}`);
+    log.warn(`dropping device ${quote(client.id ?? '')} (${remoteOf(client)}): ${reason}`);
     client.close();
   }
 
@@ -115,11 +115,11 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
           client.publish(packet, (error) => {
             // A failed write means the connection is going; its close abandons what was in flight.
             if (error && !client.closed)
-              log.warn(`mqtt: write to ${quote(client.id)} failed: ${error.message}`);
+              log.warn(`write to ${quote(client.id)} failed: ${error.message}`);
           });
         } finally {
           if (forwarding !== undefined) {
-            log.error(`mqtt: a message for ${quote(client.id)} was not handed over synchronously`);
+            log.error(`a message for ${quote(client.id)} was not handed over synchronously`);
           }
           forwarding = undefined;
         }
@@ -145,7 +145,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     const refuse = (returnCode: 3 | 5, reason: string): void => {
       droppedByUs.add(client);
       log.warn(
-        `mqtt: refused device ${quote(deviceId)} from ${remoteOf(client)} (CONNACK ${returnCode}): ${reason}`,
+        `refused device ${quote(deviceId)} from ${remoteOf(client)} (CONNACK ${returnCode}): ${reason}`,
       );
       done(Object.assign(new Error(reason), { returnCode }), false);
     };
@@ -273,7 +273,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
           );
         } catch (error) {
           if (!(error instanceof TwinError)) throw error;
-          log.warn(`mqtt: device ${quote(session.deviceId)}: ${error.message}`);
+          log.warn(`device ${quote(session.deviceId)}: ${error.message}`);
           reply(client, `$iothub/twin/res/400/?$rid=${target.requestId}`, {
             errorCode: 400004,
             message: error.message,
@@ -283,7 +283,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
         return;
       case 'method-response':
         // No direct method is ever invoked by this hub, so no response is awaited.
-        log.info(`mqtt: device ${quote(session.deviceId)}: ignored a direct method response`);
+        log.info(`device ${quote(session.deviceId)}: ignored a direct method response`);
         callback(null);
         return;
       case 'refused':
@@ -302,7 +302,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     const kind = session ? classifySubscription(session.deviceId, subscription.topic) : 'refused';
     if (kind === 'refused') {
       log.warn(
-        `mqtt: device ${quote(client.id)} (${remoteOf(client)}): subscription to ${quote(subscription.topic)} refused`,
+        `device ${quote(client.id)} (${remoteOf(client)}): subscription to ${quote(subscription.topic)} refused`,
       );
       callback(null, null); // SUBACK 0x80
       return;
@@ -340,7 +340,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     live.set(session.deviceId, { client, session });
     core.registry.setConnected(session.deviceId, true);
     core.registry.recordActivity(session.deviceId);
-    log.info(`mqtt: device ${quote(session.deviceId)} connected from ${remoteOf(client)}`);
+    log.info(`device ${quote(session.deviceId)} connected from ${remoteOf(client)}`);
     session.attach(transportFor(client));
   });
 
@@ -352,7 +352,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       live.delete(session.deviceId);
       core.registry.setConnected(session.deviceId, false);
     }
-    log.info(`mqtt: device ${quote(session.deviceId)} disconnected (${remoteOf(client)})`);
+    log.info(`device ${quote(session.deviceId)} disconnected (${remoteOf(client)})`);
   });
 
   broker.on('subscribe', (subscriptions, client) => {
@@ -371,13 +371,13 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
 
   broker.on('clientError', (client, error) => {
     if (!droppedByUs.has(client)) {
-      log.info(`mqtt: device ${quote(client.id ?? '')} (${remoteOf(client)}): ${error.message}`);
+      log.info(`device ${quote(client.id ?? '')} (${remoteOf(client)}): ${error.message}`);
     }
   });
 
   broker.on('connectionError', (client, error) => {
     if (!droppedByUs.has(client)) {
-      log.info(`mqtt: dropped connection from ${remoteOf(client)}: ${error.message}`);
+      log.info(`dropped connection from ${remoteOf(client)}: ${error.message}`);
     }
   });
 
@@ -399,7 +399,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
         onPuback: (packetId) => sessions.get(client)?.onPuback(packetId),
         onViolation: (reason) => {
           droppedByUs.add(client);
-          log.warn(`mqtt: dropped connection from ${remote}: ${reason}`);
+          log.warn(`dropped connection from ${remote}: ${reason}`);
           socket.destroy();
         },
       });
