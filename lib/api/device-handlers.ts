@@ -1,0 +1,82 @@
+/**
+ * HTTP handlers for device identities: parse and validate, call the device service, shape the
+ * response. Every failure becomes a problem response through `withProblems`.
+ */
+import type { HttpRequest } from '@azure/functions';
+import { queryObject, readJsonBody, routeId, validate } from '../http/request';
+import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import type { ApiServices } from './services';
+import {
+  CreateDeviceRequest,
+  ListDevicesQuery,
+  UpdateDeviceRequest,
+  defaultPageSize,
+  hubIdPattern,
+} from './schemas';
+
+function deviceIdParam(request: HttpRequest): string {
+  return routeId(request, 'deviceId', hubIdPattern, 'invalidDeviceId');
+}
+
+/** `<request path>/<id>`: where the new resource lives, whatever prefix the host uses. */
+function childUrl(request: HttpRequest, id: string): string {
+  const url = new URL(request.url);
+  return `${url.pathname.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
+}
+
+function quoted(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
+export interface DeviceHandlers {
+  create: HttpHandler;
+  list: HttpHandler;
+  get: HttpHandler;
+  update: HttpHandler;
+  remove: HttpHandler;
+}
+
+export function createDeviceHandlers(services: () => ApiServices): DeviceHandlers {
+  return {
+    create: withProblems(async (request) => {
+      const body = validate(CreateDeviceRequest, await readJsonBody(request), 'device');
+      const device = await services().devices.create(body);
+      return jsonResponse(201, device, {
+        Location: childUrl(request, device.deviceId),
+        ETag: quoted(device.etag),
+        // The only response with keys: keep it out of every cache.
+        'Cache-Control': 'no-store',
+      });
+    }),
+
+    list: withProblems(async (request) => {
+      const query = validate(ListDevicesQuery, queryObject(request), 'query string');
+      const page = await services().devices.list(
+        query.pageSize ?? defaultPageSize,
+        query.continuationToken,
+      );
+      return jsonResponse(200, page);
+    }),
+
+    get: withProblems(async (request) => {
+      const device = await services().devices.get(deviceIdParam(request));
+      return jsonResponse(200, device, { ETag: quoted(device.etag) });
+    }),
+
+    update: withProblems(async (request) => {
+      const deviceId = deviceIdParam(request);
+      const change = validate(UpdateDeviceRequest, await readJsonBody(request), 'device change');
+      const device = await services().devices.update(
+        deviceId,
+        change,
+        request.headers.get('if-match') ?? undefined,
+      );
+      return jsonResponse(200, device, { ETag: quoted(device.etag) });
+    }),
+
+    remove: withProblems(async (request) => {
+      await services().devices.delete(deviceIdParam(request));
+      return { status: 204 };
+    }),
+  };
+}

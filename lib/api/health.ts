@@ -1,0 +1,54 @@
+/**
+ * The health report: one cheap call to each backing service, all at once, each bounded by a
+ * short timeout so the endpoint answers quickly even when a service hangs.
+ */
+import type { Health, ServiceState } from './schemas';
+import { describeError } from '../http/redact';
+import { HubTimeoutError, hubErrorToApiError, withHubTimeout } from '../iothub/errors';
+
+export interface HealthProbes {
+  iotHubRegistry(): Promise<void>;
+  iotHubService(): Promise<void>;
+  storage(): Promise<void>;
+}
+
+export const healthTimeoutMs = 5_000;
+
+function reason(error: unknown, timeoutMs: number): string {
+  if (error instanceof HubTimeoutError) return `no answer within ${timeoutMs} ms`;
+  const mapped = hubErrorToApiError(error, 'The probe');
+  return mapped ? mapped.title() : 'unexpected error';
+}
+
+async function probe(
+  name: string,
+  check: () => Promise<void>,
+  timeoutMs: number,
+  log: (text: string) => void,
+): Promise<ServiceState> {
+  try {
+    await withHubTimeout(`The ${name} health probe`, timeoutMs, check());
+    return { status: 'up' };
+  } catch (error) {
+    const detail = reason(error, timeoutMs);
+    log(`${name} is down: ${describeError(error)}`);
+    return { status: 'down', detail };
+  }
+}
+
+export async function checkHealth(
+  probes: HealthProbes,
+  log: (text: string) => void,
+  timeoutMs = healthTimeoutMs,
+): Promise<Health> {
+  const [iotHubRegistry, iotHubService, storage] = await Promise.all([
+    probe('iotHubRegistry', () => probes.iotHubRegistry(), timeoutMs, log),
+    probe('iotHubService', () => probes.iotHubService(), timeoutMs, log),
+    probe('storage', () => probes.storage(), timeoutMs, log),
+  ]);
+  const healthy = [iotHubRegistry, iotHubService, storage].every((s) => s.status === 'up');
+  return {
+    status: healthy ? 'healthy' : 'unhealthy',
+    services: { iotHubRegistry, iotHubService, storage },
+  };
+}

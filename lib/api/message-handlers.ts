@@ -1,0 +1,68 @@
+/**
+ * HTTP handlers for cloud-to-device messages: send (optionally waiting for the outcome) and
+ * read a message's delivery status.
+ */
+import type { HttpRequest } from '@azure/functions';
+import { ApiError } from '../http/problem';
+import { queryObject, readJsonBody, routeId, validate } from '../http/request';
+import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import { isFinal } from '../messages/status-store';
+import type { ApiServices } from './services';
+import {
+  SendMessageQuery,
+  SendMessageRequest,
+  hubIdPattern,
+  type MessageAccepted,
+} from './schemas';
+
+function deviceIdParam(request: HttpRequest): string {
+  return routeId(request, 'deviceId', hubIdPattern, 'invalidDeviceId');
+}
+
+function statusUrl(request: HttpRequest, messageId: string): string {
+  const url = new URL(request.url);
+  return `${url.pathname.replace(/\/+$/, '')}/${encodeURIComponent(messageId)}`;
+}
+
+export interface MessageHandlers {
+  send: HttpHandler;
+  status: HttpHandler;
+}
+
+export function createMessageHandlers(services: () => ApiServices): MessageHandlers {
+  return {
+    send: withProblems(async (request) => {
+      const deviceId = deviceIdParam(request);
+      const query = validate(SendMessageQuery, queryObject(request), 'query string');
+      const body = validate(SendMessageRequest, await readJsonBody(request), 'message');
+      const { messages } = services();
+      const sent = await messages.send(deviceId, body);
+      const location = statusUrl(request, sent.status.messageId);
+      if (query.wait && sent.recorded) {
+        const outcome = await messages.waitForOutcome(deviceId, sent.status.messageId, query.wait);
+        if (outcome && isFinal(outcome.status)) {
+          return jsonResponse(200, outcome, { 'Content-Location': location });
+        }
+      }
+      const accepted: MessageAccepted = {
+        messageId: sent.status.messageId,
+        status: 'enqueued',
+        statusUrl: location,
+      };
+      return jsonResponse(202, accepted, { Location: location });
+    }),
+
+    status: withProblems(async (request) => {
+      const deviceId = deviceIdParam(request);
+      const messageId = routeId(request, 'messageId', hubIdPattern, 'validationFailed');
+      const status = await services().messages.status(deviceId, messageId);
+      if (!status) {
+        throw new ApiError(
+          'messageNotFound',
+          `No message '${messageId}' was sent to '${deviceId}' through this API, and no feedback names it.`,
+        );
+      }
+      return jsonResponse(200, status);
+    }),
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Every route of the API with its schemas and documented responses: the function files take
+ * their routes from here and the OpenAPI document is generated from it.
+ */
+import type { z } from 'zod';
+import {
+  CreateDeviceRequest,
+  CreatedDevice,
+  Device,
+  DeviceList,
+  Health,
+  ListDevicesQuery,
+  MessageAccepted,
+  MessageStatus,
+  SendMessageQuery,
+  SendMessageRequest,
+  UpdateDeviceRequest,
+} from './schemas';
+
+/** Route templates as registered with `app.http` (the host adds the `/api` prefix). */
+export const routes = {
+  devices: 'devices',
+  device: 'devices/{deviceId}',
+  messages: 'devices/{deviceId}/messages',
+  message: 'devices/{deviceId}/messages/{messageId}',
+  health: 'health',
+  openapi: 'openapi.json',
+} as const;
+
+export interface ResponseSpec {
+  description: string;
+  schema?: z.ZodType;
+  headers?: Record<string, string>;
+}
+
+export interface OperationSpec {
+  operationId: string;
+  method: 'get' | 'post' | 'patch' | 'delete';
+  route: string;
+  summary: string;
+  anonymous?: boolean;
+  pathParams?: string[];
+  query?: z.ZodObject;
+  headers?: Record<string, string>;
+  body?: z.ZodType;
+  /** Success responses; every operation also documents its problem responses. */
+  responses: Record<number, ResponseSpec>;
+  problems: number[];
+}
+
+export const operations: readonly OperationSpec[] = [
+  {
+    operationId: 'createDevice',
+    method: 'post',
+    route: routes.devices,
+    summary: 'Create a device identity; the response is the only one that carries its keys.',
+    body: CreateDeviceRequest,
+    responses: {
+      201: {
+        description: 'Created',
+        schema: CreatedDevice,
+        headers: { Location: 'The device URL.', ETag: 'The device etag.' },
+      },
+    },
+    problems: [400, 409, 413, 415, 429, 503],
+  },
+  {
+    operationId: 'listDevices',
+    method: 'get',
+    route: routes.devices,
+    summary: 'List device identities, a page at a time.',
+    query: ListDevicesQuery,
+    responses: { 200: { description: 'One page of devices', schema: DeviceList } },
+    problems: [400, 429, 503],
+  },
+  {
+    operationId: 'getDevice',
+    method: 'get',
+    route: routes.device,
+    summary: 'Get a device identity (without keys).',
+    pathParams: ['deviceId'],
+    responses: {
+      200: { description: 'The device', schema: Device, headers: { ETag: 'The device etag.' } },
+    },
+    problems: [400, 404, 429, 503],
+  },
+  {
+    operationId: 'updateDevice',
+    method: 'patch',
+    route: routes.device,
+    summary: 'Enable or disable a device; If-Match makes it conditional on the etag.',
+    pathParams: ['deviceId'],
+    headers: { 'If-Match': 'The etag last read; 412 if the device changed since.' },
+    body: UpdateDeviceRequest,
+    responses: {
+      200: { description: 'Updated', schema: Device, headers: { ETag: 'The new etag.' } },
+    },
+    problems: [400, 404, 412, 413, 415, 429, 503],
+  },
+  {
+    operationId: 'deleteDevice',
+    method: 'delete',
+    route: routes.device,
+    summary: 'Delete a device identity.',
+    pathParams: ['deviceId'],
+    responses: { 204: { description: 'Deleted' } },
+    problems: [400, 404, 429, 503],
+  },
+  {
+    operationId: 'sendMessage',
+    method: 'post',
+    route: routes.messages,
+    summary:
+      'Send a cloud-to-device message. With ?wait=<seconds> (at most 60), wait for the delivery outcome.',
+    pathParams: ['deviceId'],
+    query: SendMessageQuery,
+    body: SendMessageRequest,
+    responses: {
+      200: {
+        description: 'The delivery outcome arrived within the wait',
+        schema: MessageStatus,
+      },
+      202: {
+        description: 'Enqueued; GET statusUrl for the outcome',
+        schema: MessageAccepted,
+        headers: { Location: 'The message status URL.' },
+      },
+    },
+    problems: [400, 404, 409, 413, 415, 429, 503],
+  },
+  {
+    operationId: 'getMessageStatus',
+    method: 'get',
+    route: routes.message,
+    summary:
+      'Delivery status of a message, from IoT Hub feedback. With ack none or negative a delivered message stays enqueued.',
+    pathParams: ['deviceId', 'messageId'],
+    responses: { 200: { description: 'The message status', schema: MessageStatus } },
+    problems: [400, 404, 503],
+  },
+  {
+    operationId: 'getHealth',
+    method: 'get',
+    route: routes.health,
+    summary: 'Whether each backing service answers.',
+    anonymous: true,
+    responses: {
+      200: { description: 'Every service answers', schema: Health },
+      503: { description: 'At least one service is down', schema: Health },
+    },
+    problems: [],
+  },
+  {
+    operationId: 'getOpenApiDocument',
+    method: 'get',
+    route: routes.openapi,
+    summary: 'This document.',
+    anonymous: true,
+    responses: { 200: { description: 'OpenAPI 3.1 document' } },
+    problems: [],
+  },
+];

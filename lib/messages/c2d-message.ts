@@ -1,0 +1,38 @@
+/**
+ * Building the cloud-to-device `Message` from a validated API request. JSON values go out as
+ * UTF-8 JSON (`application/json`, `utf-8`) so device SDKs can parse them; strings as UTF-8 text.
+ */
+import { Message } from 'azure-iot-common';
+import type { AckMode, SendMessageRequest } from '../api/schemas';
+
+export interface OutgoingMessage {
+  message: Message;
+  messageId: string;
+  ack: AckMode;
+}
+
+export function buildC2dMessage(
+  request: SendMessageRequest,
+  messageId: string,
+  now: Date,
+): OutgoingMessage {
+  const isText = typeof request.payload === 'string';
+  const body = isText ? (request.payload as string) : JSON.stringify(request.payload);
+  const message = new Message(Buffer.from(body, 'utf8'));
+  message.messageId = messageId;
+  if (request.correlationId) message.correlationId = request.correlationId;
+  const ack = request.ack ?? 'none';
+  message.ack = ack;
+  if (request.ttlSeconds !== undefined) {
+    message.expiryTimeUtc = new Date(now.getTime() + request.ttlSeconds * 1000);
+  }
+  // The typings narrow contentType to 'application/json'; the wire takes any media type.
+  Object.assign(message, {
+    contentType: request.contentType ?? (isText ? 'text/plain' : 'application/json'),
+    contentEncoding: 'utf-8',
+  });
+  for (const [key, value] of Object.entries(request.properties ?? {})) {
+    message.properties.add(key, value);
+  }
+  return { message, messageId, ack };
+}
