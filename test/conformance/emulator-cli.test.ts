@@ -12,7 +12,7 @@ import path from 'node:path';
 import { wellKnownHubIdentity } from '../../emulator/config';
 import { parseConnectionString } from '../../lib/connection-string';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import { repoRoot, startEmulator } from '../support/emulator';
+import { repoRoot, startEmulator, type EmulatorConnectionFile } from '../support/emulator';
 
 const owner = wellKnownHubIdentity.policies.find((p) => p.name === 'iothubowner');
 const service = wellKnownHubIdentity.policies.find((p) => p.name === 'service');
@@ -67,7 +67,9 @@ describe('connection.json and the printed details', () => {
   test('hold working connection strings for every endpoint once every listener is up', async () => {
     const emulator = await startEmulator({ inMemory: true });
     try {
-      const file = JSON.parse(readFileSync(path.join(emulator.dataDir, 'connection.json'), 'utf8'));
+      const file = JSON.parse(
+        readFileSync(path.join(emulator.dataDir, 'connection.json'), 'utf8'),
+      ) as EmulatorConnectionFile;
       expect(Object.keys(file).sort()).toEqual(
         [
           'caFile',
