@@ -15,6 +15,8 @@ export const defaultTelemetryLimit = 100;
 const instant = z
   .string()
   .trim()
+  // An unencoded `+01:00` in a query string arrives as a space.
+  .transform((v) => v.replace(/ (\d{2}:\d{2})$/, '+$1'))
   .refine(
     (v) =>
       /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(v) &&
