@@ -1,0 +1,155 @@
+/**
+ * Cloud-to-device messages end to end with delivery feedback: the official `azure-iothub`
+ * `Client` sends over AMQP and reads `getFeedbackReceiver()`, a device on the official
+ * `azure-iot-device` MQTT transport receives. The emulator closes partial feedback batches after
+ * 100 ms (`--feedback-delay-ms`) instead of IoT Hub's ~15 s.
+ *
+ * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
+ */
+import { Message, NoRetry, type Message as CommonMessage } from 'azure-iot-common';
+import { Client as DeviceClient } from 'azure-iot-device';
+import { Mqtt } from 'azure-iot-device-mqtt';
+import { Client as ServiceClient, type Registry } from 'azure-iothub';
+import type { FeedbackRecord } from '../../emulator/core/contracts';
+import { createRegistry } from '../../lib/iothub/registry-agent';
+import { startEmulator, type EmulatorInstance } from '../support/emulator';
+
+let emulator: EmulatorInstance;
+let registry: Registry;
+let service: ServiceClient;
+const feedback: FeedbackRecord[] = [];
+const devices: DeviceClient[] = [];
+let nextDevice = 0;
+
+/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
+async function eventually<T>(
+  what: string,
+  probe: () => T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** An SDK message's body as text. */
+function dataText(message: CommonMessage | undefined): string {
+  const data: unknown = message?.getData();
+  return Buffer.isBuffer(data) ? data.toString('utf8') : typeof data === 'string' ? data : '';
+}
+
+function feedbackFor(messageId: string): FeedbackRecord | undefined {
+  return feedback.find((record) => record.originalMessageId === messageId);
+}
+
+async function createDevice(): Promise<{ deviceId: string; key: string }> {
+  nextDevice += 1;
+  const deviceId = `c2d-feedback-${nextDevice}`;
+  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
+  const key = responseBody.authentication?.symmetricKey?.primaryKey;
+  if (!key) throw new Error('the registry returned no key');
+  return { deviceId, key };
+}
+
+/** A connected device that completes (PUBACKs) everything and remembers what it got. */
+async function connectedDevice(deviceId: string, key: string): Promise<CommonMessage[]> {
+  const client = DeviceClient.fromConnectionString(
+    emulator.connection.deviceConnectionString(deviceId, key),
+    Mqtt,
+  );
+  client.setRetryPolicy(new NoRetry());
+  devices.push(client);
+  const received: CommonMessage[] = [];
+  client.on('message', (message: CommonMessage) => {
+    received.push(message);
+    void client.complete(message);
+  });
+  await client.open();
+  return received;
+}
+
+function c2dMessage(messageId: string, ack: string, body = messageId): Message {
+  const message = new Message(body);
+  message.messageId = messageId;
+  message.ack = ack;
+  return message;
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+  registry = createRegistry(emulator.connection.serviceConnectionString);
+  service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
+  await service.open();
+  const { result: receiver } = await service.getFeedbackReceiver();
+  receiver.on('message', (message: CommonMessage) => {
+    feedback.push(...(JSON.parse(dataText(message)) as FeedbackRecord[]));
+    void receiver.complete(message);
+  });
+});
+
+afterAll(async () => {
+  await Promise.allSettled(devices.map((client) => client.close()));
+  await service?.close();
+  await emulator?.stop();
+});
+
+describe('C2D feedback through getFeedbackReceiver', () => {
+  it('reports Expired with the original message id when the TTL passes on an offline device', async () => {
+    const { deviceId } = await createDevice();
+    const message = c2dMessage('expiring-1', 'full');
+    message.expiryTimeUtc = Date.now() + 1_500;
+    await service.send(deviceId, message);
+    const record = await eventually('Expired feedback', () => feedbackFor('expiring-1'));
+    expect(record).toMatchObject({ deviceId, statusCode: 'Expired' });
+    expect(Number.isNaN(Date.parse(record.enqueuedTimeUtc))).toBe(false);
+  });
+
+  it('reports Success for positive and full acks and nothing for negative once the device completes', async () => {
+    const { deviceId, key } = await createDevice();
+    const received = await connectedDevice(deviceId, key);
+    // In order: a negative record, if wrongly produced, would arrive no later than the others.
+    await service.send(deviceId, c2dMessage('ack-negative', 'negative'));
+    await service.send(deviceId, c2dMessage('ack-positive', 'positive'));
+    await service.send(deviceId, c2dMessage('ack-full', 'full'));
+    await service.send(deviceId, c2dMessage('ack-none', 'none'));
+    const positive = await eventually('positive feedback', () => feedbackFor('ack-positive'));
+    const full = await eventually('full feedback', () => feedbackFor('ack-full'));
+    expect(positive).toMatchObject({ deviceId, statusCode: 'Success' });
+    expect(full).toMatchObject({ deviceId, statusCode: 'Success' });
+    await eventually('all four messages at the device', () =>
+      received.length >= 4 ? received : undefined,
+    );
+    expect(feedbackFor('ack-negative')).toBeUndefined();
+    expect(received.map((m) => m.messageId)).toEqual([
+      'ack-negative',
+      'ack-positive',
+      'ack-full',
+      'ack-none',
+    ]);
+  });
+
+  it('delivers UUID ids (sent as AMQP uuid), content type, encoding and properties to the device', async () => {
+    const { deviceId, key } = await createDevice();
+    const received = await connectedDevice(deviceId, key);
+    const message = new Message(JSON.stringify({ command: 'reboot' }));
+    message.messageId = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+    message.correlationId = '7d444840-9dc0-41d1-b245-5ffdce74fad2';
+    message.contentType = 'application/json';
+    message.contentEncoding = 'utf-8';
+    message.properties.add('priority', 'high & urgent');
+    await service.send(deviceId, message);
+    const [delivered] = await eventually('the message at the device', () =>
+      received.length > 0 ? received : undefined,
+    );
+    expect(delivered?.messageId).toBe('1b4e28ba-2fa1-41d2-883f-0016d3cca427');
+    expect(delivered?.correlationId).toBe('7d444840-9dc0-41d1-b245-5ffdce74fad2');
+    expect(delivered?.contentType).toBe('application/json');
+    expect(delivered?.contentEncoding).toBe('utf-8');
+    expect(delivered?.properties.getValue('priority')).toBe('high & urgent');
+    expect(JSON.parse(dataText(delivered))).toEqual({ command: 'reboot' });
+  });
+});
