@@ -17,7 +17,7 @@ import { invokeWithRetries, toRetryPolicy } from '../../devhost/retry';
 jest.mock(
   '@azure/functions-core',
   () =>
-    (jest.requireActual('../../devhost/core-api') as typeof import('../../devhost/core-api'))
+    jest.requireActual<{ functionsCoreModule: unknown }>('../../devhost/core-api')
       .functionsCoreModule,
   { virtual: true },
 );
@@ -312,9 +312,7 @@ describe('devhost invocation through @azure/functions', () => {
       log,
     );
     const call = seen.find((s) => s.name === 'one')!;
-    expect(
-      Buffer.isBuffer(call.args[0]) && (call.args[0] as Buffer).equals(Buffer.from([0, 1, 2])),
-    ).toBe(true);
+    expect(call.args[0]).toEqual(Buffer.from([0, 1, 2]));
     const meta = call.context.triggerMetadata as Record<string, unknown>;
     expect(meta.sequenceNumber).toBe(102);
     expect(meta.offset).toBe(8192);
