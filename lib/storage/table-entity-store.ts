@@ -123,7 +123,9 @@ export class TableEntityStore implements EntityStore {
       return { ok: true, etag: response.etag ?? '' };
     } catch (error) {
       const status = statusOf(error);
-      if (status === 409 || status === 412) return { ok: false };
+      // 409: created meanwhile; 412: changed meanwhile; 404: deleted meanwhile (a replace needs
+      // the row). Each means "read again and decide", never a failure.
+      if (status === 409 || status === 412 || status === 404) return { ok: false };
       throw error;
     }
   }
