@@ -227,7 +227,8 @@ describe('telemetry processor on Azurite', () => {
         new InvocationContext(),
       );
       expect(response.status).toBe(200);
-      return JSON.parse(String(response.body)) as {
+      expect(typeof response.body).toBe('string');
+      return JSON.parse(response.body as string) as {
         items: {
           windSpeed: number;
           sequenceNumber: number;
