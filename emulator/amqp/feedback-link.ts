@@ -67,7 +67,7 @@ export function serveFeedback(
     if (batchId === undefined) return;
     unsettled.delete(delivery);
     feedback.settle(batchId).catch((error: unknown) => {
-      log.error(`amqp service: could not settle feedback batch ${batchId}: ${String(error)}`);
+      log.error(`could not settle feedback batch ${batchId}: ${String(error)}`);
     });
   };
 

@@ -61,7 +61,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   // rhea re-emits errors nobody handled on its container; an EventEmitter 'error' without a
   // listener would throw and take the process down.
   container.on('error', (error: unknown) => {
-    ctx.log.warn(`amqp service: ${describeError(error)}`);
+    ctx.log.warn(`${describeError(error)}`);
   });
 
   const refuse = (
@@ -70,7 +70,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     condition: string,
     description: string,
   ): void => {
-    ctx.log.warn(`amqp service: ${sc.peer}: link refused (${condition}): ${description}`);
+    ctx.log.warn(`${sc.peer}: link refused (${condition}): ${description}`);
     link.close({ condition, description });
   };
 
@@ -87,8 +87,12 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const settle = (sc: ServiceConnection, delivery: Delivery, error?: AmqpError): void => {
     // A pre-settled send expects no outcome; a gone connection cannot carry one.
     if (sc.gone || delivery.remote_settled) return;
-    if (error) delivery.reject(error);
-    else delivery.accept();
+    try {
+      if (error) delivery.reject(error);
+      else delivery.accept();
+    } catch (settleError) {
+      ctx.log.warn(`${sc.peer}: could not settle a C2D delivery: ${describeError(settleError)}`);
+    }
   };
 
   const receiveC2D = async (
@@ -107,13 +111,9 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
       const description = error instanceof HubError ? error.message : 'internal error';
       const target = deviceId === undefined ? '' : ` to device ${JSON.stringify(deviceId)}`;
       if (error instanceof HubError) {
-        ctx.log.warn(
-          `amqp service: ${sc.peer}: C2D message${target} rejected: ${code}: ${description}`,
-        );
+        ctx.log.warn(`${sc.peer}: C2D message${target} rejected: ${code}: ${description}`);
       } else {
-        ctx.log.error(
-          `amqp service: ${sc.peer}: C2D message${target} failed: ${describeError(error)}`,
-        );
+        ctx.log.error(`${sc.peer}: C2D message${target} failed: ${describeError(error)}`);
       }
       settle(sc, delivery, { condition: rejectionCondition(code), description });
     }
@@ -169,14 +169,14 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     for (const link of sc.feedbackLinks) link.dispose();
     sc.feedbackLinks.clear();
     connections.delete(sc);
-    ctx.log.info(`amqp service: connection from ${sc.peer} closed${reason ? `: ${reason}` : ''}`);
+    ctx.log.info(`connection from ${sc.peer} closed${reason ? `: ${reason}` : ''}`);
   };
 
   const handle = (socket: Duplex): void => {
     const peer = describePeer(socket);
     // Must precede rhea's own 'data' listener so an oversized frame is never buffered.
     guardFrameSizes(socket, maxFrameSize, (reason) => {
-      ctx.log.warn(`amqp service: ${peer}: dropping connection: ${reason}`);
+      ctx.log.warn(`${peer}: dropping connection: ${reason}`);
     });
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     let connection: Connection;
@@ -191,7 +191,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
         sender_options: {},
       });
     } catch (error) {
-      ctx.log.error(`amqp service: ${peer}: cannot serve AMQP: ${describeError(error)}`);
+      ctx.log.error(`${peer}: cannot serve AMQP: ${describeError(error)}`);
       socket.destroy();
       return;
     }
@@ -209,14 +209,14 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     const cbs = attachCbs(connection, {
       verify,
       onDenied: (request, statusCode, description) => {
-        ctx.log.warn(`amqp service: ${peer}: put-token refused (${statusCode}): ${description}`);
+        ctx.log.warn(`${peer}: put-token refused (${statusCode}): ${description}`);
       },
       onError: (error) => {
-        ctx.log.error(`amqp service: ${peer}: put-token failed: ${describeError(error)}`);
+        ctx.log.error(`${peer}: put-token failed: ${describeError(error)}`);
       },
     });
     connection.on('connection_open', () => {
-      ctx.log.info(`amqp service: connection from ${peer} opened`);
+      ctx.log.info(`connection from ${peer} opened`);
     });
     connection.on('receiver_open', (context: EventContext) => {
       if (context.receiver) onReceiverOpen(sc, cbs, context.receiver);
@@ -229,13 +229,13 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
       connection.on(event, () => undefined);
     }
     connection.on('connection_error', (context: EventContext) => {
-      ctx.log.warn(`amqp service: ${peer}: connection error: ${describeError(context.error)}`);
+      ctx.log.warn(`${peer}: connection error: ${describeError(context.error)}`);
     });
     connection.on('protocol_error', (error: unknown) => {
-      ctx.log.warn(`amqp service: ${peer}: protocol error: ${describeError(error)}`);
+      ctx.log.warn(`${peer}: protocol error: ${describeError(error)}`);
     });
     connection.on('error', (error: unknown) => {
-      ctx.log.warn(`amqp service: ${peer}: ${describeError(error)}`);
+      ctx.log.warn(`${peer}: ${describeError(error)}`);
     });
     connection.on('disconnected', (context: EventContext) => {
       forget(sc, context.error ? describeError(context.error) : '');
