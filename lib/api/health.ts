@@ -2,7 +2,9 @@
  * The health report: one cheap call to each backing service, all at once, each bounded by a
  * short timeout so the endpoint answers quickly even when a service hangs.
  */
+import { errorResponse, jsonResponse, type HttpHandler } from '../http/respond';
 import type { Health, ServiceState } from './schemas';
+import type { ApiServices } from './services';
 import { describeError } from '../http/redact';
 import { HubTimeoutError, hubErrorToApiError, withHubTimeout } from '../iothub/errors';
 
@@ -50,5 +52,19 @@ export async function checkHealth(
   return {
     status: healthy ? 'healthy' : 'unhealthy',
     services: { iotHubRegistry, iotHubService, storage },
+  };
+}
+
+/** GET /health: 200 with the report when everything answers, else 503 with the same report. */
+export function createHealthHandler(services: () => ApiServices): HttpHandler {
+  return async (_request, context) => {
+    try {
+      const report = await checkHealth(services().health, (text) => context.warn(text));
+      return jsonResponse(report.status === 'healthy' ? 200 : 503, report, {
+        'Cache-Control': 'no-store',
+      });
+    } catch (error) {
+      return errorResponse(error, context);
+    }
   };
 }

@@ -31,12 +31,12 @@ export interface MessageHandlers {
 
 export function createMessageHandlers(services: () => ApiServices): MessageHandlers {
   return {
-    send: withProblems(async (request) => {
+    send: withProblems(async (request, context) => {
       const deviceId = deviceIdParam(request);
       const query = validate(SendMessageQuery, queryObject(request), 'query string');
       const body = validate(SendMessageRequest, await readJsonBody(request), 'message');
       const { messages } = services();
-      const sent = await messages.send(deviceId, body);
+      const sent = await messages.send(deviceId, body, (text) => context.warn(text));
       const location = statusUrl(request, sent.status.messageId);
       if (query.wait && sent.recorded) {
         const outcome = await messages.waitForOutcome(deviceId, sent.status.messageId, query.wait);

@@ -31,7 +31,6 @@ export interface ServiceParts {
   hubHostName: string;
   feedbackDrainMs?: number;
   clock?: Clock;
-  log?: (text: string) => void;
 }
 
 /** A device id that never exists: reading it is the cheapest authenticated registry call. */
@@ -43,7 +42,7 @@ export function createApiServices(parts: ServiceParts): ApiServices {
   const store = new MessageStatusStore(parts.statusTable, () => clock.now());
   return {
     devices: new DeviceService(parts.registry, parts.hubHostName),
-    messages: new MessageService(shared, store, clock, parts.log),
+    messages: new MessageService(shared, store, clock),
     feedback: new FeedbackDrainer(shared, store, { now: () => clock.now().getTime() }),
     feedbackDrainMs: parts.feedbackDrainMs ?? 5_000,
     health: {
@@ -71,7 +70,6 @@ function partsFromSettings(settings: Settings): ServiceParts {
       adaptTableClient(await getTableClient(settings.storage, TableNames.messageStatus)),
     hubHostName: access.hostName,
     feedbackDrainMs: settings.feedback.drainSeconds * 1000,
-    log: (text) => console.warn(text),
   };
 }
 

@@ -37,10 +37,13 @@ export class MessageService {
     private readonly client: SharedServiceClient,
     private readonly store: MessageStatusStore,
     private readonly clock: Clock = systemClock,
-    private readonly log: (text: string) => void = () => undefined,
   ) {}
 
-  async send(deviceId: string, request: SendMessageRequest): Promise<SendOutcome> {
+  async send(
+    deviceId: string,
+    request: SendMessageRequest,
+    log: (text: string) => void,
+  ): Promise<SendOutcome> {
     const messageId = request.messageId ?? randomUUID();
     const outgoing = buildC2dMessage(request, messageId, this.clock.now());
     try {
@@ -62,7 +65,7 @@ export class MessageService {
     } catch (error) {
       // The hub has the message: failing now would invite a duplicate resend. Feedback will
       // still create the row when an outcome arrives.
-      this.log(
+      log(
         `Message ${messageId} for ${deviceId} was sent but its status row was not written: ${describeError(error)}`,
       );
       const at = this.clock.now().toISOString();

@@ -1,0 +1,20 @@
+/** The feedback timer's body: one bounded drain per run, with a summary line in the log. */
+import type { InvocationContext, Timer } from '@azure/functions';
+import { describeError } from '../http/redact';
+import type { ApiServices } from './services';
+
+export function createFeedbackTimer(services: () => ApiServices) {
+  return async (_timer: Timer, context: InvocationContext): Promise<void> => {
+    const { feedback, feedbackDrainMs } = services();
+    try {
+      const summary = await feedback.drain(feedbackDrainMs, { warn: (text) => context.warn(text) });
+      context.log(
+        `feedback: ${summary.batches} batches, ${summary.records} records stored, ${summary.skipped} skipped, ${summary.malformed} malformed`,
+      );
+    } catch (error) {
+      // Rethrown so the run shows as failed; the unsettled batches are retried next run.
+      context.error(`feedback: drain failed: ${describeError(error)}`);
+      throw new Error(`Feedback drain failed: ${describeError(error)}`);
+    }
+  };
+}

@@ -1,0 +1,225 @@
+import { InvocationContext, type Timer } from '@azure/functions';
+import type { Message } from 'azure-iot-common';
+import { createApiServices } from '../../lib/api/services';
+import type {
+  FeedbackMessage,
+  FeedbackReceiver,
+  RegistryClient,
+  ServiceClient,
+} from '../../lib/iothub/clients';
+import { parseFeedback } from '../../lib/messages/feedback';
+import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
+import { createFeedbackTimer } from '../../lib/api/feedback-timer';
+
+class FakeReceiver implements FeedbackReceiver {
+  private listener: ((message: FeedbackMessage) => void) | undefined;
+  settled: string[] = [];
+
+  onMessage(listener: (message: FeedbackMessage) => void): void {
+    this.listener = listener;
+  }
+  onError(): void {}
+
+  deliver(records: unknown, label: string, onComplete: () => void = () => undefined): void {
+    const data = Buffer.from(typeof records === 'string' ? records : JSON.stringify(records));
+    this.listener?.({
+      data,
+      complete: () => {
+        onComplete();
+        this.settled.push(`complete:${label}`);
+        return Promise.resolve();
+      },
+      reject: () => {
+        this.settled.push(`reject:${label}`);
+        return Promise.resolve();
+      },
+    });
+  }
+}
+
+class FakeClient implements ServiceClient {
+  receiver = new FakeReceiver();
+  receiverRequests = 0;
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  send(_deviceId: string, _message: Message): Promise<void> {
+    return Promise.resolve();
+  }
+  getFeedbackReceiver(): Promise<FeedbackReceiver> {
+    this.receiverRequests += 1;
+    return Promise.resolve(this.receiver);
+  }
+  onDisconnect(): void {}
+}
+
+class FakeTable implements StatusTable {
+  rows = new Map<string, Record<string, unknown>>();
+  writes: string[] = [];
+  failWith: Error | undefined;
+  getEntity(pk: string, rk: string): Promise<Record<string, unknown>> {
+    const row = this.rows.get(`${pk}|${rk}`);
+    return row
+      ? Promise.resolve(row)
+      : Promise.reject(Object.assign(new Error('nf'), { statusCode: 404 }));
+  }
+  createEntity(entity: StatusEntity): Promise<unknown> {
+    return this.upsertEntity(entity, 'Replace');
+  }
+  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    const k = `${entity.partitionKey}|${entity.rowKey}`;
+    this.writes.push(k);
+    this.rows.set(k, mode === 'Merge' ? { ...this.rows.get(k), ...entity } : { ...entity });
+    return Promise.resolve({});
+  }
+}
+
+const record = (messageId: string, statusCode: string, deviceId = 'd1') => ({
+  originalMessageId: messageId,
+  deviceId,
+  deviceGenerationId: 'g',
+  enqueuedTimeUtc: '2026-01-01T00:00:00Z',
+  statusCode,
+  description: statusCode === 'Success' ? 'Success' : `Message ${statusCode}`,
+});
+
+function setup() {
+  const client = new FakeClient();
+  const table = new FakeTable();
+  const services = createApiServices({
+    registry: {} as RegistryClient,
+    serviceClient: () => client,
+    statusTable: () => Promise.resolve(table),
+    hubHostName: 'hub',
+    feedbackDrainMs: 1000,
+  });
+  const logs: string[] = [];
+  const context = new InvocationContext({
+    logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')),
+  });
+  const timer = createFeedbackTimer(() => services);
+  const run = () => timer({} as Timer, context);
+  return { client, table, services, logs, run };
+}
+
+describe('parseFeedback', () => {
+  it.each([
+    ['Success', 'delivered'],
+    ['Expired', 'expired'],
+    ['DeliveryCountExceeded', 'deliveryCountExceeded'],
+    ['Rejected', 'rejected'],
+    ['Purged', 'purged'],
+  ])('maps %s to %s', (code, state) => {
+    const parsed = parseFeedback(Buffer.from(JSON.stringify([record('m', code)])));
+    expect(parsed.outcomes).toEqual([
+      expect.objectContaining({ deviceId: 'd1', messageId: 'm', status: state }),
+    ]);
+  });
+
+  it('skips records it cannot attribute or does not know', () => {
+    const parsed = parseFeedback(
+      JSON.stringify([
+        record('m', 'Success'),
+        record('m2', 'Teleported'),
+        { statusCode: 'Success' },
+      ]),
+    );
+    expect(parsed.outcomes).toHaveLength(1);
+    expect(parsed.skipped).toBe(2);
+  });
+
+  it('throws on bodies that are not a JSON array', () => {
+    expect(() => parseFeedback(Buffer.from('not json'))).toThrow('not JSON');
+    expect(() => parseFeedback(Buffer.from('{"a":1}'))).toThrow('not a JSON array');
+    expect(() => parseFeedback(42)).toThrow();
+  });
+});
+
+describe('feedback timer', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('stores every outcome and completes each batch only after its rows are written', async () => {
+    const { client, table, run } = setup();
+    table.rows.set('d1|m1', { deviceId: 'd1', messageId: 'm1', status: 'enqueued', ack: 'full' });
+    const running = run();
+    await jest.advanceTimersByTimeAsync(10);
+    const batch = [record('m1', 'Success'), record('m2', 'Expired', 'd#2')];
+    // Completion must come after both writes: note what was written when it happened.
+    const writesAtCompletion: string[][] = [];
+    client.receiver.deliver(batch, 'b1', () => writesAtCompletion.push([...table.writes]));
+    await jest.advanceTimersByTimeAsync(1000);
+    await running;
+    expect(client.receiver.settled).toEqual(['complete:b1']);
+    expect(writesAtCompletion).toEqual([['d1|m1', 'd%232|m2']]);
+    expect(table.rows.get('d1|m1')).toMatchObject({
+      status: 'delivered',
+      ack: 'full',
+      description: 'Success',
+    });
+    // A record for a message this API never recorded creates its row.
+    expect(table.rows.get('d%232|m2')).toMatchObject({
+      deviceId: 'd#2',
+      messageId: 'm2',
+      status: 'expired',
+    });
+  });
+
+  it('keeps a batch whose rows could not be written, and stores it on the next run', async () => {
+    const { client, table, run, logs } = setup();
+    const first = run();
+    await jest.advanceTimersByTimeAsync(10);
+    table.failWith = new Error('storage down');
+    client.receiver.deliver([record('m1', 'Rejected')], 'b1');
+    const failed = expect(first).rejects.toThrow('Feedback drain failed');
+    await jest.advanceTimersByTimeAsync(1000);
+    await failed;
+    expect(client.receiver.settled).toEqual([]);
+    expect(logs.join('\n')).toContain('drain failed');
+
+    table.failWith = undefined;
+    const second = run();
+    await jest.advanceTimersByTimeAsync(1000);
+    await second;
+    expect(client.receiver.settled).toEqual(['complete:b1']);
+    expect(table.rows.get('d1|m1')?.status).toBe('rejected');
+    expect(client.receiverRequests).toBe(1);
+  });
+
+  it('buffers batches that arrive between runs', async () => {
+    const { client, table, run } = setup();
+    const first = run();
+    await jest.advanceTimersByTimeAsync(1000);
+    await first;
+    client.receiver.deliver([record('late', 'Purged')], 'late');
+    expect(client.receiver.settled).toEqual([]);
+    const second = run();
+    await jest.advanceTimersByTimeAsync(1000);
+    await second;
+    expect(client.receiver.settled).toEqual(['complete:late']);
+    expect(table.rows.get('d1|late')?.status).toBe('purged');
+  });
+
+  it('rejects malformed batches instead of replaying them forever', async () => {
+    const { client, run, logs } = setup();
+    const running = run();
+    await jest.advanceTimersByTimeAsync(10);
+    client.receiver.deliver('garbage', 'bad');
+    await jest.advanceTimersByTimeAsync(1000);
+    await running;
+    expect(client.receiver.settled).toEqual(['reject:bad']);
+    expect(logs.join('\n')).toMatch(/malformed/);
+  });
+
+  it('returns after the drain time when nothing arrives', async () => {
+    const { run, logs } = setup();
+    const running = run();
+    await jest.advanceTimersByTimeAsync(1000);
+    await running;
+    expect(logs.join('\n')).toContain('0 batches');
+  });
+});

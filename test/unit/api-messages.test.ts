@@ -1,0 +1,370 @@
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { errors, type Message } from 'azure-iot-common';
+import { createMessageHandlers } from '../../lib/api/message-handlers';
+import { createApiServices } from '../../lib/api/services';
+import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
+import type { Clock } from '../../lib/messages/message-service';
+import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
+
+const base = 'https://app.example/api/devices/d1/messages';
+
+class FakeServiceClient implements ServiceClient {
+  sent: { deviceId: string; message: Message }[] = [];
+  opens = 0;
+  closes = 0;
+  sendError: Error | undefined;
+  openError: Error | undefined;
+  private onDrop: (() => void) | undefined;
+
+  open(): Promise<void> {
+    this.opens += 1;
+    return this.openError ? Promise.reject(this.openError) : Promise.resolve();
+  }
+  close(): Promise<void> {
+    this.closes += 1;
+    return Promise.resolve();
+  }
+  send(deviceId: string, message: Message): Promise<void> {
+    if (this.sendError) return Promise.reject(this.sendError);
+    this.sent.push({ deviceId, message });
+    return Promise.resolve();
+  }
+  getFeedbackReceiver(): Promise<FeedbackReceiver> {
+    return Promise.reject(new Error('not used'));
+  }
+  onDisconnect(listener: () => void): void {
+    this.onDrop = listener;
+  }
+  drop(): void {
+    this.onDrop?.();
+  }
+}
+
+class RestLikeError extends Error {
+  constructor(readonly statusCode: number) {
+    super(`table error ${statusCode}`);
+  }
+}
+
+/** Table storage semantics the store relies on: 409 on create conflicts, 404 on missing rows. */
+class FakeTable implements StatusTable {
+  rows = new Map<string, Record<string, unknown>>();
+  failWith: Error | undefined;
+  private key = (pk: string, rk: string) => `${pk}|${rk}`;
+
+  getEntity(pk: string, rk: string): Promise<Record<string, unknown>> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    const row = this.rows.get(this.key(pk, rk));
+    return row ? Promise.resolve({ ...row }) : Promise.reject(new RestLikeError(404));
+  }
+  createEntity(entity: StatusEntity): Promise<unknown> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    const k = this.key(entity.partitionKey, entity.rowKey);
+    if (this.rows.has(k)) return Promise.reject(new RestLikeError(409));
+    this.rows.set(k, { ...entity });
+    return Promise.resolve({});
+  }
+  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    const k = this.key(entity.partitionKey, entity.rowKey);
+    this.rows.set(k, mode === 'Merge' ? { ...this.rows.get(k), ...entity } : { ...entity });
+    return Promise.resolve({});
+  }
+}
+
+class FakeClock implements Clock {
+  time = Date.parse('2026-01-01T00:00:00Z');
+  onSleep: (() => void) | undefined;
+  sleeps = 0;
+  now(): Date {
+    return new Date(this.time);
+  }
+  sleep(ms: number): Promise<void> {
+    this.time += ms;
+    this.sleeps += 1;
+    this.onSleep?.();
+    return Promise.resolve();
+  }
+}
+
+function setup() {
+  const client = new FakeServiceClient();
+  const table = new FakeTable();
+  const clock = new FakeClock();
+  let created = 0;
+  const services = createApiServices({
+    registry: {} as RegistryClient,
+    serviceClient: () => {
+      created += 1;
+      return client;
+    },
+    statusTable: () => Promise.resolve(table),
+    hubHostName: 'hub',
+    clock,
+  });
+  const handlers = createMessageHandlers(() => services);
+  const logs: string[] = [];
+  const context = () =>
+    new InvocationContext({
+      logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')),
+    });
+  return { client, table, clock, handlers, context, logs, clientsCreated: () => created };
+}
+
+function send(body: unknown, query = '', deviceId = 'd1'): HttpRequest {
+  return new HttpRequest({
+    method: 'POST',
+    url: `https://app.example/api/devices/${encodeURIComponent(deviceId)}/messages${query}`,
+    body: { string: typeof body === 'string' ? body : JSON.stringify(body) },
+    headers: { 'content-type': 'application/json' },
+    params: { deviceId },
+  });
+}
+
+function statusRequest(messageId: string, deviceId = 'd1'): HttpRequest {
+  return new HttpRequest({
+    method: 'GET',
+    url: `${base}/${encodeURIComponent(messageId)}`,
+    params: { deviceId, messageId },
+  });
+}
+
+function json(response: HttpResponseInit): Record<string, unknown> {
+  return JSON.parse(response.body as string) as Record<string, unknown>;
+}
+
+function expectProblem(response: HttpResponseInit, status: number, slug: string) {
+  expect(response.status).toBe(status);
+  expect((response.headers as Record<string, string>)['Content-Type']).toBe(
+    'application/problem+json',
+  );
+  const body = json(response);
+  expect(body.type).toBe(`https://iot-hub-functions.dev/problems/${slug}`);
+  return body;
+}
+
+describe('POST /devices/{deviceId}/messages', () => {
+  it('sends a JSON payload as UTF-8 JSON and answers 202 with a status URL', async () => {
+    const { handlers, context, client, table, clock } = setup();
+    const response = await handlers.send(
+      send({
+        payload: { command: 'reboot', delay: 5 },
+        messageId: 'm-1',
+        correlationId: 'c-1',
+        properties: { priority: 'high' },
+        ack: 'full',
+        ttlSeconds: 120,
+      }),
+      context(),
+    );
+    expect(response.status).toBe(202);
+    expect(json(response)).toEqual({
+      messageId: 'm-1',
+      status: 'enqueued',
+      statusUrl: '/api/devices/d1/messages/m-1',
+    });
+    expect(client.sent).toHaveLength(1);
+    const { deviceId, message } = client.sent[0]!;
+    expect(deviceId).toBe('d1');
+    expect(JSON.parse((message.getData() as Buffer).toString())).toEqual({
+      command: 'reboot',
+      delay: 5,
+    });
+    expect(message.messageId).toBe('m-1');
+    expect(message.correlationId).toBe('c-1');
+    expect(message.ack).toBe('full');
+    expect(message.contentType).toBe('application/json');
+    expect(message.contentEncoding).toBe('utf-8');
+    expect(message.properties.getValue('priority')).toBe('high');
+    expect((message.expiryTimeUtc as Date).getTime()).toBe(clock.time + 120_000);
+    expect(table.rows.get('d1|m-1')).toMatchObject({
+      deviceId: 'd1',
+      messageId: 'm-1',
+      status: 'enqueued',
+      ack: 'full',
+      enqueuedAt: '2026-01-01T00:00:00.000Z',
+    });
+  });
+
+  it('sends a string payload as UTF-8 text and generates a message id', async () => {
+    const { handlers, context, client } = setup();
+    const response = await handlers.send(send({ payload: 'héllo' }), context());
+    expect(response.status).toBe(202);
+    const { message } = client.sent[0]!;
+    expect((message.getData() as Buffer).toString('utf8')).toBe('héllo');
+    expect(message.contentType).toBe('text/plain');
+    expect(message.contentEncoding).toBe('utf-8');
+    expect(message.ack).toBe('none');
+    expect(message.expiryTimeUtc).toBeUndefined();
+    expect(message.messageId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(json(response).messageId).toBe(message.messageId);
+  });
+
+  it('keeps a given content type', async () => {
+    const { handlers, context, client } = setup();
+    await handlers.send(send({ payload: '<a/>', contentType: 'application/xml' }), context());
+    expect(client.sent[0]!.message.contentType).toBe('application/xml');
+  });
+
+  it('reuses one service client across requests', async () => {
+    const { handlers, context, client, clientsCreated } = setup();
+    await handlers.send(send({ payload: 1 }), context());
+    await handlers.send(send({ payload: 2 }), context());
+    expect(clientsCreated()).toBe(1);
+    expect(client.opens).toBe(1);
+  });
+
+  it('opens a new client after the connection drops', async () => {
+    const { handlers, context, client, clientsCreated } = setup();
+    await handlers.send(send({ payload: 1 }), context());
+    client.drop();
+    await handlers.send(send({ payload: 2 }), context());
+    expect(clientsCreated()).toBe(2);
+  });
+
+  it('answers 404 for an unknown device and records nothing', async () => {
+    const { handlers, context, client, table } = setup();
+    client.sendError = new errors.DeviceNotFoundError('no device');
+    expectProblem(await handlers.send(send({ payload: 1 }), context()), 404, 'device-not-found');
+    expect(table.rows.size).toBe(0);
+  });
+
+  it("answers 409 with a queue-full title when the device's queue is full", async () => {
+    const { handlers, context, client, table } = setup();
+    client.sendError = new errors.DeviceMaximumQueueDepthExceededError('full');
+    const body = expectProblem(
+      await handlers.send(send({ payload: 1 }), context()),
+      409,
+      'device-queue-full',
+    );
+    expect(body.title).toMatch(/queue is full/i);
+    expect(table.rows.size).toBe(0);
+  });
+
+  it('answers 503 and reconnects next time when the hub is unreachable', async () => {
+    const { handlers, context, client, clientsCreated } = setup();
+    client.openError = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    expectProblem(await handlers.send(send({ payload: 1 }), context()), 503, 'hub-unavailable');
+    client.openError = undefined;
+    const response = await handlers.send(send({ payload: 1 }), context());
+    expect(response.status).toBe(202);
+    expect(clientsCreated()).toBe(2);
+  });
+
+  it('still answers 202 when the message was sent but its status row could not be written', async () => {
+    const { handlers, context, client, table, logs } = setup();
+    table.failWith = new Error('storage down');
+    const response = await handlers.send(send({ payload: 1, messageId: 'm' }), context());
+    expect(response.status).toBe(202);
+    expect(client.sent).toHaveLength(1);
+    expect(logs.join('\n')).toContain('status row was not written');
+  });
+
+  it.each([
+    ['no payload', {}, 'validation-failed'],
+    ['an unknown field', { payload: 1, priority: 'high' }, 'validation-failed'],
+    ['a ttl below 60 s', { payload: 1, ttlSeconds: 59 }, 'validation-failed'],
+    ['a ttl above 48 h', { payload: 1, ttlSeconds: 172801 }, 'validation-failed'],
+    ['a fractional ttl', { payload: 1, ttlSeconds: 60.5 }, 'validation-failed'],
+    ['an unknown ack', { payload: 1, ack: 'always' }, 'validation-failed'],
+    ['a bad message id', { payload: 1, messageId: 'a b' }, 'validation-failed'],
+    ['a non-string property', { payload: 1, properties: { a: 1 } }, 'validation-failed'],
+    [
+      'a reserved property',
+      { payload: 1, properties: { 'iothub-ack': 'full' } },
+      'validation-failed',
+    ],
+    ['malformed JSON', '{"payload":', 'invalid-json'],
+  ])('refuses %s with 400 and sends nothing', async (_what, body, slug) => {
+    const { handlers, context, client } = setup();
+    expectProblem(await handlers.send(send(body), context()), 400, slug);
+    expect(client.sent).toHaveLength(0);
+  });
+
+  it.each(['?wait=61', '?wait=-1', '?wait=soon'])('refuses %s', async (query) => {
+    const { handlers, context, client } = setup();
+    expectProblem(
+      await handlers.send(send({ payload: 1 }, query), context()),
+      400,
+      'validation-failed',
+    );
+    expect(client.sent).toHaveLength(0);
+  });
+
+  it('refuses a payload over 64 KB with 413', async () => {
+    const { handlers, context, client } = setup();
+    const response = await handlers.send(send({ payload: 'x'.repeat(64 * 1024) }), context());
+    expectProblem(response, 413, 'payload-too-large');
+    expect(client.sent).toHaveLength(0);
+  });
+
+  it('refuses an invalid device id with 400', async () => {
+    const { handlers, context } = setup();
+    expectProblem(
+      await handlers.send(send({ payload: 1 }, '', 'bad/id'), context()),
+      400,
+      'invalid-device-id',
+    );
+  });
+
+  it('with ?wait answers 200 once feedback records the outcome', async () => {
+    const { handlers, context, table, clock } = setup();
+    clock.onSleep = () => {
+      // The feedback timer records delivery while the request waits.
+      if (clock.sleeps === 2) {
+        table.rows.set('d1|m-7', {
+          ...table.rows.get('d1|m-7'),
+          status: 'delivered',
+          updatedAt: clock.now().toISOString(),
+        });
+      }
+    };
+    const response = await handlers.send(
+      send({ payload: 1, messageId: 'm-7', ack: 'full' }, '?wait=10'),
+      context(),
+    );
+    expect(response.status).toBe(200);
+    expect(json(response)).toMatchObject({ messageId: 'm-7', deviceId: 'd1', status: 'delivered' });
+  });
+
+  it('with ?wait answers 202 when no outcome arrives in time', async () => {
+    const { handlers, context, clock } = setup();
+    const started = clock.time;
+    const response = await handlers.send(send({ payload: 1, ack: 'full' }, '?wait=3'), context());
+    expect(response.status).toBe(202);
+    expect(json(response).status).toBe('enqueued');
+    expect(clock.time - started).toBe(3000);
+  });
+});
+
+describe('GET /devices/{deviceId}/messages/{messageId}', () => {
+  it('returns the recorded status', async () => {
+    const { handlers, context } = setup();
+    await handlers.send(send({ payload: 1, messageId: 'm#1', ack: 'positive' }), context());
+    const response = await handlers.status(statusRequest('m#1'), context());
+    expect(response.status).toBe(200);
+    expect(json(response)).toEqual({
+      messageId: 'm#1',
+      deviceId: 'd1',
+      status: 'enqueued',
+      ack: 'positive',
+      enqueuedAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
+  });
+
+  it('answers 404 for an unknown message', async () => {
+    const { handlers, context } = setup();
+    expectProblem(
+      await handlers.status(statusRequest('nope'), context()),
+      404,
+      'message-not-found',
+    );
+  });
+
+  it('answers 503 when storage is down', async () => {
+    const { handlers, context, table } = setup();
+    table.failWith = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    expectProblem(await handlers.status(statusRequest('m'), context()), 503, 'storage-unavailable');
+  });
+});

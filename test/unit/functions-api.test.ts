@@ -1,0 +1,115 @@
+/**
+ * The function files as the Functions host sees them: what they register (routes, methods,
+ * auth levels, the timer schedule), and their exported handlers working without a host.
+ * `@azure/functions-core` is the module the real worker provides; here it records registrations.
+ */
+import { HttpRequest, InvocationContext } from '@azure/functions';
+
+interface Registered {
+  name: string;
+  bindings: Record<string, Record<string, unknown>>;
+}
+
+const registered: Registered[] = [];
+
+jest.mock(
+  '@azure/functions-core',
+  () => ({
+    version: '4.0.0',
+    hostVersion: '4.0.0',
+    setProgrammingModel: () => undefined,
+    getProgrammingModel: () => undefined,
+    registerHook: () => ({ dispose: () => undefined }),
+    log: () => undefined,
+    registerFunction: (metadata: Registered) => {
+      registered.push(metadata);
+      return { dispose: () => undefined };
+    },
+    Disposable: class {
+      dispose(): void {}
+    },
+  }),
+  { virtual: true },
+);
+
+function trigger(name: string): Record<string, unknown> {
+  const fn = registered.find((r) => r.name === name);
+  if (!fn) throw new Error(`${name} was not registered`);
+  const binding = Object.values(fn.bindings).find((b) => /Trigger$/.test(String(b.type)));
+  if (!binding) throw new Error(`${name} has no trigger`);
+  return binding;
+}
+
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  // No settings at all: loading the files must not need them.
+  for (const name of [
+    'IOTHUB_CONNECTION_STRING',
+    'IOTHUB_EVENTS_CONNECTION',
+    'AzureWebJobsStorage',
+  ]) {
+    delete process.env[name];
+  }
+  await import('../../functions/devices');
+  await import('../../functions/messages');
+  await import('../../functions/health');
+  await import('../../functions/openapi');
+  await import('../../functions/feedback');
+});
+
+afterAll(() => {
+  process.env = savedEnv;
+});
+
+describe('registrations', () => {
+  it.each([
+    ['createDevice', 'devices', 'POST', 'function'],
+    ['listDevices', 'devices', 'GET', 'function'],
+    ['getDevice', 'devices/{deviceId}', 'GET', 'function'],
+    ['updateDevice', 'devices/{deviceId}', 'PATCH', 'function'],
+    ['deleteDevice', 'devices/{deviceId}', 'DELETE', 'function'],
+    ['sendMessage', 'devices/{deviceId}/messages', 'POST', 'function'],
+    ['getMessageStatus', 'devices/{deviceId}/messages/{messageId}', 'GET', 'function'],
+    ['health', 'health', 'GET', 'anonymous'],
+    ['openapi', 'openapi.json', 'GET', 'anonymous'],
+  ])('%s: %s %s, auth %s', (name, route, method, authLevel) => {
+    expect(trigger(name)).toMatchObject({
+      type: 'httpTrigger',
+      route,
+      methods: [method],
+      authLevel,
+    });
+  });
+
+  it('runs the feedback timer on the FEEDBACK_SCHEDULE setting', () => {
+    expect(trigger('feedback')).toMatchObject({
+      type: 'timerTrigger',
+      schedule: '%FEEDBACK_SCHEDULE%',
+    });
+  });
+});
+
+describe('exported handlers without settings', () => {
+  it('answer a 500 problem that names no setting value', async () => {
+    const { deviceHandlers } = await import('../../functions/devices');
+    const logs: string[] = [];
+    const response = await deviceHandlers.list(
+      new HttpRequest({ method: 'GET', url: 'http://localhost/api/devices' }),
+      new InvocationContext({ logHandler: (_l, ...args) => logs.push(args.map(String).join(' ')) }),
+    );
+    expect(response.status).toBe(500);
+    expect(JSON.parse(response.body as string)).toMatchObject({
+      type: 'https://iot-hub-functions.dev/problems/internal',
+    });
+    expect(logs.join('\n')).toContain('IOTHUB_CONNECTION_STRING is missing');
+  });
+
+  it('serve the OpenAPI document anonymously', async () => {
+    const { openApiHandler } = await import('../../functions/openapi');
+    const response = await openApiHandler();
+    expect(response.status).toBe(200);
+    const document = JSON.parse(response.body as string) as { openapi: string };
+    expect(document.openapi).toBe('3.1.0');
+  });
+});
