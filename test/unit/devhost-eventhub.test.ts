@@ -1,0 +1,264 @@
+/**
+ * devhost's Event Hub trigger end to end: real devices send telemetry over MQTT to the local IoT
+ * Hub, devhost (a child process) receives it through `@azure/event-hubs` and keeps checkpoints in
+ * Azurite. Needs `npm run build` and the test CA (`npm test` arranges both).
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ContainerClient } from '@azure/storage-blob';
+import { NoRetry } from 'azure-iot-common';
+import { Client as DeviceClient, Message } from 'azure-iot-device';
+import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Registry } from 'azure-iothub';
+import { createRegistry } from '../../lib/iothub/registry-agent';
+import type { AzuriteInstance } from '../support/azurite';
+import { startAzurite } from '../support/azurite';
+import type { EmulatorInstance } from '../support/emulator';
+import { startEmulator } from '../support/emulator';
+
+const root = resolve(__dirname, '..', '..');
+const cli = join(root, 'dist', 'devhost', 'cli.js');
+const fixture = join(root, 'test', 'fixtures', 'devhost-app');
+
+let emulator: EmulatorInstance;
+let azurite: AzuriteInstance;
+let registry: Registry;
+let device: DeviceClient;
+let deviceId: string;
+let out: string;
+const cleanup: (() => Promise<unknown>)[] = [];
+
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+function readLines(file: string): Record<string, unknown>[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+interface DevhostChild {
+  child: ChildProcessWithoutNullStreams;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+async function startDevhost(
+  dataDir: string,
+  enabled: string,
+  env: Record<string, string> = {},
+): Promise<DevhostChild> {
+  const child = spawn(process.execPath, [cli, '--app', fixture, '--port', '0', '--data', dataDir], {
+    env: {
+      ...process.env,
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_EVENTS_CONNECTION: emulator.connection.eventsConnectionString,
+      FIXTURE_EVENTS_NAME: emulator.connection.eventsName,
+      FIXTURE_CONSUMER_GROUP: '$Default',
+      AzureWebJobsStorage: azurite.connectionString,
+      [`AzureWebJobs.${enabled}.Disabled`]: 'false',
+      ...env,
+    },
+  });
+  let text = '';
+  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const started = { child, output: () => text, exited };
+  cleanup.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  await waitFor('devhost start', () =>
+    /Host started/.test(text)
+      ? true
+      : child.exitCode !== null
+        ? (() => {
+            throw new Error(`devhost exited: ${text}`);
+          })()
+        : undefined,
+  );
+  return started;
+}
+
+async function send(id: string, body: string, alert: string): Promise<void> {
+  const message = new Message(body);
+  message.messageId = id;
+  message.contentType = 'application/json';
+  message.contentEncoding = 'utf-8';
+  message.properties.add('Alert', alert);
+  await device.sendEvent(message);
+}
+
+async function checkpointBlobs(consumerGroup: string): Promise<string[]> {
+  const container = new ContainerClient(azurite.connectionString, 'azure-webjobs-eventhub');
+  const names: string[] = [];
+  if (!(await container.exists())) return names;
+  for await (const blob of container.listBlobsFlat()) {
+    if (blob.name.includes(`/${consumerGroup.toLowerCase()}/checkpoint/`)) names.push(blob.name);
+  }
+  return names;
+}
+
+beforeAll(async () => {
+  [emulator, azurite] = await Promise.all([
+    startEmulator({
+      inMemory: true,
+      partitions: 2,
+      args: ['--consumer-group', 'retries', '--consumer-group', 'exhausted'],
+    }),
+    startAzurite(),
+  ]);
+  out = mkdtempSync(join(tmpdir(), 'devhost-eh-out-'));
+  registry = createRegistry(emulator.connection.serviceConnectionString);
+  deviceId = 'devhost-eh-device';
+  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
+  const key = responseBody.authentication?.symmetricKey?.primaryKey ?? '';
+  device = DeviceClient.fromConnectionString(
+    emulator.connection.deviceConnectionString(deviceId, key),
+    Mqtt,
+  );
+  device.setRetryPolicy(new NoRetry());
+  await device.open();
+});
+
+afterAll(async () => {
+  for (const step of cleanup.reverse()) await step().catch(() => undefined);
+  await device?.close().catch(() => undefined);
+  await Promise.allSettled([emulator?.stop(), azurite?.stop()]);
+  if (out) rmSync(out, { recursive: true, force: true });
+});
+
+describe('devhost Event Hub trigger', () => {
+  it('delivers batches with the host metadata, checkpoints, and does not reprocess after a restart', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'devhost-eh-'));
+    cleanup.push(() => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })));
+    const file = join(out, 'telemetry.jsonl');
+    const first = await startDevhost(dataDir, 'telemetry');
+    for (let i = 0; i < 3; i += 1)
+      await send(
+        `m-${i}`,
+        JSON.stringify({ deviceId, windSpeed: 10 + i }),
+        i === 1 ? 'high' : 'none',
+      );
+
+    const batches = await waitFor('three events', () => {
+      const lines = readLines(file);
+      return lines.flatMap((l) => l.messages as unknown[]).length >= 3 ? lines : undefined;
+    });
+    const messages = batches.flatMap((b) => b.messages as Record<string, unknown>[]);
+    expect(messages.map((m) => m.windSpeed).sort()).toEqual([10, 11, 12]);
+    const batch = batches[0]!;
+    const meta = batch.triggerMetadata as Record<string, unknown>;
+    const system = meta.systemPropertiesArray as Record<string, unknown>[];
+    const count = (batch.messages as unknown[]).length;
+    expect(system).toHaveLength(count);
+    expect(meta.propertiesArray).toHaveLength(count);
+    expect(meta.sequenceNumberArray).toHaveLength(count);
+    expect(meta.enqueuedTimeUtcArray).toHaveLength(count);
+    expect(system[0]).toMatchObject({
+      'iothub-connection-device-id': deviceId,
+      'iothub-message-source': 'Telemetry',
+      'x-opt-sequence-number': expect.any(Number),
+      'x-opt-offset': expect.any(String),
+      'message-id': expect.stringMatching(/^m-\d$/),
+      'content-type': 'application/json',
+      sequenceNumber: expect.any(Number),
+      enqueuedTimeUtc: expect.any(String),
+    });
+    expect((meta.propertiesArray as Record<string, unknown>[])[0]).toHaveProperty('alert');
+    expect(meta.partitionContext).toMatchObject({
+      eventHubName: emulator.connection.eventsName,
+      consumerGroup: '$Default',
+      partitionId: expect.any(String),
+    });
+    expect(first.output()).toMatch(/Executed 'telemetry' \(Succeeded, Id=[0-9a-f-]{36}, Duration=/);
+
+    await waitFor('checkpoints', async () =>
+      (await checkpointBlobs('$Default')).length > 0 ? true : undefined,
+    );
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = await startDevhost(dataDir, 'telemetry');
+    await send('m-after-restart', JSON.stringify({ deviceId, windSpeed: 99 }), 'none');
+    await waitFor('the new event', () =>
+      readLines(file).some((l) =>
+        (l.messages as Record<string, unknown>[]).some((m) => m.windSpeed === 99),
+      )
+        ? true
+        : undefined,
+    );
+    const all = readLines(file).flatMap((l) => l.messages as Record<string, unknown>[]);
+    expect(all.map((m) => m.windSpeed).sort()).toEqual([10, 11, 12, 99]);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('retries a failing batch with retryContext, and checkpoints once retries are exhausted', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'devhost-eh-'));
+    cleanup.push(() => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })));
+    const file = join(out, 'retry.jsonl');
+    rmSync(file, { force: true });
+    const host = await startDevhost(dataDir, 'telemetryRetry', {
+      FIXTURE_CONSUMER_GROUP: 'retries',
+      FIXTURE_RETRY_FAILURES: '2',
+    });
+    const lines = await waitFor('three attempts', () => {
+      const found = readLines(file);
+      return found.length >= 3 ? found : undefined;
+    });
+    expect(lines.slice(0, 3).map((l) => l.retryContext)).toEqual([
+      { retryCount: 0, maxRetryCount: 3 },
+      {
+        retryCount: 1,
+        maxRetryCount: 3,
+        exception: expect.objectContaining({ message: 'transient failure' }),
+      },
+      {
+        retryCount: 2,
+        maxRetryCount: 3,
+        exception: expect.objectContaining({ message: 'transient failure' }),
+      },
+    ]);
+    expect(lines[0]!.count).toBe(lines[2]!.count);
+    host.child.kill('SIGTERM');
+    expect(await host.exited).toBe(0);
+
+    rmSync(file, { force: true });
+    const exhausted = await startDevhost(dataDir, 'telemetryRetry', {
+      FIXTURE_CONSUMER_GROUP: 'exhausted',
+      FIXTURE_RETRY_FAILURES: '1000',
+    });
+    await waitFor('retries exhausted', () =>
+      /retries exhausted; checkpointing past the failed batch/.test(exhausted.output())
+        ? true
+        : undefined,
+    );
+    const attempts = readLines(file).map(
+      (l) => (l.retryContext as { retryCount: number }).retryCount,
+    );
+    expect(attempts.slice(0, 4)).toEqual([0, 1, 2, 3]);
+    await waitFor('checkpoint after exhausted retries', async () =>
+      (await checkpointBlobs('exhausted')).length > 0 ? true : undefined,
+    );
+    exhausted.child.kill('SIGTERM');
+    expect(await exhausted.exited).toBe(0);
+  });
+});
