@@ -71,6 +71,14 @@ describe('azure-iothub Client over AMQP', () => {
     expect(responseBody.cloudToDeviceMessageCount).toBe(50);
   });
 
+  it('refuses a body over 64 KiB with MessageTooLargeError', async () => {
+    const deviceId = await createDevice();
+    const error = await failure(service.send(deviceId, new Message(Buffer.alloc(64 * 1024 + 1))));
+    expect(error.name).toBe('MessageTooLargeError');
+    const { responseBody } = await registry.get(deviceId);
+    expect(responseBody.cloudToDeviceMessageCount).toBe(0);
+  });
+
   // azure-iothub 1.16.6 wraps the CBS UnauthorizedError of `open()` in a plain Error ("Could not
   // connect") with the original as `amqpError`, exactly as against Azure; the name 'Error' is
   // not retried by the default policy, so it fails fast.

@@ -195,6 +195,20 @@ describe('CBS', () => {
     expect(reply).toEqual({ statusCode: 200, correlationId: 'put-token-1' });
   });
 
+  it('also serves clients that start with SASL ANONYMOUS', async () => {
+    const connection = create_container().connect({
+      host: '127.0.0.1',
+      port,
+      reconnect: false,
+      username: 'anonymous',
+    });
+    connection.on('error', () => undefined);
+    connection.on('disconnected', () => undefined);
+    clients.push(connection);
+    await nextEvent(connection, 'connection_open');
+    expect((await putToken(connection, token())).statusCode).toBe(200);
+  });
+
   it('answers 401 to a wrong key, an expired token and a policy without ServiceConnect', async () => {
     const wrongKey = token().replace(/sig=[^&]+/, 'sig=AAAA');
     const expired = token(owner, Math.floor(clock.now() / 1000) - 1);
