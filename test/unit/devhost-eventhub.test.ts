@@ -85,15 +85,10 @@ async function startDevhost(
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited;
   });
-  await waitFor('devhost start', () =>
-    /Host started/.test(text)
-      ? true
-      : child.exitCode !== null
-        ? (() => {
-            throw new Error(`devhost exited: ${text}`);
-          })()
-        : undefined,
-  );
+  await waitFor('devhost start', () => {
+    if (child.exitCode !== null) throw new Error(`devhost exited early:\n${text}`);
+    return /Host started/.test(text) ? true : undefined;
+  });
   return started;
 }
 
