@@ -44,9 +44,14 @@ class Partition {
 
   commit(event: StoredEvent): void {
     // Commits arrive in sequence order (group commit resolves in call order); stay sorted anyway.
-    let at = this.events.length;
-    while (at > this.head && this.events[at - 1]!.sequenceNumber > event.sequenceNumber) at--;
-    this.events.splice(at, 0, event);
+    const tail = this.events[this.events.length - 1];
+    if (!tail || tail.sequenceNumber < event.sequenceNumber) {
+      this.events.push(event); // the normal case; splice would copy the whole array
+    } else {
+      let at = this.events.length;
+      while (at > this.head && this.events[at - 1]!.sequenceNumber > event.sequenceNumber) at--;
+      this.events.splice(at, 0, event);
+    }
     if (!this.last || event.sequenceNumber > this.last.sequenceNumber) this.last = event;
   }
 

@@ -10,7 +10,14 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, StoredEvent } from './contracts';
-import { fsyncDirectory, LogWriter, scanLog, writeLogAtomically } from './framed-log';
+import {
+  FRAME_HEADROOM,
+  fsyncDirectory,
+  LogWriter,
+  scanLog,
+  sealFrame,
+  writeLogAtomically,
+} from './framed-log';
 import { decodeRecord, encodeEvent, encodeSegmentStart, encodeStateChanges } from './record-codec';
 import { ReplayState } from './replay-state';
 import type { CoreStore, RecoveredState, StateChange, StoreStats } from './store';
@@ -244,12 +251,12 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
 
     async appendEvent(event: StoredEvent): Promise<void> {
       assertOpen();
-      const payload = encodeEvent(event);
+      const framed = sealFrame(encodeEvent(event, FRAME_HEADROOM));
       // Appends that arrive during a rotation wait for it together, keeping their order.
       if (rotating) await rotating;
       const writer = eventWriter!;
       const current = activeSegment;
-      await writer.append([payload]);
+      await writer.appendFrames([framed]);
       eventsWritten++;
       nextSequence.set(
         event.partitionId,

@@ -21,6 +21,17 @@ export function frame(payload: Buffer): Buffer {
   return out;
 }
 
+/** Bytes to leave free in front of a payload that `sealFrame` turns into a frame in place. */
+export const FRAME_HEADROOM = HEADER_BYTES;
+
+/** Fills in the header of `buffer` = `FRAME_HEADROOM` free bytes + payload (saves a copy). */
+export function sealFrame(buffer: Buffer): Buffer {
+  const payload = buffer.subarray(HEADER_BYTES);
+  buffer.writeUInt32LE(payload.length, 0);
+  buffer.writeUInt32LE(crc32(payload), 4);
+  return buffer;
+}
+
 export interface ScannedLog {
   payloads: Buffer[];
   /** Bytes up to the end of the last intact frame. */
@@ -127,8 +138,13 @@ export class LogWriter {
 
   /** Queues payloads as consecutive frames; resolves once they are durable. */
   append(payloads: readonly Buffer[]): Promise<void> {
+    return this.appendFrames(payloads.map(frame));
+  }
+
+  /** Like `append`, for frames already sealed with `sealFrame`. */
+  appendFrames(frames: readonly Buffer[]): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    for (const payload of payloads) this.pending.push(frame(payload));
+    for (const f of frames) this.pending.push(f);
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.schedule();

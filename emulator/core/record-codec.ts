@@ -15,14 +15,16 @@ export type DecodedRecord =
   | { type: 'segment-start'; nextSequenceNumbers: Record<string, number> }
   | { type: 'state'; changes: StateChange[] };
 
-export function encodeEvent(event: StoredEvent): Buffer {
+/** The event's payload, after `headroom` free bytes (so the frame header needs no copy). */
+export function encodeEvent(event: StoredEvent, headroom = 0): Buffer {
   const { body, ...header } = event;
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const out = Buffer.allocUnsafe(5 + json.length + body.length);
-  out.writeUInt8(EVENT, 0);
-  out.writeUInt32LE(json.length, 1);
-  json.copy(out, 5);
-  body.copy(out, 5 + json.length);
+  const json = JSON.stringify(header);
+  const jsonLength = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(headroom + 5 + jsonLength + body.length);
+  out.writeUInt8(EVENT, headroom);
+  out.writeUInt32LE(jsonLength, headroom + 1);
+  out.write(json, headroom + 5, 'utf8');
+  body.copy(out, headroom + 5 + jsonLength);
   return out;
 }
 
