@@ -21,6 +21,8 @@ export interface ApiServices {
   health: HealthProbes;
   /** The run length of one feedback drain. */
   feedbackDrainMs: number;
+  /** Closes the AMQP connection (host shutdown, tests). */
+  close(): Promise<void>;
 }
 
 export interface ServiceParts {
@@ -45,6 +47,7 @@ export function createApiServices(parts: ServiceParts): ApiServices {
     messages: new MessageService(shared, store, clock),
     feedback: new FeedbackDrainer(shared, store, { now: () => clock.now().getTime() }),
     feedbackDrainMs: parts.feedbackDrainMs ?? 5_000,
+    close: () => shared.close(),
     health: {
       iotHubRegistry: async () => {
         try {
@@ -59,6 +62,11 @@ export function createApiServices(parts: ServiceParts): ApiServices {
       storage: () => store.probe(),
     },
   };
+}
+
+/** The real clients for `settings` (tests use it to point the API at a local hub). */
+export function createApiServicesFromSettings(settings: Settings): ApiServices {
+  return createApiServices(partsFromSettings(settings));
 }
 
 function partsFromSettings(settings: Settings): ServiceParts {
@@ -77,6 +85,6 @@ let instance: ApiServices | undefined;
 
 /** The instance-wide services, created from the app settings on first call. */
 export function apiServices(): ApiServices {
-  instance ??= createApiServices(partsFromSettings(loadSettings()));
+  instance ??= createApiServicesFromSettings(loadSettings());
   return instance;
 }

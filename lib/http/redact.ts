@@ -3,6 +3,8 @@
  * connection strings or SAS tokens (for example when a URL with `sig=` fails), so every SDK
  * message the app logs goes through here first.
  */
+import { isErrorLike } from '../iothub/errors';
+
 const patterns: readonly RegExp[] = [
   /(SharedAccessKey=)[^;\s"']*/gi,
   /(AccountKey=)[^;\s"']*/gi,
@@ -18,7 +20,7 @@ export function redactSecrets(text: string): string {
 
 /** A one-line, secret-free description of any thrown value: name and message, never the stack. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) {
+  if (isErrorLike(error)) {
     const code = (error as { code?: unknown }).code;
     const suffix = typeof code === 'string' ? ` (${code})` : '';
     return redactSecrets(`${error.name}: ${error.message}${suffix}`).slice(0, 500);

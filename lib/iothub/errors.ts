@@ -37,6 +37,17 @@ const networkCodes: ReadonlySet<string> = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/**
+ * Errors from Node's own modules can come from another realm (Jest's sandbox, for one), where
+ * `instanceof Error` is false; anything with a string `name` and `message` is treated as an error.
+ */
+export function isErrorLike(value: unknown): value is Error {
+  if (value instanceof Error) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as { name?: unknown; message?: unknown };
+  return typeof candidate.name === 'string' && typeof candidate.message === 'string';
+}
+
 function nodeCode(error: Error): string | undefined {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
@@ -55,7 +66,7 @@ function retryAfter(error: Error): string {
 function causeOf(error: Error): Error | undefined {
   for (const key of ['transportError', 'amqpError', 'cause'] as const) {
     const inner = (error as unknown as Record<string, unknown>)[key];
-    if (inner instanceof Error) return inner;
+    if (isErrorLike(inner)) return inner;
   }
   return undefined;
 }
@@ -73,7 +84,7 @@ function isNetworkFailure(error: Error): boolean {
  */
 export function hubErrorToApiError(error: unknown, subject: string): ApiError | undefined {
   if (error instanceof ApiError) return error;
-  if (!(error instanceof Error)) return undefined;
+  if (!isErrorLike(error)) return undefined;
   switch (error.name) {
     case 'DeviceNotFoundError':
       return new ApiError('deviceNotFound', `${subject} is not registered in IoT Hub.`);

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import * as common from 'azure-iot-common';
 import { ApiError, problemBody, problemResponse } from '../../lib/http/problem';
 import { describeError, redactSecrets } from '../../lib/http/redact';
@@ -69,6 +70,15 @@ describe('hubErrorToApiError', () => {
       expect(hubErrorToApiError(error, 'd')?.status).toBe(503);
     },
   );
+
+  it('recognises errors from another realm (Node core errors seen inside Jest)', () => {
+    const foreign: unknown = runInNewContext(
+      'Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })',
+    );
+    expect(foreign instanceof Error).toBe(false);
+    expect(hubErrorToApiError(foreign, 'd')?.status).toBe(503);
+    expect(describeError(foreign)).toBe('Error: connect ECONNREFUSED 127.0.0.1:1 (ECONNREFUSED)');
+  });
 
   it('finds a network failure wrapped by the transport', () => {
     const inner = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
