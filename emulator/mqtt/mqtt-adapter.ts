@@ -393,6 +393,10 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
   return {
     handle(socket) {
       const remote = remoteAddressOf(socket);
+      // PUBACKs and C2D publishes are tiny writes a device waits for: Nagle's algorithm would
+      // hold each one back until the previous segment is acknowledged.
+      const tcp = socket as Duplex & { setNoDelay?: (noDelay: boolean) => unknown };
+      if (typeof tcp.setNoDelay === 'function') tcp.setNoDelay(true);
       const client = broker.handle(socket);
       remotes.set(client, remote);
       const watcher = new MqttFrameWatcher(maxPacketBytes, {
