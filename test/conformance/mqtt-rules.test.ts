@@ -200,6 +200,46 @@ describe('authentication rules', () => {
   });
 });
 
+describe('connection lifetime', () => {
+  it('drops a connection when its token expires', async () => {
+    const device = await createDevice();
+    const soon = Math.floor(Date.now() / 1000) + 2;
+    const token = SharedAccessSignature.create(
+      emulator.connection.hostName,
+      device.deviceId,
+      device.key,
+      soon,
+    ).toString();
+    const client = await connectAs(device, { password: token });
+    await closed(client); // bounded by Jest's timeout; the hub closes it at expiry
+    expect(Date.now()).toBeGreaterThanOrEqual(soon * 1000);
+  });
+
+  it('drops a connection when the device is deleted or its keys change', async () => {
+    const deleted = await createDevice();
+    const deletedClient = await connectAs(deleted);
+    const deletedClosed = closed(deletedClient);
+    await registry.delete(deleted.deviceId);
+    await deletedClosed;
+
+    const rekeyed = await createDevice();
+    const rekeyedClient = await connectAs(rekeyed);
+    const rekeyedClosed = closed(rekeyedClient);
+    const { responseBody } = await registry.get(rekeyed.deviceId);
+    await registry.update({
+      ...responseBody,
+      authentication: {
+        symmetricKey: {
+          primaryKey: Buffer.from('a brand new primary key!').toString('base64'),
+          secondaryKey: Buffer.from('a brand new secondary key').toString('base64'),
+        },
+      },
+    });
+    await rekeyedClosed;
+    await expect(connectAs(rekeyed)).rejects.toHaveProperty('code', 5);
+  });
+});
+
 describe('topic rules', () => {
   it('drops a device that publishes to another device’s events topic, storing nothing', async () => {
     const attacker = await createDevice();
