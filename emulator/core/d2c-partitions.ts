@@ -5,7 +5,9 @@
  */
 import type { Clock, DeviceToCloud, PartitionInfo, StoredEvent, TelemetryInput } from './contracts';
 import { HubError } from './contracts';
+import { FRAME_HEADROOM } from './framed-log';
 import { Listeners } from './listeners';
+import { decodeEvent, encodeEvent, peekEvent } from './record-codec';
 import type { CoreStore } from './store';
 
 /** FNV-1a over the UTF-8 bytes: stable across processes and versions, unlike anything seeded. */
@@ -18,61 +20,79 @@ export function stableHash(text: string): number {
   return hash;
 }
 
+/**
+ * One partition's retained events, kept encoded (one Buffer each, off the JS heap) with parallel
+ * arrays of sequence numbers and enqueued times for lookups; decoded only when read.
+ */
 class Partition {
-  /** Durable, retained events; `events[head]` is the oldest. */
-  private events: StoredEvent[] = [];
+  private payloads: Buffer[] = [];
+  private sequenceNumbers: number[] = [];
+  private times: number[] = [];
+  /** Index of the oldest retained event. */
   private head = 0;
   /** The next sequence number to assign (assigned before the write is durable). */
   nextSequenceNumber: number;
   /** The last durable event ever appended, even if retention dropped it since. */
-  private last: StoredEvent | undefined;
+  private lastSequenceNumber = -1;
+  lastEnqueuedTime = 0;
+  /** Enqueued time given to the latest append, durable or not. */
+  lastAssignedTime = 0;
 
   constructor(
     readonly id: string,
-    recovered: readonly StoredEvent[],
+    recovered: readonly Buffer[],
     nextSequenceNumber: number,
   ) {
-    this.events = [...recovered];
-    this.last = recovered[recovered.length - 1];
-    const afterLast = this.last ? this.last.sequenceNumber + 1 : 0;
-    this.nextSequenceNumber = Math.max(nextSequenceNumber, afterLast);
-  }
-
-  get lastEnqueuedTime(): number {
-    return this.last?.enqueuedTime ?? 0;
-  }
-
-  commit(event: StoredEvent): void {
-    // Commits arrive in sequence order (group commit resolves in call order); stay sorted anyway.
-    const tail = this.events[this.events.length - 1];
-    if (!tail || tail.sequenceNumber < event.sequenceNumber) {
-      this.events.push(event); // the normal case; splice would copy the whole array
-    } else {
-      let at = this.events.length;
-      while (at > this.head && this.events[at - 1]!.sequenceNumber > event.sequenceNumber) at--;
-      this.events.splice(at, 0, event);
+    for (const payload of recovered) {
+      const { sequenceNumber, enqueuedTime } = peekEvent(payload);
+      this.commit(sequenceNumber, enqueuedTime, payload);
     }
-    if (!this.last || event.sequenceNumber > this.last.sequenceNumber) this.last = event;
+    this.nextSequenceNumber = Math.max(nextSequenceNumber, this.lastSequenceNumber + 1);
+    // Events retention already dropped still count as appended.
+    this.lastSequenceNumber = this.nextSequenceNumber - 1;
+    this.lastAssignedTime = this.lastEnqueuedTime;
+  }
+
+  commit(sequenceNumber: number, enqueuedTime: number, payload: Buffer): void {
+    let at = this.payloads.length;
+    // Commits arrive in sequence order (group commit resolves in call order); stay sorted anyway.
+    while (at > this.head && this.sequenceNumbers[at - 1]! > sequenceNumber) at--;
+    if (at === this.payloads.length) {
+      this.payloads.push(payload);
+      this.sequenceNumbers.push(sequenceNumber);
+      this.times.push(enqueuedTime);
+    } else {
+      this.payloads.splice(at, 0, payload);
+      this.sequenceNumbers.splice(at, 0, sequenceNumber);
+      this.times.splice(at, 0, enqueuedTime);
+    }
+    if (sequenceNumber > this.lastSequenceNumber) {
+      this.lastSequenceNumber = sequenceNumber;
+      this.lastEnqueuedTime = Math.max(this.lastEnqueuedTime, enqueuedTime);
+    }
   }
 
   dropBefore(time: number): void {
-    while (this.head < this.events.length && this.events[this.head]!.enqueuedTime < time) {
+    while (this.head < this.times.length && this.times[this.head]! < time) {
+      this.payloads[this.head] = EMPTY; // release the buffer now; the slot goes at compaction
       this.head++;
     }
     // Compact occasionally rather than shifting on every drop.
-    if (this.head > 1024 && this.head * 2 > this.events.length) {
-      this.events = this.events.slice(this.head);
+    if (this.head > 1024 && this.head * 2 > this.payloads.length) {
+      this.payloads = this.payloads.slice(this.head);
+      this.sequenceNumbers = this.sequenceNumbers.slice(this.head);
+      this.times = this.times.slice(this.head);
       this.head = 0;
     }
   }
 
-  /** Index of the first retained event with sequence number ≥ `sequenceNumber`. */
-  private indexOfSequence(sequenceNumber: number): number {
+  /** First index ≥ head whose value in `sorted` is ≥ `value`. */
+  private lowerBound(sorted: readonly number[], value: number): number {
     let lo = this.head;
-    let hi = this.events.length;
+    let hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.events[mid]!.sequenceNumber < sequenceNumber) lo = mid + 1;
+      if (sorted[mid]! < value) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -80,40 +100,34 @@ class Partition {
 
   read(fromSequenceNumber: number, max: number): StoredEvent[] {
     if (max <= 0) return [];
-    const start = this.indexOfSequence(fromSequenceNumber);
-    return this.events.slice(start, start + max);
+    const start = this.lowerBound(this.sequenceNumbers, fromSequenceNumber);
+    const end = Math.min(this.payloads.length, start + max);
+    const events: StoredEvent[] = [];
+    for (let i = start; i < end; i++) events.push(decodeEvent(this.payloads[i]!));
+    return events;
   }
 
   sequenceNumberAtTime(time: number): number {
-    let lo = this.head;
-    let hi = this.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.events[mid]!.enqueuedTime < time) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < this.events.length ? this.events[lo]!.sequenceNumber : this.committedNext();
-  }
-
-  /** The sequence number after the last durable event. */
-  private committedNext(): number {
-    return this.last ? this.last.sequenceNumber + 1 : this.nextSequenceNumber;
+    const at = this.lowerBound(this.times, time);
+    return at < this.times.length ? this.sequenceNumbers[at]! : this.lastSequenceNumber + 1;
   }
 
   info(): PartitionInfo {
-    const first = this.events[this.head];
-    const next = this.committedNext();
+    const empty = this.head >= this.payloads.length;
+    const next = this.lastSequenceNumber + 1;
     return {
       partitionId: this.id,
       // Event Hubs reports -1 for a partition that never held an event.
-      beginSequenceNumber: first ? first.sequenceNumber : next === 0 ? -1 : next,
-      lastEnqueuedSequenceNumber: next - 1,
-      lastEnqueuedOffset: String(next - 1),
+      beginSequenceNumber: !empty ? this.sequenceNumbers[this.head]! : next === 0 ? -1 : next,
+      lastEnqueuedSequenceNumber: this.lastSequenceNumber,
+      lastEnqueuedOffset: String(this.lastSequenceNumber),
       lastEnqueuedTime: this.lastEnqueuedTime,
-      isEmpty: first === undefined,
+      isEmpty: empty,
     };
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export interface D2COptions {
   clock: Clock;
@@ -131,7 +145,7 @@ export class D2CPartitions implements DeviceToCloud {
 
   constructor(
     private readonly options: D2COptions,
-    recoveredEvents: Map<string, StoredEvent[]>,
+    recoveredEvents: Map<string, Buffer[]>,
     nextSequenceNumbers: Map<string, number>,
   ) {
     if (!Number.isInteger(options.partitionCount) || options.partitionCount < 1) {
@@ -162,19 +176,31 @@ export class D2CPartitions implements DeviceToCloud {
     const partition = this.partition(partitionId);
     const sequenceNumber = partition.nextSequenceNumber++;
     // Enqueued times never go backwards within a partition, so time lookups can bisect.
-    const enqueuedTime = Math.max(this.options.clock.now(), partition.lastEnqueuedTime);
+    const enqueuedTime = Math.max(this.options.clock.now(), partition.lastAssignedTime);
+    partition.lastAssignedTime = enqueuedTime;
+    // Spelled out rather than spread: a spread-then-extended literal is several times slower here.
     const event: StoredEvent = {
-      ...input,
-      properties: { ...input.properties },
+      deviceId: input.deviceId,
+      body: input.body,
+      properties: input.properties,
+      messageId: input.messageId,
+      correlationId: input.correlationId,
+      userId: input.userId,
+      to: input.to,
+      contentType: input.contentType,
+      contentEncoding: input.contentEncoding,
+      expiryTime: input.expiryTime,
+      generationId: input.generationId,
+      authMethod: input.authMethod,
       partitionId,
       sequenceNumber,
       offset: String(sequenceNumber),
       enqueuedTime,
     };
     if (++this.appendsSinceRetention >= 1024) this.applyRetention();
-    await this.options.store.appendEvent(event);
-    // Group commit resolves appends in call order, so commits stay in sequence order.
-    partition.commit(event);
+    const encoded = encodeEvent(event, FRAME_HEADROOM);
+    await this.options.store.appendEvent(event, encoded);
+    partition.commit(sequenceNumber, enqueuedTime, encoded.subarray(FRAME_HEADROOM));
     this.appended.emit(event);
     return event;
   }

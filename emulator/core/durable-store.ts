@@ -10,15 +10,8 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, StoredEvent } from './contracts';
-import {
-  FRAME_HEADROOM,
-  fsyncDirectory,
-  LogWriter,
-  scanLog,
-  sealFrame,
-  writeLogAtomically,
-} from './framed-log';
-import { decodeRecord, encodeEvent, encodeSegmentStart, encodeStateChanges } from './record-codec';
+import { fsyncDirectory, LogWriter, scanLog, sealFrame, writeLogAtomically } from './framed-log';
+import { decodeRecord, encodeSegmentStart, encodeStateChanges, peekEvent } from './record-codec';
 import { ReplayState } from './replay-state';
 import type { CoreStore, RecoveredState, StateChange, StoreStats } from './store';
 
@@ -110,7 +103,7 @@ async function recoverEvents(
   next: Map<string, number>;
 }> {
   const names = (await readdir(dir)).filter((n) => SEGMENT_PATTERN.test(n)).sort();
-  const recovered = new Map<string, StoredEvent[]>(partitionIds.map((id) => [id, []]));
+  const recovered = new Map<string, Buffer[]>(partitionIds.map((id) => [id, []]));
   const next = new Map<string, number>(partitionIds.map((id) => [id, 0]));
   const segments: Segment[] = [];
   for (const name of names) {
@@ -133,15 +126,13 @@ async function recoverEvents(
           next.set(id, Math.max(next.get(id) ?? 0, n));
         }
       } else if (record.type === 'event') {
-        const { event } = record;
-        const list = recovered.get(event.partitionId);
+        const { partitionId, sequenceNumber, enqueuedTime } = peekEvent(record.payload);
+        const list = recovered.get(partitionId);
         if (!list) continue;
-        next.set(
-          event.partitionId,
-          Math.max(next.get(event.partitionId) ?? 0, event.sequenceNumber + 1),
-        );
-        segment.newestEventTime = Math.max(segment.newestEventTime, event.enqueuedTime);
-        if (event.enqueuedTime >= cutoff) list.push(event);
+        next.set(partitionId, Math.max(next.get(partitionId) ?? 0, sequenceNumber + 1));
+        segment.newestEventTime = Math.max(segment.newestEventTime, enqueuedTime);
+        // Copied so retained events do not pin the whole segment buffer.
+        if (enqueuedTime >= cutoff) list.push(Buffer.from(record.payload));
       }
     }
     segments.push(segment);
@@ -168,10 +159,6 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   const cutoff = options.clock.now() - options.retentionMs;
   const events = await recoverEvents(dir, partitionIds, cutoff);
   const nextSequence = events.next;
-  for (const [id, list] of events.recovered) {
-    const last = list[list.length - 1];
-    if (last) nextSequence.set(id, Math.max(nextSequence.get(id) ?? 0, last.sequenceNumber + 1));
-  }
   const closedSegments = events.segments;
   let segmentIndex = (closedSegments[closedSegments.length - 1]?.index ?? 0) + 1;
   let activeSegment: Segment = { index: segmentIndex, path: '', newestEventTime: 0 };
@@ -249,9 +236,9 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       if (stateWriter.size > compactStateBytes && stateWriter.size > 4 * snapshotBytes) compact();
     },
 
-    async appendEvent(event: StoredEvent): Promise<void> {
+    async appendEvent(event: StoredEvent, encoded: Buffer): Promise<void> {
       assertOpen();
-      const framed = sealFrame(encodeEvent(event, FRAME_HEADROOM));
+      const framed = sealFrame(encoded);
       // Appends that arrive during a rotation wait for it together, keeping their order.
       if (rotating) await rotating;
       const writer = eventWriter!;

@@ -33,8 +33,8 @@ export interface RecoveredState {
   feedbackBatches: FeedbackBatch[];
   /** Records not yet in a batch, oldest first. */
   feedbackOpen: FeedbackRecord[];
-  /** Telemetry per partition id, in sequence order. */
-  events: Map<string, StoredEvent[]>;
+  /** Encoded telemetry (`record-codec` `encodeEvent` payloads) per partition id, in sequence order. */
+  events: Map<string, Buffer[]>;
   /** The next sequence number per partition id (survives retention dropping every event). */
   nextSequenceNumbers: Map<string, number>;
 }
@@ -55,8 +55,12 @@ export interface CoreStore {
   readonly recovered: RecoveredState;
   /** Journals changes atomically and in call order; resolves once durable. */
   record(changes: readonly StateChange[]): Promise<void>;
-  /** Journals one telemetry event; resolves once durable (concurrent calls share one fsync). */
-  appendEvent(event: StoredEvent): Promise<void>;
+  /**
+   * Journals one telemetry event, given also encoded (`encodeEvent(event, FRAME_HEADROOM)`: the
+   * store may fill in the free bytes in front, never the payload); resolves once durable
+   * (concurrent calls share one fsync).
+   */
+  appendEvent(event: StoredEvent, encoded: Buffer): Promise<void>;
   /** Lets the store discard telemetry older than `time` (ms) from disk. */
   dropEventsBefore(time: number): void;
   stats(): StoreStats;
