@@ -1,0 +1,95 @@
+/**
+ * Child processes of the local stack: output relayed line by line with a name prefix, a wait for
+ * a line that says the child is ready, and a stop that sends a signal and waits for the exit.
+ */
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface ManagedChild {
+  name: string;
+  process: ChildProcess;
+  /** The last output lines (for error messages). */
+  recent(): string;
+  /** Resolves with the first capture of `pattern` in the output; rejects if the child exits first. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+}
+
+export function startChild(
+  name: string,
+  command: string,
+  args: string[],
+  options: SpawnOptions & { quiet?: boolean; write?: (line: string) => void },
+): ManagedChild {
+  // Own process group: Ctrl-C reaches only the stack, which stops the app before the services it uses.
+  const child = spawn(command, args, {
+    ...options,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const onLine = (line: string) => {
+    lines.push(line);
+    if (lines.length > 200) lines.shift();
+    if (!options.quiet) write(`[${name}] ${line}`);
+    for (const listener of listeners) listener(line);
+  };
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
+  if (child.stderr) createInterface({ input: child.stderr }).on('line', onLine);
+  const exited = new Promise<number | null>((resolveExit) => {
+    child.on('exit', (code) => resolveExit(code));
+    child.on('error', () => resolveExit(-1));
+  });
+
+  return {
+    name,
+    process: child,
+    recent: () => lines.slice(-30).join('\n'),
+    exited,
+    waitForLine(pattern, timeoutMs) {
+      for (const line of lines) {
+        const m = pattern.exec(line);
+        if (m) return Promise.resolve(m[1] ?? m[0]);
+      }
+      return new Promise((resolveLine, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(listener);
+          reject(
+            new Error(
+              `${name} did not report readiness within ${timeoutMs} ms:\n${lines.slice(-30).join('\n')}`,
+            ),
+          );
+        }, timeoutMs);
+        const listener = (line: string) => {
+          const m = pattern.exec(line);
+          if (!m) return;
+          clearTimeout(timer);
+          listeners.delete(listener);
+          resolveLine(m[1] ?? m[0]);
+        };
+        listeners.add(listener);
+        void exited.then((code) => {
+          clearTimeout(timer);
+          if (listeners.delete(listener)) {
+            reject(
+              new Error(
+                `${name} exited with code ${String(code)}:\n${lines.slice(-30).join('\n')}`,
+              ),
+            );
+          }
+        });
+      });
+    },
+    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
