@@ -24,7 +24,9 @@ export function buildC2dMessage(
   const ack = request.ack ?? 'none';
   message.ack = ack;
   if (request.ttlSeconds !== undefined) {
-    message.expiryTimeUtc = new Date(now.getTime() + request.ttlSeconds * 1000);
+    // Milliseconds since the epoch, as the SDK samples use: rhea encodes a number as an AMQP
+    // timestamp everywhere, while a Date from another realm (Jest's sandbox) fails to encode.
+    message.expiryTimeUtc = now.getTime() + request.ttlSeconds * 1000;
   }
   // The typings narrow contentType to 'application/json'; the wire takes any media type.
   Object.assign(message, {
