@@ -276,10 +276,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
   };
 
+  /**
+   * Node's TLS handshake timeout only starts with the first ClientHello byte, so a peer that
+   * connects and says nothing would be held forever: every raw connection gets its own deadline,
+   * cleared once TLS is up (the sniff timeout then takes over). Keyed by the peer's address and
+   * port, unique among a listener's open connections.
+   */
+  const handshakeDeadlines = new Map<string, NodeJS.Timeout>();
+  const peerKey = (socket: Partial<net.Socket>) =>
+    `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}|${socket.localPort ?? ''}`;
+
   const accept = (spec: ListenerSpec) => (socket: Duplex) => {
     // Keeps a late error (reset, TLS alert) from becoming an uncaught exception; adapters add
     // their own handling once they own the socket.
     socket.on('error', () => {});
+    if (spec.tls) {
+      const key = peerKey(socket as Partial<net.Socket>);
+      clearTimeout(handshakeDeadlines.get(key));
+      handshakeDeadlines.delete(key);
+    }
     void dispatch(spec, socket);
   };
 
@@ -299,7 +314,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       raw.setNoDelay(true);
       sockets.add(raw);
       raw.once('close', () => sockets.delete(raw));
-      if (closing) raw.destroy();
+      if (closing) {
+        raw.destroy();
+        return;
+      }
+      if (spec.tls) {
+        const key = peerKey(raw);
+        const timer = setTimeout(() => {
+          handshakeDeadlines.delete(key);
+          log.warn(`${spec.name}: dropped ${remoteOf(raw)}: no TLS handshake in time`);
+          raw.destroy();
+        }, handshakeTimeoutMs);
+        handshakeDeadlines.set(key, timer);
+        raw.once('close', () => {
+          if (handshakeDeadlines.get(key) === timer) {
+            clearTimeout(timer);
+            handshakeDeadlines.delete(key);
+          }
+        });
+      }
     });
     if (spec.tls) {
       server.on('tlsClientError', (error: Error, raw: tls.TLSSocket) => {

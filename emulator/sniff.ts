@@ -124,21 +124,27 @@ export function createAmqpFrameWatcher(
         if (skip > 0) return undefined;
       }
       if (data.length === 0) return undefined;
-      pending = Buffer.concat([pending, data]);
-      data = Buffer.alloc(0);
-      if (pending.length < 8) return undefined;
-      if (pending.subarray(0, 4).equals(amqpHeader)) {
+      // Copy only the few bytes of a header split across chunks, never the payload.
+      const head = pending.length > 0 ? Buffer.concat([pending, data]) : data;
+      pending = Buffer.alloc(0);
+      if (head.length < 4) {
+        pending = Buffer.from(head);
+        return undefined;
+      }
+      if (head.subarray(0, 4).equals(amqpHeader)) {
+        if (head.length < 8) {
+          pending = Buffer.from(head);
+          return undefined;
+        }
         // A protocol header (again after SASL): fixed 8 bytes, no size field.
-        data = pending.subarray(8);
-        pending = Buffer.alloc(0);
+        data = head.subarray(8);
         continue;
       }
-      const size = pending.readUInt32BE(0);
+      const size = head.readUInt32BE(0);
       if (size < 8) return `AMQP frame size ${size} is below the minimum`;
       if (size > maxFrameSize) return `AMQP frame of ${size} bytes exceeds ${maxFrameSize}`;
       skip = size;
-      data = pending;
-      pending = Buffer.alloc(0);
+      data = head;
     }
   };
 }

@@ -25,6 +25,8 @@ import { toErrorResponse } from './errors';
 import { parseDeviceQuery } from './query';
 
 const maxBodyBytes = 1024 * 1024;
+/** How much of an oversized body is read and dropped before the connection is cut. */
+const maxDiscardBytes = 16 * 1024 * 1024;
 const defaultPageSize = 100;
 const maxPageSize = 10_000;
 const maxListSize = 1000;
@@ -283,6 +285,22 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     res.end(payload);
   };
 
+  /**
+   * Collects the body up to the limit. Beyond it the request fails with MessageTooLarge, but the
+   * rest is still read and dropped (up to `maxDiscardBytes`), so the client that is still sending
+   * gets to read the 413 instead of a connection reset.
+   */
+  const tooLarge = () =>
+    new HubError('MessageTooLarge', `the request body exceeds ${maxBodyBytes} bytes`);
+  const discardRest = (req: http.IncomingMessage): void => {
+    let discarded = 0;
+    req.removeAllListeners('data');
+    req.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > maxDiscardBytes) req.socket.destroy();
+    });
+    req.resume();
+  };
   const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
     new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -290,8 +308,8 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
       req.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > maxBodyBytes) {
-          reject(new HubError('MessageTooLarge', `the request body exceeds ${maxBodyBytes} bytes`));
-          req.destroy();
+          discardRest(req);
+          reject(tooLarge());
           return;
         }
         chunks.push(chunk);
@@ -307,8 +325,8 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     try {
       const declared = Number(header(req.headers, 'content-length') ?? '0');
       if (declared > maxBodyBytes) {
-        res.setHeader('connection', 'close');
-        throw new HubError('MessageTooLarge', `the request body exceeds ${maxBodyBytes} bytes`);
+        discardRest(req);
+        throw tooLarge();
       }
       const raw = await readBody(req);
       let segments: string[];
