@@ -20,6 +20,16 @@ export function stableHash(text: string): number {
   return hash;
 }
 
+interface PendingAppend {
+  event: StoredEvent;
+  /** The encoded event, kept once visible. */
+  payload: Buffer;
+  resolve(event: StoredEvent): void;
+  reject(error: unknown): void;
+  done: boolean;
+  error?: unknown;
+}
+
 /**
  * One partition's retained events, kept encoded (one Buffer each, off the JS heap) with parallel
  * arrays of sequence numbers and enqueued times for lookups; decoded only when read.
@@ -37,6 +47,10 @@ class Partition {
   lastEnqueuedTime = 0;
   /** Enqueued time given to the latest append, durable or not. */
   lastAssignedTime = 0;
+  /** Appends not visible yet, by sequence number. */
+  readonly pending = new Map<number, PendingAppend>();
+  /** The sequence number that becomes visible next. */
+  nextToCommit: number;
 
   constructor(
     readonly id: string,
@@ -51,6 +65,7 @@ class Partition {
     // Events retention already dropped still count as appended.
     this.lastSequenceNumber = this.nextSequenceNumber - 1;
     this.lastAssignedTime = this.lastEnqueuedTime;
+    this.nextToCommit = this.nextSequenceNumber;
   }
 
   commit(sequenceNumber: number, enqueuedTime: number, payload: Buffer): void {
@@ -171,7 +186,7 @@ export class D2CPartitions implements DeviceToCloud {
     return id;
   }
 
-  async append(input: TelemetryInput): Promise<StoredEvent> {
+  append(input: TelemetryInput): Promise<StoredEvent> {
     const partitionId = this.partitionOf(input.deviceId);
     const partition = this.partition(partitionId);
     const sequenceNumber = partition.nextSequenceNumber++;
@@ -199,10 +214,46 @@ export class D2CPartitions implements DeviceToCloud {
     };
     if (++this.appendsSinceRetention >= 1024) this.applyRetention();
     const encoded = encodeEvent(event, FRAME_HEADROOM);
-    await this.options.store.appendEvent(event, encoded);
-    partition.commit(sequenceNumber, enqueuedTime, encoded.subarray(FRAME_HEADROOM));
-    this.appended.emit(event);
-    return event;
+    return new Promise<StoredEvent>((resolve, reject) => {
+      const pending: PendingAppend = {
+        event,
+        payload: encoded.subarray(FRAME_HEADROOM),
+        resolve,
+        reject,
+        done: false,
+      };
+      partition.pending.set(sequenceNumber, pending);
+      const settle = (error?: unknown): void => {
+        pending.done = true;
+        pending.error = error;
+        this.commitInOrder(partition);
+      };
+      try {
+        this.options.store.appendEvent(event, encoded).then(() => settle(), settle);
+      } catch (error) {
+        settle(error ?? new Error('append failed'));
+      }
+    });
+  }
+
+  /**
+   * Makes durable appends visible strictly in sequence order, whatever order the store finished
+   * them in: readers and `onAppend` listeners never see a gap that fills in later.
+   */
+  private commitInOrder(partition: Partition): void {
+    for (;;) {
+      const next = partition.pending.get(partition.nextToCommit);
+      if (!next?.done) return;
+      partition.pending.delete(partition.nextToCommit);
+      partition.nextToCommit++;
+      if (next.error !== undefined) {
+        next.reject(next.error);
+        continue;
+      }
+      partition.commit(next.event.sequenceNumber, next.event.enqueuedTime, next.payload);
+      this.appended.emit(next.event);
+      next.resolve(next.event);
+    }
   }
 
   read(partitionId: string, fromSequenceNumber: number, max: number): StoredEvent[] {

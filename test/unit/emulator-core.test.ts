@@ -16,6 +16,8 @@ import type {
 import { HubError } from '../../emulator/core/contracts';
 import type { CreateCoreOptions, InspectableCore } from '../../emulator/core/create-core';
 import { createCore } from '../../emulator/core/create-core';
+import { D2CPartitions } from '../../emulator/core/d2c-partitions';
+import { createMemoryStore } from '../../emulator/core/memory-store';
 
 type CoreFactory = (options: CreateCoreOptions) => Promise<InspectableCore>;
 
@@ -632,4 +634,35 @@ coreSuite('durable', (options) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'iothub-core-'));
   tempDirs.push(dataDir);
   return createCore({ ...options, dataDir });
+});
+
+describe('D2C visibility order', () => {
+  test('events become visible in sequence order even when the store finishes out of order', async () => {
+    const finishers: (() => void)[] = [];
+    const store = {
+      ...createMemoryStore(),
+      appendEvent: () => new Promise<void>((resolve) => finishers.push(resolve)),
+    };
+    const d2c = new D2CPartitions(
+      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
+      new Map(),
+      new Map(),
+    );
+    const seen: number[] = [];
+    d2c.onAppend((event) => seen.push(event.sequenceNumber));
+    const resolved: number[] = [];
+    const appends = [0, 1, 2].map((i) =>
+      d2c.append(telemetry('dev', String(i))).then((e) => resolved.push(e.sequenceNumber)),
+    );
+    finishers[2]!();
+    finishers[1]!();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual([]);
+    expect(d2c.read('0', 0, 10)).toEqual([]);
+    finishers[0]!();
+    await Promise.all(appends);
+    expect(seen).toEqual([0, 1, 2]);
+    expect(resolved).toEqual([0, 1, 2]);
+    expect(d2c.read('0', 0, 10).map((e) => e.body.toString())).toEqual(['0', '1', '2']);
+  });
 });

@@ -225,6 +225,29 @@ describe('durable store', () => {
     expect(c.d2c.info(sent[0]!.partitionId).beginSequenceNumber).toBe(60);
   });
 
+  test('rolling over under concurrent appends keeps every event, in order', async () => {
+    const tuning = { storeTuning: { segmentBytes: 4096 } };
+    let c = await open(tuning);
+    const sent = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => c.d2c.append(telemetry(`d${i % 5}`, `${i}`))),
+    );
+    for (let round = 0; round < 5; round++) {
+      sent.push(
+        ...(await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            c.d2c.append(telemetry(`d${i % 5}`, `r${round}-${i}`)),
+          ),
+        )),
+      );
+    }
+    expect(segments().length).toBeGreaterThan(2);
+    c = await open(tuning);
+    for (const p of c.d2c.partitionIds) {
+      const expected = sent.filter((e) => e.partitionId === p);
+      expect(c.d2c.read(p, 0, 10_000)).toEqual(expected);
+    }
+  });
+
   test('the state log is compacted as it grows', async () => {
     let c = await open({ storeTuning: { compactStateBytes: 4096 } });
     await c.registry.create({ deviceId: 'busy' });
