@@ -16,7 +16,7 @@ import { Aedes } from 'aedes';
 import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
-import type { TelemetryInput } from '../core/contracts';
+import type { DeviceRecord, TelemetryInput } from '../core/contracts';
 import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
 import { MqttFrameWatcher } from './frame-watcher';
 import { decodePropertyBag, PropertyBagError } from './property-bag';
@@ -83,6 +83,23 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     // Loopback aliases name the same local hub.
     return loopbackNames.has(bare) && [...acceptedHosts].some((h) => loopbackNames.has(h));
   };
+
+  /**
+   * Runs a listener or hook body so that a bug in it drops at most one connection: an exception
+   * escaping into aedes or a socket's 'data' event would take the whole process down.
+   */
+  function guarded<A extends unknown[]>(
+    what: string,
+    body: (...args: A) => void,
+  ): (...args: A) => void {
+    return (...args) => {
+      try {
+        body(...args);
+      } catch (error) {
+        log.error(`${what} failed: ${describe(error)}`);
+      }
+    };
+  }
 
   function track(work: Promise<void>): void {
     pending.add(work);
@@ -206,8 +223,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     try {
       decoded = decodePropertyBag(bag);
     } catch (error) {
-      if (error instanceof PropertyBagError) return refuse(error.message);
-      throw error;
+      return refuse(error instanceof PropertyBagError ? error.message : 'unreadable property bag');
     }
     const device = core.registry.get(session.deviceId);
     if (!device || device.status === 'disabled') return refuse('device is not enabled');
@@ -234,6 +250,19 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
   }
 
   function authorizePublish(
+    client: Client | null,
+    packet: PublishPacket,
+    callback: (error?: Error | null) => void,
+  ): void {
+    try {
+      routePublish(client, packet, callback);
+    } catch (error) {
+      log.error(`publish handling failed: ${describe(error)}`);
+      callback(error instanceof Error ? error : new Error(describe(error)));
+    }
+  }
+
+  function routePublish(
     client: Client | null,
     packet: PublishPacket,
     callback: (error?: Error | null) => void,
@@ -272,11 +301,12 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
             undefined,
           );
         } catch (error) {
-          if (!(error instanceof TwinError)) throw error;
-          log.warn(`device ${quote(session.deviceId)}: ${error.message}`);
+          const reason =
+            error instanceof TwinError ? error.message : 'unusable reported properties';
+          log.warn(`device ${quote(session.deviceId)}: ${reason}`);
           reply(client, `$iothub/twin/res/400/?$rid=${target.requestId}`, {
             errorCode: 400004,
-            message: error.message,
+            message: reason,
           });
         }
         callback(null);
@@ -329,45 +359,57 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     },
   });
 
-  broker.on('client', (client) => {
-    const session = sessions.get(client);
-    if (!session) return;
-    const reason = session.stillAuthorized();
-    if (reason !== undefined) {
-      drop(client, reason);
-      return;
-    }
-    live.set(session.deviceId, { client, session });
-    core.registry.setConnected(session.deviceId, true);
-    core.registry.recordActivity(session.deviceId);
-    log.info(`device ${quote(session.deviceId)} connected from ${remoteOf(client)}`);
-    session.attach(transportFor(client));
-  });
+  broker.on(
+    'client',
+    guarded('registering a connection', (client: Client) => {
+      const session = sessions.get(client);
+      if (!session) return;
+      const reason = session.stillAuthorized();
+      if (reason !== undefined) {
+        drop(client, reason);
+        return;
+      }
+      live.set(session.deviceId, { client, session });
+      core.registry.setConnected(session.deviceId, true);
+      core.registry.recordActivity(session.deviceId);
+      log.info(`device ${quote(session.deviceId)} connected from ${remoteOf(client)}`);
+      session.attach(transportFor(client));
+    }),
+  );
 
-  broker.on('clientDisconnect', (client) => {
-    const session = sessions.get(client);
-    if (!session) return;
-    session.close();
-    if (live.get(session.deviceId)?.client === client) {
-      live.delete(session.deviceId);
-      core.registry.setConnected(session.deviceId, false);
-    }
-    log.info(`device ${quote(session.deviceId)} disconnected (${remoteOf(client)})`);
-  });
+  broker.on(
+    'clientDisconnect',
+    guarded('unregistering a connection', (client: Client) => {
+      const session = sessions.get(client);
+      if (!session) return;
+      session.close();
+      if (live.get(session.deviceId)?.client === client) {
+        live.delete(session.deviceId);
+        core.registry.setConnected(session.deviceId, false);
+      }
+      log.info(`device ${quote(session.deviceId)} disconnected (${remoteOf(client)})`);
+    }),
+  );
 
-  broker.on('subscribe', (subscriptions, client) => {
-    const session = sessions.get(client);
-    const c2dFilter = session ? `${deviceboundTopicPrefix(session.deviceId)}#` : undefined;
-    if (subscriptions.some((s) => s.topic === c2dFilter && (s.qos as number) !== 128))
-      session?.subscribeC2D();
-  });
+  broker.on(
+    'subscribe',
+    guarded('a subscription', (subscriptions: Subscription[], client: Client) => {
+      const session = sessions.get(client);
+      const c2dFilter = session ? `${deviceboundTopicPrefix(session.deviceId)}#` : undefined;
+      if (subscriptions.some((s) => s.topic === c2dFilter && (s.qos as number) !== 128))
+        session?.subscribeC2D();
+    }),
+  );
 
-  broker.on('unsubscribe', (topics, client) => {
-    const session = sessions.get(client);
-    if (session && topics.includes(`${deviceboundTopicPrefix(session.deviceId)}#`)) {
-      session.unsubscribeC2D();
-    }
-  });
+  broker.on(
+    'unsubscribe',
+    guarded('an unsubscription', (topics: string[], client: Client) => {
+      const session = sessions.get(client);
+      if (session && topics.includes(`${deviceboundTopicPrefix(session.deviceId)}#`)) {
+        session.unsubscribeC2D();
+      }
+    }),
+  );
 
   broker.on('clientError', (client, error) => {
     if (!droppedByUs.has(client)) {
@@ -381,14 +423,18 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     }
   });
 
-  const stopC2D = core.c2d.onAvailable((deviceId) => live.get(deviceId)?.session.pump());
-  const stopRegistry = core.registry.onDeviceChanged((deviceId, device) => {
-    if (!device) twins.forget(deviceId);
-    const connection = live.get(deviceId);
-    if (!connection) return;
-    const reason = connection.session.stillAuthorized();
-    if (reason !== undefined) drop(connection.client, reason);
-  });
+  const stopC2D = core.c2d.onAvailable(
+    guarded('C2D delivery', (deviceId: string) => live.get(deviceId)?.session.pump()),
+  );
+  const stopRegistry = core.registry.onDeviceChanged(
+    guarded('a registry change', (deviceId: string, device: DeviceRecord | undefined) => {
+      if (!device) twins.forget(deviceId);
+      const connection = live.get(deviceId);
+      if (!connection) return;
+      const reason = connection.session.stillAuthorized();
+      if (reason !== undefined) drop(connection.client, reason);
+    }),
+  );
 
   return {
     handle(socket) {
@@ -400,7 +446,9 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       const client = broker.handle(socket);
       remotes.set(client, remote);
       const watcher = new MqttFrameWatcher(maxPacketBytes, {
-        onPuback: (packetId) => sessions.get(client)?.onPuback(packetId),
+        onPuback: guarded('a PUBACK', (packetId: number) =>
+          sessions.get(client)?.onPuback(packetId),
+        ),
         onViolation: (reason) => {
           droppedByUs.add(client);
           log.warn(`dropped connection from ${remote}: ${reason}`);
