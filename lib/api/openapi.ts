@@ -34,9 +34,10 @@ function refTo(schema: z.ZodType): JsonObject {
   return { $ref: componentRef(id) };
 }
 
+/** Query parameters as clients write them (text before any coercion). */
 function inlineSchema(schema: z.ZodType): JsonObject {
   const { $schema: _schema, ...rest } = z.toJSONSchema(schema, {
-    io: 'output',
+    io: 'input',
     unrepresentable: 'any',
   }) as JsonObject;
   return rest;

@@ -16,6 +16,7 @@ import {
   SendMessageRequest,
   UpdateDeviceRequest,
 } from './schemas';
+import { TelemetryQuery } from '../telemetry/read';
 
 /** Route templates as registered with `app.http` (the host adds the `/api` prefix). */
 export const routes = {
@@ -23,6 +24,7 @@ export const routes = {
   device: 'devices/{deviceId}',
   messages: 'devices/{deviceId}/messages',
   message: 'devices/{deviceId}/messages/{messageId}',
+  telemetry: 'devices/{deviceId}/telemetry',
   health: 'health',
   openapi: 'openapi.json',
 } as const;
@@ -137,6 +139,23 @@ export const operations: readonly OperationSpec[] = [
     pathParams: ['deviceId', 'messageId'],
     responses: { 200: { description: 'The message status', schema: MessageStatus } },
     problems: [400, 404, 503],
+  },
+  {
+    // Served by functions/telemetry.ts (lib/telemetry/read.ts); listed here for the document.
+    operationId: 'getTelemetry',
+    method: 'get',
+    route: routes.telemetry,
+    summary:
+      "A device's processed readings, newest first, within an enqueue-time range, with its latest state.",
+    pathParams: ['deviceId'],
+    query: TelemetryQuery,
+    responses: {
+      200: {
+        description:
+          '{"items": [readings, newest first: windSpeed and other numeric fields, deviceId, messageId, enqueuedTime, partition, sequence number], "latest"?: {...}}',
+      },
+    },
+    problems: [400, 503],
   },
   {
     operationId: 'getHealth',

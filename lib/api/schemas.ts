@@ -76,8 +76,19 @@ export const defaultPageSize = 100;
 
 /** Query strings arrive as text; these coerce and bound them. */
 export const ListDevicesQuery = z.strictObject({
-  continuationToken: z.string().min(1).max(8192).optional(),
-  pageSize: z.coerce.number().int().min(1).max(maxPageSize).optional(),
+  continuationToken: z
+    .string()
+    .min(1)
+    .max(8192)
+    .optional()
+    .describe('From the previous page; opaque.'),
+  pageSize: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(maxPageSize)
+    .optional()
+    .describe(`Devices per page (1 to ${maxPageSize}, default ${defaultPageSize}).`),
 });
 
 export const AckMode = z
@@ -134,7 +145,15 @@ apiSchemas.add(SendMessageRequest, { id: 'SendMessageRequest' });
 export const maxWaitSeconds = 60;
 
 export const SendMessageQuery = z.strictObject({
-  wait: z.coerce.number().int().min(0).max(maxWaitSeconds).optional(),
+  wait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(maxWaitSeconds)
+    .optional()
+    .describe(
+      `Seconds (at most ${maxWaitSeconds}) to wait for the delivery outcome: 200 with it, or 202 if none arrived.`,
+    ),
 });
 
 export const MessageState = z.enum([

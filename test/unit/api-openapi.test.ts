@@ -36,6 +36,7 @@ describe('OpenAPI document', () => {
         'DELETE /devices/{deviceId}',
         'POST /devices/{deviceId}/messages',
         'GET /devices/{deviceId}/messages/{messageId}',
+        'GET /devices/{deviceId}/telemetry',
         'GET /health',
         'GET /openapi.json',
       ].sort(),
