@@ -25,9 +25,10 @@ export function unescapeKey(key: string): string {
 /** Milliseconds since the epoch fit in 13 digits until the year 2286. */
 const maxTime = 9_999_999_999_999;
 const timeDigits = 13;
-/** Event Hubs sequence numbers are signed 64-bit integers. */
-const maxSequence = 9_223_372_036_854_775_807n;
+/** Event Hubs sequence numbers are signed 64-bit integers: at most 19 decimal digits. */
 const sequenceDigits = 19;
+const maxSequence = 10n ** 19n - 1n;
+const maxSafeSequence = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * A fixed-width key prefix that sorts newest first: Table storage returns rows of a partition in
@@ -40,6 +41,16 @@ export function invertedTime(epochMs: number): string {
 
 /** Inverted sequence number, so events enqueued in the same millisecond also read newest first. */
 export function invertedSequence(sequenceNumber: bigint): string {
+  if (sequenceNumber >= 0n && sequenceNumber <= maxSafeSequence) {
+    // (10^19 - 1) - n, computed in two exact halves: BigInt arithmetic is several times slower
+    // and this runs once per event.
+    const n = Number(sequenceNumber);
+    const high = Math.floor(n / 1e9);
+    const low = n - high * 1e9;
+    return (
+      String(9_999_999_999 - high).padStart(10, '0') + String(999_999_999 - low).padStart(9, '0')
+    );
+  }
   const clamped =
     sequenceNumber < 0n ? 0n : sequenceNumber > maxSequence ? maxSequence : sequenceNumber;
   return String(maxSequence - clamped).padStart(sequenceDigits, '0');
@@ -56,7 +67,18 @@ export function eventRowKey(
   partitionId: string,
   sequenceNumber: bigint,
 ): string {
-  return `${invertedTime(enqueuedMs)}_${escapeKey(partitionId)}_${invertedSequence(sequenceNumber)}`;
+  return `${invertedTime(enqueuedMs)}_${escapedPartition(partitionId)}_${invertedSequence(sequenceNumber)}`;
+}
+
+// A batch comes from one partition: remember the last escaping instead of redoing it per event.
+let lastPartition = '';
+let lastEscapedPartition = '';
+function escapedPartition(partitionId: string): string {
+  if (partitionId !== lastPartition) {
+    lastEscapedPartition = escapeKey(partitionId);
+    lastPartition = partitionId;
+  }
+  return lastEscapedPartition;
 }
 
 /**

@@ -52,8 +52,8 @@ export function rawBody(body: unknown): Buffer {
 }
 
 function charsetOf(name: string | undefined): Charset | undefined {
-  switch (name?.toLowerCase().replace(/^"|"$/g, '')) {
-    case undefined:
+  if (name === undefined || name === 'utf-8') return 'utf8';
+  switch (name.toLowerCase().replace(/^"|"$/g, '')) {
     case '':
     case 'utf-8':
     case 'utf8':
@@ -91,8 +91,9 @@ function fromBase64(text: string, lenient: boolean): Buffer | undefined {
 
 function textOf(bytes: Buffer, charset: Charset): string | undefined {
   if (charset === 'utf8') {
-    if (!isUtf8(bytes)) return undefined;
-    return bytes.toString('utf8');
+    // Invalid sequences decode to U+FFFD; only then is the (second) validating pass needed.
+    const text = bytes.toString('utf8');
+    return text.includes('\uFFFD') && !isUtf8(bytes) ? undefined : text;
   }
   if (bytes.byteLength % 2 !== 0) return undefined;
   return bytes.toString('utf16le');
@@ -102,11 +103,14 @@ function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
-function tryJson(text: string): { ok: true; value: unknown } | { ok: false } {
+/** Marks "not JSON" without allocating a result object per event. */
+const notJson: unique symbol = Symbol('not JSON');
+
+function tryJson(text: string): unknown {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return JSON.parse(text);
   } catch {
-    return { ok: false };
+    return notJson;
   }
 }
 
@@ -120,21 +124,21 @@ function base64Json(text: string): unknown {
   const inner = stripBom(decoded).trimStart();
   if (!inner.startsWith('{') && !inner.startsWith('[')) return undefined;
   const parsed = tryJson(inner);
-  return parsed.ok ? parsed.value : undefined;
+  return parsed === notJson ? undefined : parsed;
 }
 
 function parseText(text: string, explicitBase64: boolean): DecodeResult {
   const clean = stripBom(text);
-  if (clean.trim() === '') return { ok: false, reason: 'empty-body', detail: 'the body is empty' };
   const parsed = tryJson(clean);
-  if (parsed.ok) {
+  if (parsed !== notJson) {
     // A JSON string holding base64 JSON (a producer that base64-encoded and then JSON-encoded).
-    if (typeof parsed.value === 'string') {
-      const inner = base64Json(parsed.value);
+    if (typeof parsed === 'string') {
+      const inner = base64Json(parsed);
       if (inner !== undefined) return { ok: true, value: inner, base64: true };
     }
-    return { ok: true, value: parsed.value, base64: explicitBase64 };
+    return { ok: true, value: parsed, base64: explicitBase64 };
   }
+  if (clean.trim() === '') return { ok: false, reason: 'empty-body', detail: 'the body is empty' };
   if (!explicitBase64) {
     const inner = base64Json(clean);
     if (inner !== undefined) return { ok: true, value: inner, base64: true };
@@ -151,7 +155,11 @@ export function decodeBody(
   contentType: string | undefined,
   contentEncoding: string | undefined,
 ): DecodeResult {
-  const encoding = contentEncoding?.trim().toLowerCase() || undefined;
+  // The device SDKs send exactly `utf-8`; skip normalising it.
+  const encoding =
+    contentEncoding === 'utf-8'
+      ? contentEncoding
+      : contentEncoding?.trim().toLowerCase() || undefined;
   const isBase64 = encoding === 'base64';
   const charset = charsetOf(
     isBase64 ? contentTypeCharset(contentType) : (encoding ?? contentTypeCharset(contentType)),

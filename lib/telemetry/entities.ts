@@ -78,10 +78,18 @@ function provenance(entity: Entity, record: TelemetryRecord): void {
   optional(entity, 'offset', record.offset);
 }
 
+/**
+ * A reading's row key: its position in the hub (enqueue time, partition, sequence number), so a
+ * replay computes the same key. Derived at storage time; it is a storage layout concern.
+ */
+export function recordRowKey(record: TelemetryRecord): string {
+  return eventRowKey(record.enqueuedMs, record.partition, record.sequenceNumber);
+}
+
 export function telemetryEntity(record: TelemetryRecord): Entity {
   const entity: Entity = {
     partitionKey: devicePartitionKey(record.deviceId),
-    rowKey: record.rowKey,
+    rowKey: recordRowKey(record),
     windSpeed: record.reading.windSpeed,
     reading: JSON.stringify(record.reading),
   };
@@ -96,13 +104,14 @@ export function telemetryEntity(record: TelemetryRecord): Entity {
 }
 
 export function deviceStateEntity(record: TelemetryRecord): Entity {
-  return { ...telemetryEntity(record), rowKey: latestRowKey, telemetryRowKey: record.rowKey };
+  const entity = telemetryEntity(record);
+  return { ...entity, rowKey: latestRowKey, telemetryRowKey: entity.rowKey };
 }
 
 export function alertEntity(record: TelemetryRecord, threshold: number): Entity {
   const entity: Entity = {
     partitionKey: devicePartitionKey(record.deviceId),
-    rowKey: record.rowKey,
+    rowKey: recordRowKey(record),
     windSpeed: record.reading.windSpeed,
     threshold,
   };

@@ -47,14 +47,6 @@ function field(bag: Bag, name: string): unknown {
   return bag[name.charAt(0).toUpperCase() + name.slice(1)];
 }
 
-function firstOf(bag: Bag, names: readonly string[]): unknown {
-  for (const name of names) {
-    const value = bag[name];
-    if (value !== undefined && value !== null) return value;
-  }
-  return undefined;
-}
-
 const maxIdLength = 256;
 
 function formatUuid(bytes: Uint8Array): string {
@@ -73,20 +65,87 @@ export function idText(value: unknown): string | undefined {
 }
 
 function plainText(value: unknown): string | undefined {
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
 }
+
+function digits(text: string, from: number, count: number): number {
+  let value = 0;
+  for (let i = from; i < from + count; i += 1) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fff…]Z` without `Date.parse` (which dominates the per-event metadata
+ * cost); anything else returns undefined and takes the general path.
+ */
+function isoUtcMs(text: string): number | undefined {
+  const length = text.length;
+  if (
+    length < 20 ||
+    text.charCodeAt(length - 1) !== 90 /* Z */ ||
+    text.charCodeAt(4) !== 45 /* - */ ||
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 /* T */ ||
+    text.charCodeAt(13) !== 58 /* : */ ||
+    text.charCodeAt(16) !== 58
+  ) {
+    return undefined;
+  }
+  let ms = 0;
+  if (length > 20) {
+    if (text.charCodeAt(19) !== 46 /* . */) return undefined;
+    const fraction = Math.min(length - 21, 3);
+    ms = digits(text, 20, fraction) * (fraction === 1 ? 100 : fraction === 2 ? 10 : 1);
+    if (length - 21 > 3 && Number.isNaN(digits(text, 23, length - 24))) return undefined;
+  }
+  const second = digits(text, 17, 2);
+  if (!(second <= 59) || Number.isNaN(ms)) return undefined;
+  // Events of one batch are mostly enqueued within the same minute: reuse its parsed start.
+  if (!text.startsWith(lastMinute)) {
+    const month = digits(text, 5, 2);
+    const day = digits(text, 8, 2);
+    const hour = digits(text, 11, 2);
+    const minute = digits(text, 14, 2);
+    if (!(month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59)) {
+      return undefined;
+    }
+    const start = Date.UTC(digits(text, 0, 4), month - 1, day, hour, minute);
+    if (!Number.isFinite(start)) return undefined;
+    lastMinute = text.slice(0, 17);
+    lastMinuteMs = start;
+  }
+  return lastMinuteMs + second * 1000 + ms;
+}
+
+/** `YYYY-MM-DDTHH:MM:` of the last parsed time, and that minute's epoch ms. */
+let lastMinute = '\u0000';
+let lastMinuteMs = 0;
 
 /** Epoch ms from a Date, a number of ms, or an ISO string (.NET omits the zone for UTC kinds). */
 export function timeMs(value: unknown): number | undefined {
-  if (value instanceof Date) {
-    const ms = value.getTime();
+  if (typeof value === 'string') {
+    // Fast path: what both hosts send (ISO 8601 in UTC with a trailing Z).
+    const fast = isoUtcMs(value);
+    if (fast !== undefined) return fast;
+    if (value.endsWith('Z')) {
+      const ms = Date.parse(value);
+      return Number.isFinite(ms) ? ms : undefined;
+    }
+    if (value === '') return undefined;
+    if (/^\d+$/.test(value)) return Number(value);
+    const hasZone = /([+-]\d{2}:?\d{2}|z)$/.test(value);
+    const ms = Date.parse(hasZone || !value.includes('T') ? value : `${value}Z`);
     return Number.isFinite(ms) ? ms : undefined;
   }
   if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
-  if (typeof value === 'string' && value !== '') {
-    if (/^\d+$/.test(value)) return Number(value);
-    const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(value);
-    const ms = Date.parse(hasZone || !value.includes('T') ? value : `${value}Z`);
+  if (value instanceof Date) {
+    const ms = value.getTime();
     return Number.isFinite(ms) ? ms : undefined;
   }
   return undefined;
@@ -119,8 +178,17 @@ function propertyText(value: unknown): string {
 }
 
 function propertiesOf(value: unknown): Record<string, string> {
+  if (!isBag(value)) return {};
+  // Usually every value is already text: share the object instead of copying it.
+  let allText = true;
+  for (const name in value) {
+    if (typeof value[name] !== 'string') {
+      allText = false;
+      break;
+    }
+  }
+  if (allText) return value as Record<string, string>;
   const properties: Record<string, string> = {};
-  if (!isBag(value)) return properties;
   for (const [name, raw] of Object.entries(value)) {
     if (raw === undefined || raw === null) continue;
     properties[name] = propertyText(raw);
@@ -167,25 +235,32 @@ export class BatchMetadata {
     const rawSystem = this.#single?.systemProperties ?? this.#systemProperties?.[index];
     const system = isBag(rawSystem) ? rawSystem : {};
     const rawDeviceId = system[deviceIdProperty];
+    // Constant property names (not a loop over candidates) keep these lookups monomorphic.
     return {
       deviceId: typeof rawDeviceId === 'string' && rawDeviceId !== '' ? rawDeviceId : undefined,
-      messageId: idText(firstOf(system, ['message-id', 'messageId', 'MessageId'])),
-      correlationId: idText(firstOf(system, ['correlation-id', 'correlationId', 'CorrelationId'])),
-      contentType: plainText(firstOf(system, ['content-type', 'contentType', 'ContentType'])),
+      messageId: idText(system['message-id'] ?? system.messageId ?? system.MessageId),
+      correlationId: idText(
+        system['correlation-id'] ?? system.correlationId ?? system.CorrelationId,
+      ),
+      contentType: plainText(system['content-type'] ?? system.contentType ?? system.ContentType),
       contentEncoding: plainText(
-        firstOf(system, ['content-encoding', 'contentEncoding', 'ContentEncoding']),
+        system['content-encoding'] ?? system.contentEncoding ?? system.ContentEncoding,
       ),
       enqueuedMs: timeMs(
-        firstOf(system, ['enqueuedTimeUtc', 'EnqueuedTimeUtc', 'x-opt-enqueued-time']) ??
+        system.enqueuedTimeUtc ??
+          system.EnqueuedTimeUtc ??
+          system['x-opt-enqueued-time'] ??
           this.#enqueuedTimes?.[index] ??
           system['iothub-enqueuedtime'],
       ),
       sequenceNumber: sequenceOf(
-        firstOf(system, ['sequenceNumber', 'SequenceNumber', 'x-opt-sequence-number']) ??
+        system.sequenceNumber ??
+          system.SequenceNumber ??
+          system['x-opt-sequence-number'] ??
           this.#sequenceNumbers?.[index],
       ),
       offset: offsetOf(
-        firstOf(system, ['offset', 'Offset', 'x-opt-offset']) ?? this.#offsets?.[index],
+        system.offset ?? system.Offset ?? system['x-opt-offset'] ?? this.#offsets?.[index],
       ),
       partition: this.partition,
       properties: propertiesOf(this.#single?.properties ?? this.#properties?.[index]),

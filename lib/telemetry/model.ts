@@ -16,8 +16,6 @@ export interface TelemetryRecord {
   contentEncoding: string | undefined;
   /** True when the body arrived base64-encoded. */
   base64: boolean;
-  /** `eventRowKey(enqueuedMs, partition, sequenceNumber)`: identical on replay. */
-  rowKey: string;
 }
 
 /** Stable reason codes for dead letters. */

@@ -2,7 +2,6 @@
  * Decode → validate → enrich for one event; pure and synchronous so it can be benchmarked and
  * unit-tested without storage. Invalid events become dead letters, never exceptions.
  */
-import { eventRowKey } from '../storage/keys';
 import { decodeBody, rawBody } from './decode';
 import { isValidDeviceId } from './device-id';
 import type { EventMetadata } from './event-metadata';
@@ -95,7 +94,6 @@ export function processEvent(
       contentType: meta.contentType,
       contentEncoding: meta.contentEncoding,
       base64: decoded.base64,
-      rowKey: eventRowKey(meta.enqueuedMs, meta.partition, meta.sequenceNumber),
     },
   };
 }

@@ -31,6 +31,16 @@ export const reservedFieldNames: ReadonlySet<string> = new Set([
 ]);
 
 const fieldName = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+// The same few field names arrive in every reading; remember the valid ones (bounded).
+const knownFieldNames = new Set<string>();
+
+function isFieldName(name: string): boolean {
+  if (knownFieldNames.has(name)) return true;
+  if (!fieldName.test(name)) return false;
+  if (knownFieldNames.size >= 10_000) knownFieldNames.clear();
+  knownFieldNames.add(name);
+  return true;
+}
 
 const telemetryBody = z.looseObject({
   windSpeed: z.number({ error: 'windSpeed must be a finite number' }),
@@ -58,11 +68,15 @@ export function validateReading(value: unknown): ValidationResult {
   if (!parsed.success) return { ok: false, detail: describe(parsed.error) };
   const reading: Record<string, number> = {};
   let count = 0;
-  for (const [name, field] of Object.entries(parsed.data)) {
+  const body = parsed.data;
+  for (const name in body) {
+    const field = body[name];
+    // Own fields only: a JSON "__proto__" key must not smuggle inherited ones in.
+    if (!Object.hasOwn(body, name)) continue;
     if (typeof field !== 'number' || !Number.isFinite(field) || reservedFieldNames.has(name)) {
       continue;
     }
-    if (!fieldName.test(name)) {
+    if (!isFieldName(name)) {
       return {
         ok: false,
         detail: 'numeric field names must be identifiers of at most 64 characters',

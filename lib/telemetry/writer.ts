@@ -10,7 +10,13 @@
 import type { Entity, EntityStore } from '../storage/entity-store';
 import { TableNames, type TableName } from '../storage/tables';
 import { DeviceStateWriter, newest } from './device-state';
-import { alertEntity, deadLetterEntity, devicePartitionKey, telemetryEntity } from './entities';
+import {
+  alertEntity,
+  deadLetterEntity,
+  devicePartitionKey,
+  recordRowKey,
+  telemetryEntity,
+} from './entities';
 import type { DeadLetter, TelemetryRecord } from './model';
 
 export interface WriteSummary {
@@ -87,7 +93,7 @@ export class TelemetryWriter {
     const byDevice = groupBy(records, (r) => devicePartitionKey(r.deviceId));
     summary.devices = byDevice.size;
     for (const [partitionKey, deviceRecords] of byDevice) {
-      const unique = new Map(deviceRecords.map((r) => [r.rowKey, r]));
+      const unique = new Map(deviceRecords.map((r) => [recordRowKey(r), r]));
       summary.stored += unique.size;
       const readings = [...unique.values()];
       const alerts = readings.filter((r) => r.reading.windSpeed > this.options.alertThreshold);

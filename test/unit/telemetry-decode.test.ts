@@ -1,4 +1,4 @@
-import { BatchMetadata } from '../../lib/telemetry/event-metadata';
+import { BatchMetadata, timeMs } from '../../lib/telemetry/event-metadata';
 import { decodeBody } from '../../lib/telemetry/decode';
 import { processEvent } from '../../lib/telemetry/process-event';
 import { validateReading } from '../../lib/telemetry/schema';
@@ -264,5 +264,32 @@ describe('BatchMetadata', () => {
     expect(meta.deviceId).toBeUndefined();
     expect(meta.sequenceNumber).toBeUndefined();
     expect(meta.enqueuedMs).toBeUndefined();
+  });
+});
+
+describe('timeMs', () => {
+  it('agrees with Date.parse on ISO UTC times with 0 to 7 fraction digits', () => {
+    const base = Date.parse('2026-11-23T08:00:00.000Z');
+    for (let i = 0; i < 2000; i += 1) {
+      // Steps that cross seconds, minutes, hours and days (exercising the per-minute cache).
+      const iso = new Date(base + i * 7_919_371).toISOString();
+      for (const text of [
+        iso,
+        iso.replace(/\.\d+Z$/, 'Z'),
+        iso.replace(/\d\dZ$/, 'Z'),
+        iso.replace(/Z$/, '1234Z'),
+      ]) {
+        expect(timeMs(text)).toBe(Date.parse(text));
+      }
+    }
+  });
+
+  it('rejects impossible fields and accepts other forms', () => {
+    expect(timeMs('2026-11-23T08:00:61Z')).toBeUndefined();
+    expect(timeMs('2026-13-23T08:00:00Z')).toBeUndefined();
+    expect(timeMs('2026-11-23T09:00:00+01:00')).toBe(Date.parse('2026-11-23T08:00:00Z'));
+    expect(timeMs(new Date(5))).toBe(5);
+    expect(timeMs(7)).toBe(7);
+    expect(timeMs('soon')).toBeUndefined();
   });
 });
