@@ -199,16 +199,20 @@ export class C2DQueues implements CloudToDevice {
   async purge(deviceId: string): Promise<number> {
     const device = this.options.device(deviceId);
     if (!device) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
-    return this.purgeQueue(deviceId, device.generationId);
+    const count = this.queues.get(deviceId)?.length ?? 0;
+    const changes = this.purgeQueue(deviceId, device.generationId);
+    if (changes.length > 0) await this.options.store.record(changes);
+    return count;
   }
 
-  /** Empties a queue; also used by the registry while deleting the device. */
-  async purgeQueue(deviceId: string, generationId: string): Promise<number> {
+  /**
+   * Empties a queue now (with `Purged` feedback where asked) and returns the journal entries; the
+   * registry writes them together with the device's deletion.
+   */
+  purgeQueue(deviceId: string, generationId: string): StateChange[] {
     const entries = [...(this.queues.get(deviceId) ?? [])];
     this.queues.delete(deviceId);
-    if (entries.length === 0) return 0;
-    await this.options.store.record(this.remove(deviceId, entries, 'Purged', generationId));
-    return entries.length;
+    return entries.length === 0 ? [] : this.remove(deviceId, entries, 'Purged', generationId);
   }
 
   depth(deviceId: string): number {

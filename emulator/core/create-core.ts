@@ -59,7 +59,7 @@ export async function createCore(options: CreateCoreOptions = {}): Promise<Inspe
       clock,
       store,
       purgeQueue: (deviceId, generationId) =>
-        late.c2d ? late.c2d.purgeQueue(deviceId, generationId) : Promise.resolve(0),
+        late.c2d ? late.c2d.purgeQueue(deviceId, generationId) : [],
       queueDepth: (deviceId) => late.c2d?.depth(deviceId) ?? 0,
     },
     recovered.devices,

@@ -17,7 +17,7 @@ import {
   resolveKeys,
 } from './identity-rules';
 import { Listeners } from './listeners';
-import type { CoreStore } from './store';
+import type { CoreStore, StateChange } from './store';
 
 /** What IoT Hub reports for "never". */
 const NEVER = '0001-01-01T00:00:00Z';
@@ -31,8 +31,8 @@ interface MutableActivity {
 export interface RegistryDependencies {
   clock: Clock;
   store: CoreStore;
-  /** Empties the device's C2D queue when it is deleted. */
-  purgeQueue(deviceId: string, generationId: string): Promise<number>;
+  /** Empties the device's C2D queue when it is deleted; returns the journal entries for it. */
+  purgeQueue(deviceId: string, generationId: string): StateChange[];
   queueDepth(deviceId: string): number;
 }
 
@@ -130,8 +130,11 @@ export class DeviceRegistry implements Registry {
   async delete(deviceId: string, ifMatch?: string): Promise<void> {
     const device = this.require(deviceId, ifMatch);
     this.devices.delete(deviceId);
-    await this.deps.purgeQueue(deviceId, device.generationId);
-    await this.deps.store.record([{ kind: 'device.delete', deviceId }]);
+    // One record, journaled now: a create of the same id right after must land after it.
+    await this.deps.store.record([
+      ...this.deps.purgeQueue(deviceId, device.generationId),
+      { kind: 'device.delete', deviceId },
+    ]);
     this.activities.delete(deviceId);
     this.changed.emit(deviceId, undefined);
   }

@@ -65,6 +65,18 @@ describe('durable store', () => {
     expect(c.registry.get('alpha')).toEqual(updated);
   });
 
+  test('a device deleted and at once re-created is the new one after reopening', async () => {
+    let c = await open();
+    await c.registry.create({ deviceId: 'phoenix' });
+    await c.c2d.enqueue('phoenix', { ack: 'none', properties: {}, body: Buffer.from('old') });
+    const deleting = c.registry.delete('phoenix');
+    const reborn = await c.registry.create({ deviceId: 'phoenix' });
+    await deleting;
+    c = await open();
+    expect(c.registry.get('phoenix')).toEqual(reborn);
+    expect(c.c2d.depth('phoenix')).toBe(0);
+  });
+
   test('all telemetry is readable from the earliest position after reopening', async () => {
     let c = await open();
     const sent = await Promise.all(
