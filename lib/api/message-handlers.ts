@@ -38,7 +38,8 @@ export function createMessageHandlers(services: () => ApiServices): MessageHandl
       const { messages } = services();
       const sent = await messages.send(deviceId, body, (text) => context.warn(text));
       const location = statusUrl(request, sent.status.messageId);
-      if (query.wait && sent.recorded) {
+      // With ack none the hub sends no feedback, so there is nothing to wait for.
+      if (query.wait && sent.recorded && sent.status.ack !== 'none') {
         const outcome = await messages.waitForOutcome(deviceId, sent.status.messageId, query.wait);
         if (outcome && isFinal(outcome.status)) {
           return jsonResponse(200, outcome, { 'Content-Location': location });

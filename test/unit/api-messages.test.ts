@@ -327,6 +327,13 @@ describe('POST /devices/{deviceId}/messages', () => {
     expect(json(response)).toMatchObject({ messageId: 'm-7', deviceId: 'd1', status: 'delivered' });
   });
 
+  it('with ?wait and ack none answers 202 at once (no feedback will come)', async () => {
+    const { handlers, context, clock } = setup();
+    const response = await handlers.send(send({ payload: 1 }, '?wait=30'), context());
+    expect(response.status).toBe(202);
+    expect(clock.sleeps).toBe(0);
+  });
+
   it('with ?wait answers 202 when no outcome arrives in time', async () => {
     const { handlers, context, clock } = setup();
     const started = clock.time;
