@@ -130,7 +130,7 @@ export function createEventsAdapter(
     what: string,
     error: AmqpError,
   ): void {
-    log.warn(`events ${state.id}: refused ${what}: ${error.description}`);
+    log.warn(`connection ${state.id}: refused ${what}: ${error.description}`);
     link.close(error);
   }
 
@@ -192,7 +192,7 @@ export function createEventsAdapter(
       now: () => core.clock.now(),
       onStolen: (description) => {
         forgetReader(state, sender);
-        log.warn(`events ${state.id}: ${what} detached: link stolen by a higher epoch`);
+        log.warn(`connection ${state.id}: ${what} detached: link stolen by a higher epoch`);
         sender.close({ condition: 'amqp:link:stolen', description });
       },
     });
@@ -283,11 +283,11 @@ export function createEventsAdapter(
           });
     if (outcome.refusal)
       log.warn(
-        `events ${state.id}: refused ${kind === 'cbs' ? '$cbs' : '$management'} request: ${outcome.refusal}`,
+        `connection ${state.id}: refused ${kind === 'cbs' ? '$cbs' : '$management'} request: ${outcome.refusal}`,
       );
     const link = findReplyLink(state, kind, request.reply_to, receiver.session);
     if (!link) {
-      log.warn(`events ${state.id}: refused ${kind} request: no reply link is attached`);
+      log.warn(`connection ${state.id}: refused ${kind} request: no reply link is attached`);
       return;
     }
     sendReply(link, outcome.reply);
@@ -310,7 +310,7 @@ export function createEventsAdapter(
           fn(...args);
         } catch (error) {
           log.error(
-            `events ${state.id}: ${name} failed: ${error instanceof Error ? error.message : String(error)}`,
+            `connection ${state.id}: ${name} failed: ${error instanceof Error ? error.message : String(error)}`,
           );
           try {
             connection.close({ condition: 'amqp:internal-error', description: 'internal error' });
@@ -407,14 +407,14 @@ export function createEventsAdapter(
     connection.on('disconnected', () => closeConnectionState(state));
     connection.on('protocol_error', (error: unknown) => {
       log.warn(
-        `events ${state.id}: refused connection: ${error instanceof Error ? error.message.slice(0, 200) : 'protocol error'}`,
+        `connection ${state.id}: refused connection: ${error instanceof Error ? error.message.slice(0, 200) : 'protocol error'}`,
       );
       closeConnectionState(state);
       state.socket.destroy();
     });
     connection.on('error', (error: unknown) => {
       log.warn(
-        `events ${state.id}: connection error: ${error instanceof Error ? error.message.slice(0, 200) : 'unknown'}`,
+        `connection ${state.id}: connection error: ${error instanceof Error ? error.message.slice(0, 200) : 'unknown'}`,
       );
       closeConnectionState(state);
       state.socket.destroy();
@@ -427,7 +427,8 @@ export function createEventsAdapter(
         socket.destroy();
         return;
       }
-      const id = `#${++connectionCounter}`;
+      // server.ts logs the connection itself; refusals name it by number and peer.
+      const id = `#${++connectionCounter} (${remoteAddressOf(socket)})`;
       socket.on('error', () => undefined);
       try {
         // Server-side options; rhea's typings only describe client ones.
@@ -448,10 +449,9 @@ export function createEventsAdapter(
         wire(state);
         socket.once('close', () => closeConnectionState(state));
         connection.accept(socket);
-        log.info(`events ${id}: connection from ${remoteAddressOf(socket)}`);
       } catch (error) {
         log.error(
-          `events ${id}: could not accept: ${error instanceof Error ? error.message : String(error)}`,
+          `connection ${id}: could not accept: ${error instanceof Error ? error.message : String(error)}`,
         );
         socket.destroy();
       }
