@@ -29,6 +29,7 @@ import { serviceTokenVerifier } from './service-auth';
 import {
   deviceboundAddress,
   feedbackAddress,
+  fileNotificationsAddress,
   rejectionCondition,
   sameAddress,
   toC2DMessage,
@@ -144,8 +145,14 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     const address = remoteAddress(sender);
     if (isCbsAddress(address)) return;
     if (!authorized(sc, cbs, sender)) return;
+    if (sameAddress(address, fileNotificationsAddress)) {
+      // The emulator has no file upload endpoint, so there never is a notification; an empty
+      // link is the truth. Refusing it would be worse: azure-iothub 1.16.6 resolves
+      // getFileNotificationReceiver() on the attach and then fails close() on the detach.
+      sender.set_source({ address: address ?? fileNotificationsAddress });
+      return;
+    }
     if (!sameAddress(address, feedbackAddress)) {
-      // File upload notifications, among others: not emulated, and said so.
       refuse(
         sc,
         sender,

@@ -79,6 +79,13 @@ describe('azure-iothub Client over AMQP', () => {
     expect(responseBody.cloudToDeviceMessageCount).toBe(0);
   });
 
+  it('gives a file notification receiver that never fires (no uploads here) and stays usable', async () => {
+    const { result: receiver } = await service.getFileNotificationReceiver();
+    expect(typeof receiver.on).toBe('function');
+    const deviceId = await createDevice();
+    await expect(service.send(deviceId, new Message('still fine'))).resolves.toBeDefined();
+  });
+
   // azure-iothub 1.16.6 wraps the CBS UnauthorizedError of `open()` in a plain Error ("Could not
   // connect") with the original as `amqpError`, exactly as against Azure; the name 'Error' is
   // not retried by the default policy, so it fails fast.

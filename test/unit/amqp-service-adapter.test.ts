@@ -364,12 +364,22 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     await waitFor(() => settle.mock.calls.length === 1);
   });
 
-  it('refuses file notifications with amqp:not-implemented', async () => {
+  it('opens file notifications as a link that stays empty, and refuses unknown addresses', async () => {
     const connection = await authorizedConnection();
-    const receiver = connection.open_receiver({
+    const notifications = connection.open_receiver({
       source: { address: '/messages/serviceBound/filenotifications' },
     });
-    expect(await linkRefusal(receiver, 'receiver_error')).toBe('amqp:not-implemented');
+    await nextEvent(notifications, 'receiver_open');
+    expect(notifications.error).toBeUndefined();
+    const unknown = connection.open_receiver({
+      source: { address: '/messages/serviceBound/other' },
+    });
+    expect(await linkRefusal(unknown, 'receiver_error')).toBe('amqp:not-implemented');
+    const unknownTarget = connection.open_sender({
+      target: { address: '/devices/x/messages/events' },
+    });
+    expect(await linkRefusal(unknownTarget, 'sender_error')).toBe('amqp:not-implemented');
+    expect(notifications.is_open()).toBe(true);
   });
 });
 
