@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeCaBundle } from '../emulator/ca-bundle';
+import { readLocalSettings } from './app-config';
 import type { ManagedChild } from './child-process';
 import { startChild } from './child-process';
 
@@ -146,6 +147,18 @@ async function waitForHealth(url: string, child: ManagedChild, timeoutMs: number
   throw new Error(`the app did not become healthy within ${timeoutMs / 1000} s (${last})`);
 }
 
+/** `local.settings.json.example` Values: the defaults for settings nobody set. */
+function exampleSettings(repoRoot: string): Record<string, string> {
+  const file = join(repoRoot, 'local.settings.json.example');
+  if (!existsSync(file)) return {};
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> };
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed.Values ?? {})) {
+    if (typeof value === 'string') out[name] = value;
+  }
+  return out;
+}
+
 function writeFuncSettings(repoRoot: string, values: Record<string, string>): void {
   const file = join(repoRoot, 'local.settings.json');
   if (existsSync(file)) return;
@@ -183,10 +196,18 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         'IOTHUB_EVENTS_CONNECTION',
         hub.connection.eventsConnectionString,
       ),
+      IOTHUB_EVENTS_NAME: given('IOTHUB_EVENTS_NAME', hub.connection.eventsName),
       IOTHUB_EVENTS_CONSUMER_GROUP: given('IOTHUB_EVENTS_CONSUMER_GROUP', '$Default'),
       SIMULATOR_ENABLED: given('SIMULATOR_ENABLED', 'true'),
     };
+    // Precedence: the environment, then the stack's service connections, then the user's
+    // local.settings.json (devhost reads it), then the example's defaults.
+    const local = readLocalSettings(options.repoRoot);
+    const defaults = Object.fromEntries(
+      Object.entries(exampleSettings(options.repoRoot)).filter(([name]) => !(name in local)),
+    );
     const appEnv: NodeJS.ProcessEnv = {
+      ...defaults,
       ...options.env,
       ...appSettings,
       NODE_EXTRA_CA_CERTS: caBundle,
@@ -194,7 +215,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
     let app: ManagedChild;
     if (options.useFunc) {
-      writeFuncSettings(options.repoRoot, appSettings);
+      writeFuncSettings(options.repoRoot, { ...exampleSettings(options.repoRoot), ...appSettings });
       app = startChild('func', 'func', ['start', '--port', String(options.port)], {
         cwd: options.repoRoot,
         env: appEnv,
