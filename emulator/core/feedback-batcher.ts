@@ -30,7 +30,12 @@ export class FeedbackBatcher implements Feedback {
   ) {
     for (const batch of recoveredBatches) this.batches.push({ batch, handedOut: false });
     this.open = [...recoveredOpen];
-    this.closeFullBatches();
+    const closed = this.closeFullBatches();
+    if (closed.length > 0) {
+      this.store.record(closed).catch((error: unknown) => {
+        console.error('journaling recovered feedback batches failed:', error);
+      });
+    }
     if (this.open.length > 0) this.startTimer();
   }
 
