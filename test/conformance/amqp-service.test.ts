@@ -86,6 +86,23 @@ describe('azure-iothub Client over AMQP', () => {
     await expect(service.send(deviceId, new Message('still fine'))).resolves.toBeDefined();
   });
 
+  it('serves the same surface on the standard AMQPS listener', async () => {
+    const amqpPort = emulator.connection.ports.amqp;
+    if (amqpPort === null) throw new Error('the emulator serves no AMQPS port');
+    const connectionString = emulator.connection.serviceConnectionString.replace(
+      /HostName=([^;:]+):\d+/,
+      `HostName=$1:${amqpPort}`,
+    );
+    const direct = ServiceClient.fromConnectionString(connectionString);
+    try {
+      await direct.open();
+      const error = await failure(direct.send('nobody-here', new Message('lost')));
+      expect(error.name).toBe('DeviceNotFoundError');
+    } finally {
+      await direct.close();
+    }
+  });
+
   // azure-iothub 1.16.6 wraps the CBS UnauthorizedError of `open()` in a plain Error ("Could not
   // connect") with the original as `amqpError`, exactly as against Azure; the name 'Error' is
   // not retried by the default policy, so it fails fast.
