@@ -17,6 +17,8 @@ export const SettingNames = {
   iotHubConnectionString: 'IOTHUB_CONNECTION_STRING',
   iotHubHostName: 'IOTHUB_HOST_NAME',
   eventsConnection: 'IOTHUB_EVENTS_CONNECTION',
+  /** The trigger's `eventHubName` (`%IOTHUB_EVENTS_NAME%`); must equal the connection's EntityPath. */
+  eventsName: 'IOTHUB_EVENTS_NAME',
   eventsConsumerGroup: 'IOTHUB_EVENTS_CONSUMER_GROUP',
   storage: 'AzureWebJobsStorage',
   storageTableServiceUri: 'AzureWebJobsStorage__tableServiceUri',
@@ -188,7 +190,19 @@ function readEvents(env: Env, problems: string[]): void {
   const problem = connectionProblem(SettingNames.eventsConnection, () =>
     parseEventHubConnectionString(value),
   );
-  if (problem) problems.push(problem);
+  if (problem) {
+    problems.push(problem);
+    return;
+  }
+  // The host resolves %IOTHUB_EVENTS_NAME% itself; a name that disagrees with the connection's
+  // EntityPath would read a different hub than the one configured.
+  const name = env[SettingNames.eventsName]?.trim();
+  const entityPath = parseEventHubConnectionString(value).entityPath;
+  if (name && name !== entityPath) {
+    problems.push(
+      `${SettingNames.eventsName} does not match the EntityPath of ${SettingNames.eventsConnection}: expected the same Event Hub-compatible name`,
+    );
+  }
 }
 
 function readStorage(env: Env, problems: string[]): StorageAccess {

@@ -93,6 +93,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
         { name: 'IOTHUB_HOST_NAME', value: hub.properties.hostName }
         { name: 'IOTHUB_EVENTS_CONNECTION', value: eventsConnection }
+        { name: 'IOTHUB_EVENTS_NAME', value: eventsEndpoint.path }
         { name: 'IOTHUB_EVENTS_CONSUMER_GROUP', value: telemetryConsumerGroup }
         { name: 'TELEMETRY_ALERT_THRESHOLD', value: telemetryAlertThreshold }
         { name: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES', value: '4096' }

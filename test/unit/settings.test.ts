@@ -137,6 +137,14 @@ describe('loadSettings', () => {
     }
   });
 
+  it('accepts an events name equal to the EntityPath and rejects one that differs', () => {
+    expect(() => loadSettings({ ...valid, IOTHUB_EVENTS_NAME: 'myhub' })).not.toThrow();
+    const problems = problemsOf({ ...valid, IOTHUB_EVENTS_NAME: 'otherhub' });
+    expect(problems).toEqual([
+      'IOTHUB_EVENTS_NAME does not match the EntityPath of IOTHUB_EVENTS_CONNECTION: expected the same Event Hub-compatible name',
+    ]);
+  });
+
   it('knows which settings are secrets', () => {
     expect(isSecretSetting('IOTHUB_CONNECTION_STRING')).toBe(true);
     expect(isSecretSetting('AzureWebJobsStorage')).toBe(true);
