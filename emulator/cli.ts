@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { defaultPorts } from './config';
+import { readIdentityFile } from './identity-file';
 import { createConsoleLogger } from './log';
 import type { RunningServer, ServerOptions } from './server';
 import { startServer, StartupError, writeConnectionFile } from './server';
@@ -41,6 +42,7 @@ interface CliOptions {
   retentionMs?: number;
   c2dTtlMs?: number;
   handshakeTimeoutMs?: number;
+  identity?: string;
 }
 
 function parseArguments(argv: string[]): CliOptions {
@@ -106,6 +108,10 @@ function parseArguments(argv: string[]): CliOptions {
         'default time to live of C2D messages (default 1 hour)',
       ).argParser(integer('C2D TTL', 1000, 48 * 3_600_000)),
     )
+    .option(
+      '--identity <file>',
+      'JSON file with the hub name and shared access policies (default: the well-known ones)',
+    )
     .addOption(
       new Option(
         '--handshake-timeout-ms <ms>',
@@ -137,6 +143,7 @@ function toServerOptions(cli: CliOptions): ServerOptions {
     consumerGroups: cli.consumerGroup,
     core,
     ...(cli.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: cli.handshakeTimeoutMs } : {}),
+    ...(cli.identity !== undefined ? { identity: readIdentityFile(cli.identity) } : {}),
     log: createConsoleLogger(),
   };
 }

@@ -141,6 +141,78 @@ describe('connection.json and the printed details', () => {
   });
 });
 
+describe('--identity overrides the well-known credentials', () => {
+  const key = (fill: number) => Buffer.alloc(32, fill).toString('base64');
+
+  test('connection strings and authorization use the configured hub name and keys', async () => {
+    const file = path.join(scratchDir(), 'identity.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        hubName: 'my-test-hub',
+        policies: [
+          {
+            name: 'iothubowner',
+            primaryKey: key(11),
+            secondaryKey: key(12),
+            rights: ['RegistryRead', 'RegistryWrite', 'ServiceConnect', 'DeviceConnect'],
+          },
+          {
+            name: 'service',
+            primaryKey: key(13),
+            secondaryKey: key(14),
+            rights: ['ServiceConnect'],
+          },
+        ],
+      }),
+    );
+    const emulator = await startEmulator({ inMemory: true, args: ['--identity', file] });
+    try {
+      const { connection } = emulator;
+      expect(connection.eventsName).toBe('my-test-hub');
+      expect(parseConnectionString(connection.serviceConnectionString).SharedAccessKey).toBe(
+        key(11),
+      );
+      expect(parseConnectionString(connection.eventsConnectionString)).toMatchObject({
+        SharedAccessKey: key(13),
+        EntityPath: 'my-test-hub',
+      });
+      await createRegistry(connection.serviceConnectionString).create({ deviceId: 'custom' });
+      // The well-known owner key no longer opens the registry.
+      const wellKnown = connection.serviceConnectionString.replace(
+        /SharedAccessKey=[^;]+/,
+        `SharedAccessKey=${owner?.primaryKey ?? ''}`,
+      );
+      const error = await createRegistry(wellKnown)
+        .list()
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      expect(error?.name).toBe('UnauthorizedError');
+    } finally {
+      await emulator.stop();
+    }
+  });
+
+  test('an invalid identity file exits 1 naming the file and the field, without echoing keys', async () => {
+    const file = path.join(scratchDir(), 'identity.json');
+    const secret = 'bm90LWJhc2U2NCEhIQ==';
+    writeFileSync(
+      file,
+      JSON.stringify({
+        hubName: 'h!',
+        policies: [{ name: 'iothubowner', primaryKey: secret, secondaryKey: secret, rights: [] }],
+      }),
+    );
+    const result = await runCli(['--data', scratchDir(), '--identity', file, ...ephemeral]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(file);
+    expect(result.stderr).toContain('hubName');
+    expect(result.stderr).not.toContain(secret);
+  });
+});
+
 describe('lifecycle', () => {
   test('SIGTERM exits 0, and durable state and the CA survive a restart on the same folder', async () => {
     const dataDir = scratchDir();
