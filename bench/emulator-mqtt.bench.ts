@@ -255,6 +255,9 @@ interface PhaseResult {
   msgPerSec: number;
   p50: number;
   p99: number;
+  /** publish → PUBACK: the broker's share of the end-to-end latency. */
+  ackP50: number;
+  ackP99: number;
 }
 
 function percentile(sorted: readonly number[], q: number): number {
@@ -278,6 +281,7 @@ async function runPhase(
   const deadline = start + options.durationMs;
   let acked = 0;
   let failed = 0;
+  const ackLatencies: number[] = [];
   const payload = (i: number) =>
     JSON.stringify({ p: name, t: performance.now(), windSpeed: 10 + (i % 7) });
   const timers: NodeJS.Timeout[] = [];
@@ -286,8 +290,9 @@ async function runPhase(
       new Promise<void>((resolve) => {
         const topic = topics[i] ?? '';
         let inflight = 0;
-        const onAck = (error?: Error) => {
+        const onAck = (sentAt: number, error?: Error) => {
           inflight -= 1;
+          ackLatencies.push(performance.now() - sentAt);
           if (error) failed += 1;
           else acked += 1;
           if (options.rate === undefined) pump();
@@ -295,7 +300,8 @@ async function runPhase(
         };
         const send = () => {
           inflight += 1;
-          client.publish(topic, payload(i), { qos: 1 }, onAck);
+          const sentAt = performance.now();
+          client.publish(topic, payload(i), { qos: 1 }, (error) => onAck(sentAt, error));
         };
         const pump = () => {
           while (inflight < window && performance.now() < deadline) send();
@@ -325,6 +331,7 @@ async function runPhase(
   while (receipts.latencies.length < acked && performance.now() < drainDeadline) await sleep(20);
   if (failed > 0) throw new Error(`${name}: ${failed} publishes failed`);
   const sorted = [...receipts.latencies].sort((a, b) => a - b);
+  const ackSorted = ackLatencies.sort((a, b) => a - b);
   const elapsedS = ((receipts.lastAt || performance.now()) - start) / 1000;
   return {
     acked,
@@ -332,6 +339,8 @@ async function runPhase(
     msgPerSec: sorted.length / elapsedS,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
+    ackP50: percentile(ackSorted, 0.5),
+    ackP99: percentile(ackSorted, 0.99),
   };
 }
 
@@ -490,6 +499,18 @@ const mqttBenchmark: Benchmark = {
           emulator.paced.p99,
           'ms',
           bare.paced.p99,
+        ),
+        row(
+          `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+          emulator.paced.ackP99,
+          'ms',
+          bare.paced.ackP99,
+        ),
+        row(
+          'p50 publish→PUBACK, saturated (lower is better)',
+          emulator.saturated.ackP50,
+          'ms',
+          bare.saturated.ackP50,
         ),
         row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
         row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
