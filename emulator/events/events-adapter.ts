@@ -28,6 +28,7 @@ import {
   sameName,
 } from './entity-address';
 import { runtimeMetricCapability } from './event-encoding';
+import { guardFrameSizes } from './frame-guard';
 import { handleManagementRequest } from './management';
 import { PartitionOwnership } from './ownership';
 import { PartitionReader } from './partition-reader';
@@ -44,6 +45,9 @@ export interface EventsAdapterOptions {
 }
 
 const epochProperty = 'com.microsoft:epoch';
+
+/** Advertised in our open frame and enforced on incoming frames; requests and tokens are small. */
+const maxFrameSize = 1024 * 1024;
 
 interface AmqpError {
   condition: string;
@@ -432,7 +436,11 @@ export function createEventsAdapter(
       socket.on('error', () => undefined);
       try {
         // Server-side options; rhea's typings only describe client ones.
-        const serverOptions = { id: `events-${id}`, container_id: identity.hubName };
+        const serverOptions = {
+          id: `events-${id}`,
+          container_id: identity.hubName,
+          max_frame_size: maxFrameSize,
+        };
         const connection = container.create_connection(
           serverOptions as unknown as ConnectionOptions,
         ) as AcceptingConnection;
@@ -448,6 +456,11 @@ export function createEventsAdapter(
         connections.add(state);
         wire(state);
         socket.once('close', () => closeConnectionState(state));
+        guardFrameSizes(socket, maxFrameSize, (reason) => {
+          log.warn(`connection ${id}: refused connection: ${reason}`);
+          closeConnectionState(state);
+          socket.destroy();
+        });
         connection.accept(socket);
       } catch (error) {
         log.error(

@@ -585,6 +585,21 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
         socket.resume();
       });
     }
+    // A frame announcing 2 GiB: the endpoint drops the connection instead of buffering it.
+    const dropped = await new Promise<boolean>((resolve) => {
+      const socket = netConnect(endpoint.port, '127.0.0.1', () => {
+        socket.write(Buffer.from('AMQP\x00\x01\x00\x00', 'latin1'));
+        socket.write(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00]));
+        socket.write(Buffer.alloc(64 * 1024, 0x11));
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(true));
+      socket.resume();
+    });
+    expect(dropped).toBe(true);
+    expect(endpoint.logs.some((l) => l.includes('refused connection: frame of 2147483647'))).toBe(
+      true,
+    );
     const c = new EventHubConsumerClient('$Default', endpoint.connectionString());
     try {
       expect((await c.getEventHubProperties()).partitionIds).toEqual(['0', '1']);

@@ -15,6 +15,7 @@ import {
   parsePartitionAddress,
 } from '../../emulator/events/entity-address';
 import { encodeEvent, runtimeMetricAnnotations } from '../../emulator/events/event-encoding';
+import { FrameSizeGuard } from '../../emulator/events/frame-guard';
 import { handleManagementRequest } from '../../emulator/events/management';
 import { PartitionOwnership, type OwnedReader } from '../../emulator/events/ownership';
 import {
@@ -634,5 +635,43 @@ describe('partition ownership (epochs)', () => {
       admitted: false,
       condition: 'amqp:resource-limit-exceeded',
     });
+  });
+});
+
+describe('frame size guard', () => {
+  function frame(size: number): Buffer {
+    const bytes = Buffer.alloc(size, 0);
+    bytes.writeUInt32BE(size, 0);
+    bytes[4] = 2;
+    return bytes;
+  }
+  const saslHeader = Buffer.from('AMQP\x03\x01\x00\x00', 'latin1');
+  const amqpHeader = Buffer.from('AMQP\x00\x01\x00\x00', 'latin1');
+
+  test('passes headers and frames within the limit, however the bytes are split', () => {
+    const violations: string[] = [];
+    const guard = new FrameSizeGuard(100, (reason) => violations.push(reason));
+    const stream = Buffer.concat([
+      saslHeader,
+      frame(20),
+      frame(100),
+      amqpHeader,
+      frame(8),
+      frame(64),
+    ]);
+    for (let i = 0; i < stream.length; i += 3) guard.push(stream.subarray(i, i + 3));
+    expect(violations).toEqual([]);
+  });
+
+  test('reports a frame over the limit or under a header, once', () => {
+    const violations: string[] = [];
+    const guard = new FrameSizeGuard(100, (reason) => violations.push(reason));
+    guard.push(Buffer.concat([amqpHeader, frame(50)]));
+    guard.push(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x02, 0, 0, 0]));
+    guard.push(Buffer.from([0x00, 0x00, 0x00, 0x02]));
+    expect(violations).toEqual(['frame of 2147483647 bytes (limit 100)']);
+    const small: string[] = [];
+    new FrameSizeGuard(100, (reason) => small.push(reason)).push(Buffer.from([0, 0, 0, 3]));
+    expect(small).toEqual(['frame of 3 bytes (limit 100)']);
   });
 });
