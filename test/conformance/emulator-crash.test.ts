@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import {
   EventHubConsumerClient,
   earliestEventPosition,
+  type PartitionContext,
   type ReceivedEventData,
 } from '@azure/event-hubs';
 import { NoRetry, type Message as CommonMessage } from 'azure-iot-common';
@@ -163,12 +164,20 @@ test('after SIGKILL mid-stream every acknowledged message, device and queued C2D
   const consumer = new EventHubConsumerClient('$Default', second.connection.eventsConnectionString);
   const seen = new Set<string>();
   const wrongDevice: unknown[] = [];
+  /** `partition/sequence number` of every event read: each must be unique. */
+  const positions: string[] = [];
+  const lastSequence = new Map<string, number>();
   const subscription = consumer.subscribe(
     {
-      processEvents: async (events: ReceivedEventData[]) => {
+      processEvents: async (events: ReceivedEventData[], context: PartitionContext) => {
         for (const event of events) {
           const id = String(event.messageId);
           seen.add(id);
+          positions.push(`${context.partitionId}/${event.sequenceNumber}`);
+          lastSequence.set(
+            context.partitionId,
+            Math.max(lastSequence.get(context.partitionId) ?? -1, event.sequenceNumber),
+          );
           if (
             !id.startsWith(`${String(event.systemProperties?.['iothub-connection-device-id'])}-`)
           ) {
@@ -192,6 +201,22 @@ test('after SIGKILL mid-stream every acknowledged message, device and queued C2D
       const missing = [...acknowledged].filter((id) => !seen.has(id));
       throw new Error(`${String(error)}; ${missing.length} acknowledged messages missing`);
     });
+    expect(new Set(positions).size).toBe(positions.length);
+
+    // Sequence numbers continue after the restart instead of reusing recovered ones.
+    const { deviceId, key } = streaming[0]!;
+    const latecomer = deviceClient(second, deviceId, key);
+    await latecomer.open();
+    const message = new Message('after the restart');
+    message.messageId = `${deviceId}-after-restart`;
+    const before = new Map(lastSequence);
+    await latecomer.sendEvent(message);
+    await eventually('the post-restart message', () =>
+      seen.has(message.messageId) ? true : undefined,
+    );
+    const grew = [...lastSequence].filter(([p, n]) => n > (before.get(p) ?? -1));
+    expect(grew).toHaveLength(1);
+    expect(grew[0]![1]).toBe((before.get(grew[0]![0]) ?? -1) + 1);
   } finally {
     await subscription.close();
     await consumer.close();
