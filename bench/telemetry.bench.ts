@@ -19,9 +19,9 @@ import type { Benchmark, BenchResult } from './results';
 const NAME = 'telemetry';
 const BATCH_SIZE = 100;
 const DEVICES_PER_BATCH = 10;
-const CPU_BATCHES = 200;
-const CPU_ROUNDS = 7;
-const CPU_ROUND_MS = 400;
+const CPU_BATCHES = 50;
+const CPU_WARMUP_ROUNDS = 20;
+const CPU_ROUNDS = 300;
 const STORAGE_BATCHES = 40;
 
 function batches(count: number, firstSequence = 0): SampleBatch[] {
@@ -39,56 +39,43 @@ function batches(count: number, firstSequence = 0): SampleBatch[] {
   );
 }
 
-/** Events per second of `work` over all batches, repeated for about `ms`. */
-function rate(
-  work: (batch: SampleBatch) => number,
-  input: readonly SampleBatch[],
-  ms: number,
-): number {
-  let events = 0;
+/** Milliseconds `work` takes over every batch once. */
+function time(work: (batch: SampleBatch) => void, input: readonly SampleBatch[]): number {
   const started = performance.now();
-  let elapsed = 0;
-  while (elapsed < ms) {
-    for (const batch of input) events += work(batch);
-    elapsed = performance.now() - started;
-  }
-  return events / (elapsed / 1000);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+  for (const batch of input) work(batch);
+  return performance.now() - started;
 }
 
 function cpu(): BenchResult[] {
   const input = batches(CPU_BATCHES);
   const limits = { deadLetterMaxBodyBytes: 4096 };
   let sink = 0;
-  const baseline = (batch: SampleBatch): number => {
+  const baseline = (batch: SampleBatch): void => {
     for (const body of batch.messages) {
       const value = JSON.parse((body as Buffer).toString('utf8')) as { windSpeed: number };
       sink += value.windSpeed;
     }
-    return batch.messages.length;
   };
-  const processor = (batch: SampleBatch): number => {
+  const processor = (batch: SampleBatch): void => {
     const prepared = prepareBatch(batch.messages, batch.triggerMetadata, limits, Date.now());
     if (prepared.letters.length > 0) throw new Error('benchmark input must be valid');
     sink += prepared.records.length;
-    return batch.messages.length;
   };
-  // Warm both paths up, then alternate rounds so drift affects both equally.
-  rate(baseline, input, 200);
-  rate(processor, input, 200);
-  const baseRates: number[] = [];
-  const procRates: number[] = [];
+  for (let round = 0; round < CPU_WARMUP_ROUNDS; round += 1) {
+    time(baseline, input);
+    time(processor, input);
+  }
+  // Short alternating rounds: on a busy machine, interference then hits both sides alike.
+  let baselineMs = 0;
+  let processorMs = 0;
   for (let round = 0; round < CPU_ROUNDS; round += 1) {
-    baseRates.push(rate(baseline, input, CPU_ROUND_MS));
-    procRates.push(rate(processor, input, CPU_ROUND_MS));
+    baselineMs += time(baseline, input);
+    processorMs += time(processor, input);
   }
   if (sink === 0) throw new Error('unreachable: keeps the work observable');
-  const base = median(baseRates);
-  const ours = median(procRates);
+  const events = CPU_ROUNDS * CPU_BATCHES * BATCH_SIZE;
+  const ours = events / (processorMs / 1000);
+  const base = events / (baselineMs / 1000);
   return [
     {
       benchmark: NAME,
