@@ -133,7 +133,7 @@ describe('the local stack', () => {
       device.setRetryPolicy(new NoRetry());
       const received: string[] = [];
       device.on('message', (message: Message) => {
-        received.push(message.getData().toString());
+        received.push(Buffer.from(message.getData() as Buffer).toString('utf8'));
         void device?.complete(message, () => undefined);
       });
       await device.open();
