@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { processTrusts } from '../../emulator/ca-bundle';
 
 export interface EmulatorPorts {
   /** The TLS gateway: HTTPS, AMQPS and MQTTS told apart by their first bytes. */
@@ -136,6 +137,17 @@ export function toEmulatorConnection(file: EmulatorConnectionFile): EmulatorConn
   };
 }
 
+let warnedUntrusted = false;
+/** SDKs without a `ca` option fail with opaque TLS errors (or retry for minutes): say why, once. */
+function warnIfUntrusted(caFile: string): void {
+  if (warnedUntrusted || processTrusts(caFile)) return;
+  warnedUntrusted = true;
+  process.stderr.write(
+    `startEmulator: this process does not trust ${caFile}; run tests through \`npm test -- <files>\` ` +
+      'or `node dist/test/support/run-jest.js <files>` so NODE_EXTRA_CA_CERTS holds the test CA\n',
+  );
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -221,6 +233,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     if (text !== undefined && text.trim() !== '') {
       try {
         const connection = toEmulatorConnection(parseConnectionFile(text));
+        warnIfUntrusted(connection.caFile);
         return { connection, dataDir, stop, exited, output: () => output };
       } catch {
         // Half-written; the emulator writes it atomically, but a partial read is harmless to retry.
