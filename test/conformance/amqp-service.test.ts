@@ -35,7 +35,8 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true });
+  // Durable mode here (c2d-feedback.test.ts runs in memory): an accepted send is on disk.
+  emulator = await startEmulator();
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
 });
@@ -122,5 +123,21 @@ describe('azure-iothub Client over AMQP', () => {
     } finally {
       await intruder.close();
     }
+  });
+});
+
+// Last in the file: it kills this file's emulator (and starts a new one).
+describe('durability', () => {
+  it('keeps accepted sends across kill -9 and a restart on the same data folder', async () => {
+    const deviceId = await createDevice();
+    await service.send(deviceId, new Message('survives 1'));
+    await service.send(deviceId, new Message('survives 2'));
+    await service.close();
+    await emulator.stop('SIGKILL');
+    emulator = await startEmulator({ dataDir: emulator.dataDir });
+    registry = createRegistry(emulator.connection.serviceConnectionString);
+    service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
+    const { responseBody } = await registry.get(deviceId);
+    expect(responseBody.cloudToDeviceMessageCount).toBe(2);
   });
 });
