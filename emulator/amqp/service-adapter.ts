@@ -62,7 +62,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   // rhea re-emits errors nobody handled on its container; an EventEmitter 'error' without a
   // listener would throw and take the process down.
   container.on('error', (error: unknown) => {
-    ctx.log.warn(`${describeError(error)}`);
+    ctx.log.warn(describeError(error));
   });
 
   const refuse = (
