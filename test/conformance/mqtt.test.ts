@@ -303,6 +303,38 @@ describe('cloud-to-device messages', () => {
   });
 });
 
+describe('reconnection', () => {
+  it('the SDK subscribes again after its connection is taken over, and C2D keeps flowing', async () => {
+    const { deviceId, key } = await createDevice();
+    // The default retry policy this time: the SDK reconnects on its own.
+    const client = DeviceClient.fromConnectionString(
+      emulator.connection.deviceConnectionString(deviceId, key),
+      Mqtt,
+    );
+    openClients.push(client);
+    const received: string[] = [];
+    client.on('message', (message: CommonMessage) => {
+      received.push(dataText(message));
+    });
+    await client.open();
+
+    // Another connection with the same client id takes over, then leaves.
+    const intruder = DeviceClient.fromConnectionString(
+      emulator.connection.deviceConnectionString(deviceId, key),
+      Mqtt,
+    );
+    intruder.setRetryPolicy(new NoRetry());
+    await intruder.open();
+    await intruder.close();
+
+    // Sessions are clean on the hub: only a fresh SUBSCRIBE from the SDK brings this one back.
+    await service.send(deviceId, new Message('after the takeover'));
+    await eventually('the message after reconnecting', () =>
+      received.includes('after the takeover') ? received : undefined,
+    );
+  });
+});
+
 describe('device twin', () => {
   it('answers get and stores reported properties', async () => {
     const { deviceId, key } = await createDevice();
