@@ -15,12 +15,21 @@ import {
 import { Command } from 'commander';
 import { systemPropertiesOf } from './eventhub/convert';
 
-export function eventsConnection(env: NodeJS.ProcessEnv): string {
-  if (env.IOTHUB_EVENTS_CONNECTION) return env.IOTHUB_EVENTS_CONNECTION;
+/** The connection, and the consumer group to use unless one is given. */
+export function eventsConnection(env: NodeJS.ProcessEnv): {
+  connectionString: string;
+  consumerGroup: string;
+} {
+  if (env.IOTHUB_EVENTS_CONNECTION) {
+    return { connectionString: env.IOTHUB_EVENTS_CONNECTION, consumerGroup: '$Default' };
+  }
   const file = join(resolve(env.LOCAL_DATA_DIR ?? '.local'), 'iothub', 'connection.json');
   if (existsSync(file)) {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as { eventsConnectionString?: unknown };
-    if (typeof parsed.eventsConnectionString === 'string') return parsed.eventsConnectionString;
+    // The local stack adds a `monitor` group: $Default belongs to the app's trigger.
+    if (typeof parsed.eventsConnectionString === 'string') {
+      return { connectionString: parsed.eventsConnectionString, consumerGroup: 'monitor' };
+    }
   }
   throw new Error(`set IOTHUB_EVENTS_CONNECTION or start the local stack (no ${file})`);
 }
@@ -51,7 +60,15 @@ export function formatEvent(
     },
   };
   if (withProperties) {
-    (out.event as Record<string, unknown>).annotations = system;
+    // Show what the hub sent, not the extra fields the Functions host adds for bindings.
+    const {
+      SequenceNumber: _s,
+      Offset: _o,
+      PartitionKey: _p,
+      EnqueuedTimeUtc: _e,
+      ...annotations
+    } = system;
+    (out.event as Record<string, unknown>).annotations = annotations;
     (out.event as Record<string, unknown>).properties = { application: event.properties ?? {} };
   }
   return out;
@@ -63,18 +80,24 @@ function main(): void {
     .description('Prints device-to-cloud messages as they arrive.')
     .option('--device <id>', 'only this device')
     .option('--properties', 'also print system and application properties', false)
-    .option('--consumer-group <name>', 'consumer group to read with', '$Default')
+    .option(
+      '--consumer-group <name>',
+      'consumer group (default: monitor on the local hub, else $Default)',
+    )
     .option('--from-start', 'read retained messages first, not only new ones', false)
     .parse()
-    .opts<{ device?: string; properties: boolean; consumerGroup: string; fromStart: boolean }>();
-  let connection: string;
+    .opts<{ device?: string; properties: boolean; consumerGroup?: string; fromStart: boolean }>();
+  let connection: { connectionString: string; consumerGroup: string };
   try {
     connection = eventsConnection(process.env);
   } catch (error) {
     console.error(`monitor: ${(error as Error).message}`);
     process.exit(1);
   }
-  const client = new EventHubConsumerClient(opts.consumerGroup, connection);
+  const client = new EventHubConsumerClient(
+    opts.consumerGroup ?? connection.consumerGroup,
+    connection.connectionString,
+  );
   console.error(
     `Monitoring ${client.eventHubName}${opts.device ? ` for ${opts.device}` : ''}; Ctrl-C to stop.`,
   );

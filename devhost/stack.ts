@@ -115,7 +115,15 @@ async function startIotHub(
   const child = startChild(
     'iothub',
     process.execPath,
-    [join(options.repoRoot, 'dist', 'emulator', 'cli.js'), '--data', data, ...ports],
+    // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
+    [
+      join(options.repoRoot, 'dist', 'emulator', 'cli.js'),
+      '--data',
+      data,
+      '--consumer-group',
+      'monitor',
+      ...ports,
+    ],
     { env: options.env, write: options.write, quiet: true },
   );
   const deadline = Date.now() + 30_000;
