@@ -1,8 +1,9 @@
 /**
  * `npm run simulate -- --devices N --interval 1s --duration 60s`: the simulator's fleet as a load
  * generator. It targets IOTHUB_CONNECTION_STRING when set (any hub, Azure included), else the
- * local IoT Hub described by `--connection-file` (default `.local/iothub/connection.json`, written
- * by `npm start` or `npm run emulator`), whose CA it trusts by restarting itself with a bundle.
+ * local IoT Hub described by `--connection-file` (default `$LOCAL_DATA_DIR/iothub/connection.json`,
+ * `LOCAL_DATA_DIR` defaulting to `.local`, as `npm start` and `npm run emulator` write it), whose
+ * CA it trusts by restarting itself with a bundle.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -136,7 +137,7 @@ const program = new Command('simulate')
   .option(
     '--connection-file <path>',
     'local IoT Hub connection file',
-    '.local/iothub/connection.json',
+    join(process.env.LOCAL_DATA_DIR ?? '.local', 'iothub', 'connection.json'),
   );
 
 if (require.main === module) {
