@@ -152,11 +152,30 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     transportFor(client).publish(topic, payload, 0, undefined);
   }
 
+  type AuthenticateDone = (error: AuthenticateError | null, success: boolean | null) => void;
+
   function authenticate(
     client: Client,
     username: Readonly<string | undefined>,
     password: Readonly<Buffer | undefined>,
-    done: (error: AuthenticateError | null, success: boolean | null) => void,
+    done: AuthenticateDone,
+  ): void {
+    try {
+      checkCredentials(client, username, password, done);
+    } catch (error) {
+      log.error(`authenticating ${quote(client.id)} failed: ${describe(error)}`);
+      done(
+        Object.assign(new Error('server error'), { returnCode: connack.serverUnavailable }),
+        false,
+      );
+    }
+  }
+
+  function checkCredentials(
+    client: Client,
+    username: Readonly<string | undefined>,
+    password: Readonly<Buffer | undefined>,
+    done: AuthenticateDone,
   ): void {
     const deviceId = client.id;
     const refuse = (returnCode: 3 | 5, reason: string): void => {
