@@ -99,6 +99,22 @@ function readEpoch(properties: unknown): number | undefined | 'invalid' {
   return 'invalid';
 }
 
+/**
+ * A terminus address as a string. Anything the peer sent that is not one becomes '' — rhea
+ * encodes our attach later, outside any handler, where a non-string would throw.
+ */
+function addressOf(terminus: unknown): string {
+  if (typeof terminus !== 'object' || terminus === null) return '';
+  const address: unknown = (terminus as { address?: unknown }).address;
+  return typeof address === 'string' ? address : '';
+}
+
+/** rhea echoes the peer's link name in our attach; keep it encodable whatever was sent. */
+function sanitizeLinkName(link: Sender | Receiver): void {
+  const local = (link as unknown as { local: { attach: { name?: unknown } } }).local.attach;
+  if (typeof local.name !== 'string') local.name = String(local.name);
+}
+
 function remoteAddressOf(socket: Duplex): string {
   const s = socket as Partial<{ remoteAddress: string; remotePort: number }>;
   return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'a stream';
@@ -226,10 +242,8 @@ export function createEventsAdapter(
 
   /** Completes our side of an attach the client started: echo the termini, presettle when asked. */
   function acceptSender(sender: Sender, offeredCapabilities: string[]): void {
-    const remote = sender.source;
-    sender.set_source({ address: remote?.address ?? '' });
-    const remoteTarget = sender.target;
-    if (remoteTarget) sender.set_target({ address: remoteTarget.address ?? '' });
+    sender.set_source({ address: addressOf(sender.source) });
+    if (sender.target) sender.set_target({ address: addressOf(sender.target) });
     const local = (sender as unknown as { local: { attach: Record<string, unknown> } }).local
       .attach;
     // Event Hubs never redelivers; pre-settle unless the client insists on unsettled transfers.
@@ -238,8 +252,8 @@ export function createEventsAdapter(
   }
 
   function acceptReceiver(receiver: Receiver): void {
-    receiver.set_target({ address: receiver.target?.address ?? '' });
-    if (receiver.source) receiver.set_source({ address: receiver.source.address ?? '' });
+    receiver.set_target({ address: addressOf(receiver.target) });
+    if (receiver.source) receiver.set_source({ address: addressOf(receiver.source) });
   }
 
   function findReplyLink(
@@ -251,7 +265,7 @@ export function createEventsAdapter(
     const candidates = state.replyLinks.filter((l) => l.kind === kind && l.sender.is_open());
     if (typeof replyTo === 'string') {
       const exact =
-        candidates.find((l) => l.sender.target?.address === replyTo) ??
+        candidates.find((l) => addressOf(l.sender.target) === replyTo) ??
         candidates.find((l) => l.sender.name === replyTo);
       if (exact) return exact;
     }
@@ -271,7 +285,7 @@ export function createEventsAdapter(
   }
 
   function onRequest(state: ConnectionState, receiver: Receiver, request: Message): void {
-    const address = receiver.target?.address ?? '';
+    const address = addressOf(receiver.target);
     const kind: NodeKind = isCbsNode(address) ? 'cbs' : 'management';
     const now = core.clock.now();
     const outcome =
@@ -329,7 +343,8 @@ export function createEventsAdapter(
       guard('attach', (context: EventContext) => {
         const sender = context.sender;
         if (!sender) return;
-        const address = sender.source?.address ?? '';
+        sanitizeLinkName(sender);
+        const address = addressOf(sender.source);
         if (isCbsNode(address) || isManagementNode(address)) {
           acceptSender(sender, []);
           state.replyLinks.push({
@@ -347,7 +362,7 @@ export function createEventsAdapter(
       guard('attach', (context: EventContext) => {
         const receiver = context.receiver;
         if (!receiver) return;
-        const address = receiver.target?.address ?? '';
+        const address = addressOf(receiver.target);
         if (isCbsNode(address) || isManagementNode(address)) {
           acceptReceiver(receiver);
           return;

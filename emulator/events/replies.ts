@@ -37,7 +37,8 @@ export function replyTo(request: Message, status: ReplyStatus, body?: unknown): 
   if (
     typeof correlation === 'string' ||
     typeof correlation === 'number' ||
-    Buffer.isBuffer(correlation)
+    // A Buffer is re-encoded as a uuid: only 16 bytes can be one.
+    (Buffer.isBuffer(correlation) && correlation.length === 16)
   ) {
     reply.correlation_id = correlation;
   }
