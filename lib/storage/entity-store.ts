@@ -56,6 +56,12 @@ export interface EntityStore {
 
   /** Storage requests made so far (each transaction counts once). */
   readonly roundTrips: number;
+
+  /**
+   * A view of the same storage with its own round-trip counter (requests still count in this
+   * store too): lets one batch count its own requests while other batches run concurrently.
+   */
+  scoped(): EntityStore;
 }
 
 /** Table storage limits a transaction to 100 operations and a 4 MiB body. */

@@ -12,12 +12,35 @@ import {
 } from './entity-store';
 import type { TableName } from './tables';
 
+interface SharedState {
+  tables: Map<string, Map<string, StoredEntity>>;
+  etagCounter: number;
+}
+
 export class MemoryEntityStore implements EntityStore {
   #roundTrips = 0;
-  #etagCounter = 0;
-  readonly #tables = new Map<string, Map<string, StoredEntity>>();
+  readonly #shared: SharedState;
+  readonly #parent: MemoryEntityStore | undefined;
   /** When set, every request fails with the error it returns (simulates an outage). */
   failure: (() => Error) | undefined;
+
+  constructor(parent?: MemoryEntityStore) {
+    this.#parent = parent;
+    this.#shared = parent ? parent.#shared : { tables: new Map(), etagCounter: 0 };
+  }
+
+  scoped(): MemoryEntityStore {
+    return new MemoryEntityStore(this);
+  }
+
+  #root(): MemoryEntityStore {
+    return this.#parent ? this.#parent.#root() : this;
+  }
+
+  #count(): void {
+    this.#roundTrips += 1;
+    if (this.#parent) this.#parent.#count();
+  }
 
   get roundTrips(): number {
     return this.#roundTrips;
@@ -25,7 +48,7 @@ export class MemoryEntityStore implements EntityStore {
 
   /** Every entity of a table, sorted by PartitionKey then RowKey (for assertions). */
   rows(table: TableName): Entity[] {
-    return [...(this.#tables.get(table)?.values() ?? [])]
+    return [...(this.#shared.tables.get(table)?.values() ?? [])]
       .map((s) => s.entity)
       .sort((a, b) =>
         a.partitionKey === b.partitionKey
@@ -88,24 +111,25 @@ export class MemoryEntityStore implements EntityStore {
   }
 
   async #request(): Promise<void> {
-    this.#roundTrips += 1;
+    this.#count();
     // A real outage surfaces asynchronously, after the request was attempted.
     await Promise.resolve();
-    if (this.failure) throw this.failure();
+    const failure = this.#root().failure;
+    if (failure) throw failure();
   }
 
   #table(table: TableName): Map<string, StoredEntity> {
-    let rows = this.#tables.get(table);
+    let rows = this.#shared.tables.get(table);
     if (!rows) {
       rows = new Map();
-      this.#tables.set(table, rows);
+      this.#shared.tables.set(table, rows);
     }
     return rows;
   }
 
   #put(table: TableName, entity: Entity): string {
-    this.#etagCounter += 1;
-    const etag = `W/"${this.#etagCounter}"`;
+    this.#shared.etagCounter += 1;
+    const etag = `W/"${this.#shared.etagCounter}"`;
     this.#table(table).set(key(entity.partitionKey, entity.rowKey), {
       entity: { ...entity },
       etag,

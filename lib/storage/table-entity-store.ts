@@ -64,7 +64,19 @@ export type TableClientFactory = (table: TableName) => Promise<TableClient>;
 export class TableEntityStore implements EntityStore {
   #roundTrips = 0;
 
-  constructor(private readonly clientFor: TableClientFactory) {}
+  constructor(
+    private readonly clientFor: TableClientFactory,
+    private readonly parent?: TableEntityStore,
+  ) {}
+
+  scoped(): TableEntityStore {
+    return new TableEntityStore(this.clientFor, this);
+  }
+
+  #count(): void {
+    this.#roundTrips += 1;
+    if (this.parent) this.parent.#count();
+  }
 
   /** The production store: the app's storage setting, tables created on first use. */
   static fromSettings(storage: StorageAccess): TableEntityStore {
@@ -87,7 +99,7 @@ export class TableEntityStore implements EntityStore {
         throw new Error('upsertBatch: every entity must share the partition key');
       }
       const actions: TransactionAction[] = chunk.map((e) => ['upsert', toWire(e), 'Replace']);
-      this.#roundTrips += 1;
+      this.#count();
       await client.submitTransaction(actions);
     }
   }
@@ -98,7 +110,7 @@ export class TableEntityStore implements EntityStore {
     rowKey: string,
   ): Promise<StoredEntity | undefined> {
     const client = await this.clientFor(table);
-    this.#roundTrips += 1;
+    this.#count();
     try {
       const raw = await client.getEntity<Record<string, unknown>>(partitionKey, rowKey);
       return { entity: fromWire(raw), etag: raw.etag };
@@ -114,7 +126,7 @@ export class TableEntityStore implements EntityStore {
     etag: string | undefined,
   ): Promise<ConditionalWrite> {
     const client = await this.clientFor(table);
-    this.#roundTrips += 1;
+    this.#count();
     try {
       const response =
         etag === undefined
@@ -141,7 +153,7 @@ export class TableEntityStore implements EntityStore {
       .byPage({ maxPageSize: Math.min(range.limit, 1000) });
     // Count each page as it is requested: the iterator issues one request per page.
     for (;;) {
-      this.#roundTrips += 1;
+      this.#count();
       const page = await pages.next();
       if (page.done === true) break;
       for (const raw of page.value) {

@@ -44,17 +44,14 @@ export type StateOutcome = 'updated' | 'kept';
 export class DeviceStateWriter {
   readonly #known = new Map<string, Known>();
 
-  constructor(
-    private readonly store: EntityStore,
-    private readonly cacheSize = 10_000,
-  ) {}
+  constructor(private readonly cacheSize = 10_000) {}
 
-  async update(record: TelemetryRecord): Promise<StateOutcome> {
+  async update(store: EntityStore, record: TelemetryRecord): Promise<StateOutcome> {
     const partitionKey = devicePartitionKey(record.deviceId);
     for (let attempt = 0; attempt < maxAttempts; attempt += 1) {
-      const known = this.#known.get(partitionKey) ?? (await this.#read(partitionKey));
+      const known = this.#known.get(partitionKey) ?? (await this.#read(store, partitionKey));
       if (known !== undefined && !isNewer(record, known.position)) return 'kept';
-      const result = await this.store.writeIf(
+      const result = await store.writeIf(
         TableNames.deviceState,
         deviceStateEntity(record),
         known?.etag,
@@ -70,8 +67,8 @@ export class DeviceStateWriter {
     );
   }
 
-  async #read(partitionKey: string): Promise<Known | undefined> {
-    const stored = await this.store.get(TableNames.deviceState, partitionKey, latestRowKey);
+  async #read(store: EntityStore, partitionKey: string): Promise<Known | undefined> {
+    const stored = await store.get(TableNames.deviceState, partitionKey, latestRowKey);
     if (stored === undefined) return undefined;
     const enqueuedMs = timeMs(stored.entity.enqueuedTime);
     const sequenceNumber = sequenceOf(stored.entity.sequenceNumber);

@@ -75,7 +75,7 @@ export class TelemetryProcessor {
     readonly store: EntityStore,
     private readonly options: TelemetryProcessorOptions,
   ) {
-    this.#writer = new TelemetryWriter(store, { alertThreshold: options.alertThreshold });
+    this.#writer = new TelemetryWriter({ alertThreshold: options.alertThreshold });
     this.#now = options.now ?? Date.now;
   }
 
@@ -87,21 +87,22 @@ export class TelemetryProcessor {
   }
 
   async processBatch(messages: unknown, triggerMetadata: unknown): Promise<BatchSummary> {
-    const roundTripsBefore = this.store.roundTrips;
+    // A view with its own counter: batches of other partitions may be running concurrently.
+    const store = this.store.scoped();
     const batch = prepareBatch(
       messages,
       triggerMetadata,
       { deadLetterMaxBodyBytes: this.options.deadLetterMaxBodyBytes },
       this.#now(),
     );
-    const written = await this.#writer.write(batch.records, batch.letters);
+    const written = await this.#writer.write(store, batch.records, batch.letters);
     const reasons: Record<string, number> = {};
     for (const letter of batch.letters) reasons[letter.reason] = (reasons[letter.reason] ?? 0) + 1;
     return {
       events: batch.records.length + batch.letters.length,
       ...written,
       maxLagMs: batch.maxLagMs,
-      roundTrips: this.store.roundTrips - roundTripsBefore,
+      roundTrips: store.roundTrips,
       reasons,
     };
   }

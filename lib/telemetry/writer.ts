@@ -68,14 +68,13 @@ async function runLimited(tasks: readonly (() => Promise<void>)[], limit: number
 export class TelemetryWriter {
   readonly #state: DeviceStateWriter;
 
-  constructor(
-    private readonly store: EntityStore,
-    private readonly options: WriterOptions,
-  ) {
-    this.#state = new DeviceStateWriter(store);
+  /** The device-state cache lives as long as the writer: create one per function instance. */
+  constructor(private readonly options: WriterOptions) {
+    this.#state = new DeviceStateWriter();
   }
 
   async write(
+    store: EntityStore,
     records: readonly TelemetryRecord[],
     letters: readonly DeadLetter[],
   ): Promise<WriteSummary> {
@@ -88,7 +87,7 @@ export class TelemetryWriter {
     };
     const tasks: (() => Promise<void>)[] = [];
     const upsert = (table: TableName, partitionKey: string, entities: Entity[]) => () =>
-      this.store.upsertBatch(table, partitionKey, entities);
+      store.upsertBatch(table, partitionKey, entities);
 
     const byDevice = groupBy(records, (r) => devicePartitionKey(r.deviceId));
     summary.devices = byDevice.size;
@@ -100,13 +99,10 @@ export class TelemetryWriter {
       summary.alerts += alerts.length;
       const latest = newest(readings);
       tasks.push(async () => {
-        await this.store.upsertBatch(
-          TableNames.telemetry,
-          partitionKey,
-          readings.map(telemetryEntity),
-        );
+        await store.upsertBatch(TableNames.telemetry, partitionKey, readings.map(telemetryEntity));
         // The state may only point at a reading that is stored.
-        if (latest && (await this.#state.update(latest)) === 'updated') summary.stateUpdates += 1;
+        if (latest && (await this.#state.update(store, latest)) === 'updated')
+          summary.stateUpdates += 1;
       });
       if (alerts.length > 0) {
         const threshold = this.options.alertThreshold;

@@ -175,6 +175,26 @@ describe('telemetry handler', () => {
     expect(hundredEventsTenDevices).toBe(10 * 3);
   });
 
+  it('counts only its own round trips per batch when partitions run concurrently', async () => {
+    const { store, processor } = setup();
+    const batch = (prefix: string, partition: string) =>
+      sampleBatch(
+        tutorialEvents({ count: 20, devices: 2, start, windSpeed: () => 1 }).map((e) => ({
+          ...e,
+          deviceId: `${prefix}-${e.deviceId}`,
+        })),
+        partition,
+      );
+    const a = batch('a', '0');
+    const b = batch('b', '1');
+    const [first, second] = await Promise.all([
+      processor.processBatch(a.messages, a.triggerMetadata),
+      processor.processBatch(b.messages, b.triggerMetadata),
+    ]);
+    expect([first.roundTrips, second.roundTrips]).toEqual([6, 6]);
+    expect(store.roundTrips).toBe(12);
+  });
+
   it('reuses the cached device state on the next batch (no read)', async () => {
     const { store, invoke } = setup();
     await invoke(sampleBatch(tutorialEvents({ count: 10, devices: 2, start, windSpeed: () => 1 })));
