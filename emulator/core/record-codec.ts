@@ -66,15 +66,25 @@ export function peekEvent(payload: Buffer): {
 export function decodeEvent(payload: Buffer): StoredEvent {
   const jsonLength = payload.readUInt32LE(21);
   const jsonEnd = EVENT_FIXED_BYTES + jsonLength;
-  const header = JSON.parse(payload.toString('utf8', EVENT_FIXED_BYTES, jsonEnd)) as Omit<
-    StoredEvent,
-    'body' | 'partitionId' | 'sequenceNumber' | 'offset' | 'enqueuedTime'
-  >;
+  const h = JSON.parse(
+    payload.toString('utf8', EVENT_FIXED_BYTES, jsonEnd),
+  ) as Partial<StoredEvent>;
   const sequenceNumber = payload.readDoubleLE(5);
+  // Built field by field (a spread is several times slower on this hot path).
   return {
-    ...header,
+    deviceId: h.deviceId ?? '',
     // A view, not a copy: retained payloads are immutable.
     body: payload.subarray(jsonEnd),
+    properties: h.properties ?? {},
+    messageId: h.messageId,
+    correlationId: h.correlationId,
+    userId: h.userId,
+    to: h.to,
+    contentType: h.contentType,
+    contentEncoding: h.contentEncoding,
+    expiryTime: h.expiryTime,
+    generationId: h.generationId ?? '',
+    authMethod: h.authMethod ?? '',
     partitionId: String(payload.readUInt32LE(1)),
     sequenceNumber,
     offset: String(sequenceNumber),

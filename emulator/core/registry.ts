@@ -22,10 +22,11 @@ import type { CoreStore, StateChange } from './store';
 /** What IoT Hub reports for "never". */
 const NEVER = '0001-01-01T00:00:00Z';
 
+/** Times as ms (0 = never), formatted only when asked: activity is recorded per message. */
 interface MutableActivity {
   connected: boolean;
-  connectionStateUpdatedTime: string;
-  lastActivityTime: string;
+  connectionStateUpdatedTime: number;
+  lastActivityTime: number;
 }
 
 export interface RegistryDependencies {
@@ -141,17 +142,18 @@ export class DeviceRegistry implements Registry {
 
   activity(deviceId: string): DeviceActivity {
     const a = this.activities.get(deviceId);
+    const iso = (time: number | undefined): string => (time ? new Date(time).toISOString() : NEVER);
     return {
       connectionState: a?.connected ? 'Connected' : 'Disconnected',
-      connectionStateUpdatedTime: a?.connectionStateUpdatedTime ?? NEVER,
-      lastActivityTime: a?.lastActivityTime ?? NEVER,
+      connectionStateUpdatedTime: iso(a?.connectionStateUpdatedTime),
+      lastActivityTime: iso(a?.lastActivityTime),
       cloudToDeviceMessageCount: this.deps.queueDepth(deviceId),
     };
   }
 
   setConnected(deviceId: string, connected: boolean): void {
     if (!this.devices.has(deviceId)) return;
-    const now = this.isoNow();
+    const now = this.deps.clock.now();
     const a = this.activityOf(deviceId);
     if (a.connected !== connected) a.connectionStateUpdatedTime = now;
     a.connected = connected;
@@ -160,7 +162,7 @@ export class DeviceRegistry implements Registry {
 
   recordActivity(deviceId: string): void {
     if (!this.devices.has(deviceId)) return;
-    this.activityOf(deviceId).lastActivityTime = this.isoNow();
+    this.activityOf(deviceId).lastActivityTime = this.deps.clock.now();
   }
 
   onDeviceChanged(
@@ -181,7 +183,7 @@ export class DeviceRegistry implements Registry {
   private activityOf(deviceId: string): MutableActivity {
     let a = this.activities.get(deviceId);
     if (!a) {
-      a = { connected: false, connectionStateUpdatedTime: NEVER, lastActivityTime: NEVER };
+      a = { connected: false, connectionStateUpdatedTime: 0, lastActivityTime: 0 };
       this.activities.set(deviceId, a);
     }
     return a;
