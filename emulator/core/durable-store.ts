@@ -7,7 +7,7 @@
  *   a new segment starts past a size limit and whole segments past retention are deleted.
  * Every record is length+CRC framed; a torn or corrupt tail is cut off on open.
  */
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, StoredEvent } from './contracts';
 import { fsyncDirectory, LogWriter, scanLog, sealFrame, writeLogAtomically } from './framed-log';
@@ -52,7 +52,12 @@ async function checkMeta(dir: string, partitionCount: number): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   if (text === undefined) {
-    await writeFile(path, `${JSON.stringify({ version: FORMAT_VERSION, partitionCount })}\n`);
+    // Atomically (temp file, fsync, rename): a crash here must not leave a half-written file.
+    const temp = `${path}.tmp`;
+    await writeFile(temp, `${JSON.stringify({ version: FORMAT_VERSION, partitionCount })}\n`, {
+      flush: true,
+    });
+    await rename(temp, path);
     fsyncDirectory(dir);
     return;
   }
