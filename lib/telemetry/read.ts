@@ -54,6 +54,36 @@ export const TelemetryQuery = z
 
 export const TelemetryDeviceId = deviceIdSchema;
 
+/** One stored reading as the route returns it (for the OpenAPI document and tests). */
+export const TelemetryItemSchema = z
+  .object({
+    windSpeed: z.number(),
+    deviceId: z.string().describe('The authenticated device (never the body).'),
+    messageId: z.string().optional(),
+    correlationId: z.string().optional(),
+    enqueuedTime: z.string().describe('When IoT Hub enqueued the message (ISO 8601, UTC).'),
+    partition: z.string().describe('Event Hub partition it was read from.'),
+    sequenceNumber: z
+      .union([z.number().int(), z.string()])
+      .describe('Sequence number in that partition (text beyond 2^53).'),
+    offset: z.string().optional(),
+    properties: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        "The device's custom application properties (names camel-cased by the Functions host).",
+      ),
+  })
+  .catchall(z.number())
+  .describe(
+    'A reading: windSpeed and any other numeric fields of the body, and where it came from.',
+  );
+
+export const TelemetryResponse = z.object({
+  items: z.array(TelemetryItemSchema).describe('Newest first.'),
+  latest: TelemetryItemSchema.optional().describe("The device's newest reading, if any."),
+});
+
 export interface TelemetryReadRequest {
   deviceId: string;
   fromMs?: number | undefined;

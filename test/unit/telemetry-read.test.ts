@@ -2,6 +2,7 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { createTelemetryReadHandler } from '../../lib/telemetry/http';
+import { TelemetryResponse } from '../../lib/telemetry/read';
 import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { sampleBatch, tutorialEvents } from '../../lib/telemetry/sample-events';
 
@@ -58,6 +59,8 @@ describe('GET /devices/{deviceId}/telemetry', () => {
       expect.objectContaining({ windSpeed: 7 }),
     ]);
     expect(body.latest).toMatchObject({ windSpeed: 9, sequenceNumber: 9 });
+    // The documented response schema describes what the route really sends.
+    expect(TelemetryResponse.strict().safeParse(body).success).toBe(true);
   });
 
   it('filters by an inclusive from/to range', async () => {
