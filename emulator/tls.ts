@@ -4,7 +4,7 @@
  * files are reused, so a CA a developer already trusts stays valid across restarts; a server
  * certificate that expired (or was lost) is re-issued from the same CA.
  */
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
@@ -111,13 +111,23 @@ async function generateServer(
   return { cert: result.cert, key: result.private };
 }
 
-function serverCertIsUsable(certPem: string, caPem: string, nowMs: number): boolean {
+function serverCertIsUsable(
+  certPem: string,
+  keyPem: string,
+  caPem: string,
+  nowMs: number,
+): boolean {
   try {
     const cert = new X509Certificate(certPem);
     const ca = new X509Certificate(caPem);
+    const publicOfKey = createPublicKey(createPrivateKey(keyPem)).export({
+      type: 'spki',
+      format: 'der',
+    });
     return (
       cert.checkIssued(ca) &&
       cert.verify(ca.publicKey) &&
+      cert.publicKey.export({ type: 'spki', format: 'der' }).equals(publicOfKey) &&
       Date.parse(cert.validTo) - serverRenewMarginMs > nowMs
     );
   } catch {
@@ -129,29 +139,103 @@ function serverCertIsUsable(certPem: string, caPem: string, nowMs: number): bool
  * Loads the CA and server certificate from `<dataDir>/tls/`, generating whatever is missing.
  * Throws (naming the directory, never key material) when the folder cannot be read or written.
  */
+async function readMaterial(
+  files: TlsFiles,
+): Promise<{ caCert?: string; caKey?: string; cert?: string; key?: string }> {
+  const [caCert, caKey, cert, key] = await Promise.all([
+    readIfExists(files.caFile),
+    readIfExists(files.caKeyFile),
+    readIfExists(files.certFile),
+    readIfExists(files.keyFile),
+  ]);
+  return {
+    ...(caCert !== undefined ? { caCert } : {}),
+    ...(caKey !== undefined ? { caKey } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+  };
+}
+
+function complete(
+  material: { caCert?: string; caKey?: string; cert?: string; key?: string },
+  nowMs: number,
+): material is { caCert: string; caKey: string; cert: string; key: string } {
+  const { caCert, caKey, cert, key } = material;
+  return (
+    caCert !== undefined &&
+    caKey !== undefined &&
+    cert !== undefined &&
+    key !== undefined &&
+    serverCertIsUsable(cert, key, caCert, nowMs)
+  );
+}
+
+const lockStaleMs = 60_000;
+const lockWaitMs = 60_000;
+
+/**
+ * Runs `fn` holding `<dir>/.lock` (exclusive create), so two processes starting on the same
+ * folder (parallel test runners, say) never interleave a CA and a key from different runs.
+ * A lock older than a minute is taken to be left over from a crash and removed.
+ */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dir, '.lock');
+  const deadline = Date.now() + lockWaitMs;
+  for (;;) {
+    try {
+      const handle = await fs.open(lock, 'wx');
+      await handle.close();
+      break;
+    } catch (error) {
+      if (!isErrnoCode(error, 'EEXIST')) throw error;
+      const stat = await fs.stat(lock).catch(() => undefined);
+      if (stat && Date.now() - stat.mtimeMs > lockStaleMs) {
+        await fs.rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${lock} is held by another process`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lock, { force: true });
+  }
+}
+
+/**
+ * Loads the CA and server certificate from `<dataDir>/tls/`, generating whatever is missing.
+ * Throws (naming the directory, never key material) when the folder cannot be read or written.
+ */
 export async function ensureTlsMaterial(dataDir: string, now = new Date()): Promise<TlsMaterial> {
   const files = tlsFiles(dataDir);
   await fs.mkdir(files.dir, { recursive: true });
+  const toMaterial = (m: { caCert: string; cert: string; key: string }): TlsMaterial => ({
+    files,
+    ca: m.caCert,
+    cert: `${m.cert.trimEnd()}\n${m.caCert.trimEnd()}\n`,
+    key: m.key,
+  });
 
-  let caCert = await readIfExists(files.caFile);
-  let caKey = await readIfExists(files.caKeyFile);
-  if (caCert === undefined || caKey === undefined) {
-    const ca = await generateCa(now);
-    caCert = ca.cert;
-    caKey = ca.key;
-    await writeAtomically(files.caKeyFile, caKey, 0o600);
-    await writeAtomically(files.caFile, caCert, 0o644);
-  }
+  const existing = await readMaterial(files);
+  if (complete(existing, now.getTime())) return toMaterial(existing);
 
-  let cert = await readIfExists(files.certFile);
-  let key = await readIfExists(files.keyFile);
-  if (cert === undefined || key === undefined || !serverCertIsUsable(cert, caCert, now.getTime())) {
+  return withLock(files.dir, async () => {
+    // Another process may have finished while we waited for the lock.
+    const current = await readMaterial(files);
+    if (complete(current, now.getTime())) return toMaterial(current);
+    let { caCert, caKey } = current;
+    if (caCert === undefined || caKey === undefined) {
+      const ca = await generateCa(now);
+      caCert = ca.cert;
+      caKey = ca.key;
+      await writeAtomically(files.caKeyFile, caKey, 0o600);
+      await writeAtomically(files.caFile, caCert, 0o644);
+    }
     const server = await generateServer({ cert: caCert, key: caKey }, now);
-    cert = server.cert;
-    key = server.key;
-    await writeAtomically(files.keyFile, key, 0o600);
-    await writeAtomically(files.certFile, cert, 0o644);
-  }
-
-  return { files, ca: caCert, cert: `${cert.trimEnd()}\n${caCert.trimEnd()}\n`, key };
+    await writeAtomically(files.keyFile, server.key, 0o600);
+    await writeAtomically(files.certFile, server.cert, 0o644);
+    return toMaterial({ caCert, cert: server.cert, key: server.key });
+  });
 }
