@@ -5,7 +5,7 @@
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,13 @@ const scratch: string[] = [];
 function scratchDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'emulator-cli-test-'));
   scratch.push(dir);
+  return dir;
+}
+/** A scratch folder holding the run's test CA, so the CLI skips generating keys. */
+function scratchDirWithCa(): string {
+  const dir = scratchDir();
+  const source = process.env.TEST_TLS_DIR;
+  if (source) cpSync(source, path.join(dir, 'tls'), { recursive: true });
   return dir;
 }
 afterAll(() => {
@@ -276,7 +283,7 @@ describe('start-up failures name their cause', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const busy = (blocker.address() as net.AddressInfo).port;
     try {
-      const dataDir = scratchDir();
+      const dataDir = scratchDirWithCa();
       const result = await runCli([
         '--data',
         dataDir,
