@@ -31,8 +31,8 @@ export interface InspectableCore extends IotHubCore {
 
 /** Options beyond the contract's, for tests and benchmarks. */
 export interface CreateCoreOptions extends CoreOptions {
-  /** Durable store limits (segment size, compaction threshold). */
-  storeTuning?: Pick<DurableStoreOptions, 'segmentBytes' | 'compactStateBytes'>;
+  /** Durable store limits (segment size, compaction threshold) and where it reports recovery. */
+  storeTuning?: Pick<DurableStoreOptions, 'segmentBytes' | 'compactStateBytes' | 'warn'>;
 }
 
 function openStore(options: CreateCoreOptions, partitionCount: number): Promise<CoreStore> {

@@ -29,6 +29,8 @@ export interface DurableStoreOptions {
   segmentBytes?: number;
   /** Compact the state log once it exceeds this size and 4× the last snapshot (default 4 MiB). */
   compactStateBytes?: number;
+  /** Where recovery reports what it cut off (default console.warn). */
+  warn?: (message: string) => void;
 }
 
 /** What a telemetry segment holds, to decide when retention may delete it. */
@@ -81,9 +83,20 @@ function snapshotPayloads(state: ReplayState): Buffer[] {
   return payloads;
 }
 
-async function recoverState(path: string): Promise<ReplayState> {
+type Warn = (message: string) => void;
+
+function reportTornTail(path: string, validLength: number, fileLength: number, warn: Warn): void {
+  if (fileLength > validLength) {
+    warn(
+      `store: ignored ${fileLength - validLength} bytes after the last intact record of ${path} (an interrupted write)`,
+    );
+  }
+}
+
+async function recoverState(path: string, warn: Warn): Promise<ReplayState> {
   const state = new ReplayState();
   const scanned = await scanLog(path);
+  reportTornTail(path, scanned.validLength, scanned.fileLength, warn);
   for (const payload of scanned.payloads) {
     let changes: StateChange[];
     try {
@@ -102,6 +115,7 @@ async function recoverEvents(
   dir: string,
   partitionIds: readonly string[],
   cutoff: number,
+  warn: Warn,
 ): Promise<{
   segments: Segment[];
   recovered: RecoveredState['events'];
@@ -114,6 +128,7 @@ async function recoverEvents(
   for (const name of names) {
     const path = join(dir, name);
     const scanned = await scanLog(path);
+    reportTornTail(path, scanned.validLength, scanned.fileLength, warn);
     const segment: Segment = {
       index: Number(SEGMENT_PATTERN.exec(name)![1]),
       path,
@@ -155,14 +170,15 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
 
   // State: replay, then start from a fresh snapshot (this also cuts off any torn tail).
   const statePath = join(dir, STATE_LOG);
-  const state = await recoverState(statePath);
+  const warn = options.warn ?? ((message: string) => console.warn(message));
+  const state = await recoverState(statePath, warn);
   await writeLogAtomically(statePath, snapshotPayloads(state));
   const stateWriter = await LogWriter.open(statePath, (await scanLog(statePath)).validLength);
   let snapshotBytes = stateWriter.size;
 
   // Telemetry: replay every segment, then append to a new one.
   const cutoff = options.clock.now() - options.retentionMs;
-  const events = await recoverEvents(dir, partitionIds, cutoff);
+  const events = await recoverEvents(dir, partitionIds, cutoff, warn);
   const nextSequence = events.next;
   const closedSegments = events.segments;
   let segmentIndex = (closedSegments[closedSegments.length - 1]?.index ?? 0) + 1;

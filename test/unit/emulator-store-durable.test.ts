@@ -169,8 +169,10 @@ describe('durable store', () => {
     await c.close();
     const log = join(storeDir(), 'state.log');
     truncateSync(log, statSync(log).size - 3);
-    c = await open();
+    const warn = jest.fn();
+    c = await open({ storeTuning: { warn } });
     expect(c.registry.list().map((d) => d.deviceId)).toEqual(['kept']);
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('state.log'));
     await c.registry.create({ deviceId: 'later' });
     c = await open();
     expect(c.registry.list().map((d) => d.deviceId)).toEqual(['kept', 'later']);
@@ -188,7 +190,9 @@ describe('durable store', () => {
       segment,
       Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('junk')]),
     );
-    c = await open();
+    const warn = jest.fn();
+    c = await open({ storeTuning: { warn } });
+    expect(warn).toHaveBeenCalledTimes(2);
     expect(c.registry.get('dev')).toBeDefined();
     expect(c.d2c.read(event.partitionId, 0, 10)).toEqual([event]);
     expect((await c.d2c.append(telemetry('dev', 'next'))).sequenceNumber).toBe(1);
@@ -201,7 +205,7 @@ describe('durable store', () => {
     await c.close();
     const segment = join(storeDir(), segments()[0]!);
     truncateSync(segment, statSync(segment).size - 5);
-    c = await open();
+    c = await open({ storeTuning: { warn: () => {} } });
     expect(c.d2c.read(first.partitionId, 0, 10)).toEqual([first]);
   });
 
