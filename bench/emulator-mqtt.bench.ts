@@ -76,6 +76,14 @@ function memoryOf(pid: number | undefined): { rssMb: number; peakMb: number } {
   return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
 }
 
+/** CPU time (user + system) the process has used so far, in ms (Linux /proc, 100 Hz ticks). */
+function cpuMsOf(pid: number | undefined): number {
+  const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 async function startEmulatorProcess(dataDir: string): Promise<ChildServer & ConnectionFile> {
   const cli = path.join(repoRoot(), 'dist', 'emulator', 'cli.js');
   const args = ['--data', dataDir, '--host', '127.0.0.1'];
@@ -348,6 +356,8 @@ interface LoadFigures {
   saturated: PhaseResult;
   paced: PhaseResult;
   peakRssMb: number;
+  /** Server CPU per acknowledged message while saturated: robust to a busy machine. */
+  cpuUsPerMessage: number;
 }
 
 async function measureEmulator(
@@ -385,9 +395,11 @@ async function measureEmulator(
   const topics = ids.slice(0, deviceCount).map((id) => `devices/${id}/messages/events/`);
   try {
     await runPhase('emulator-warmup', clients, topics, receipts, { durationMs: warmupMs });
+    const cpuBefore = cpuMsOf(hub.child.pid);
     const saturated = await runPhase('emulator-saturated', clients, topics, receipts, {
       durationMs: saturateMs,
     });
+    const cpuUsPerMessage = ((cpuMsOf(hub.child.pid) - cpuBefore) * 1000) / saturated.acked;
     const paced = await runPhase('emulator-paced', clients, topics, receipts, {
       durationMs: pacedMs,
       rate: pacedRate,
@@ -398,7 +410,7 @@ async function measureEmulator(
     await sleep(2_000);
     const idleRssMb = memoryOf(hub.child.pid).rssMb;
     await Promise.all(idle.map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb, idleRssMb };
+    return { saturated, paced, peakRssMb, cpuUsPerMessage, idleRssMb };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await subscription.close();
@@ -422,16 +434,18 @@ async function measureBareBroker(tlsDir: string, ca: string): Promise<LoadFigure
     const clients = await connectMany(endpoint, deviceCount);
     const topics = clients.map((_, i) => `devices/bare-${i}/messages/events/`);
     await runPhase('bare-warmup', clients, topics, receipts, { durationMs: warmupMs });
+    const cpuBefore = cpuMsOf(broker.child.pid);
     const saturated = await runPhase('bare-saturated', clients, topics, receipts, {
       durationMs: saturateMs,
     });
+    const cpuUsPerMessage = ((cpuMsOf(broker.child.pid) - cpuBefore) * 1000) / saturated.acked;
     const paced = await runPhase('bare-paced', clients, topics, receipts, {
       durationMs: pacedMs,
       rate: pacedRate,
     });
     const peakRssMb = memoryOf(broker.child.pid).peakMb;
     await Promise.all([...clients, subscriber].map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb };
+    return { saturated, paced, peakRssMb, cpuUsPerMessage };
   } finally {
     await broker.stop();
   }
@@ -511,6 +525,12 @@ const mqttBenchmark: Benchmark = {
           emulator.saturated.ackP50,
           'ms',
           bare.saturated.ackP50,
+        ),
+        row(
+          'server CPU per message, saturated (lower is better)',
+          emulator.cpuUsPerMessage,
+          'µs',
+          bare.cpuUsPerMessage,
         ),
         row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
         row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
