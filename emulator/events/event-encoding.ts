@@ -2,6 +2,9 @@
  * A stored D2C event as IoT Hub's Event Hub-compatible endpoint sends it. Types are wrapped
  * explicitly: the .NET client (the Functions host's trigger) casts annotation values strictly,
  * so a sequence number must be an AMQP long, times AMQP timestamps, and so on.
+ *
+ * This is the readable reference, built with rhea's own types; the endpoint sends the bytes of
+ * `writeEventMessage` (event-writer.ts), which the unit tests hold to exactly this encoding.
  */
 import { message as rheaMessage, types, type Message } from 'rhea';
 import type { PartitionInfo, StoredEvent } from '../core/contracts';

@@ -5,7 +5,7 @@
  */
 import type { Sender } from 'rhea';
 import type { DeviceToCloud } from '../core/contracts';
-import { encodeEvent, runtimeMetricAnnotations } from './event-encoding';
+import { writeEventMessage } from './event-writer';
 import type { OwnedReader } from './ownership';
 
 /** Bounds one read from the log, so one busy link cannot hold the event loop for long. */
@@ -61,13 +61,12 @@ export class PartitionReader implements OwnedReader {
       const events = d2c.read(partitionId, this.next, Math.max(1, Math.min(credit, maxBatch)));
       if (events.length === 0) break;
       const metrics = this.options.runtimeMetrics
-        ? runtimeMetricAnnotations(d2c.info(partitionId), this.options.now())
+        ? { info: d2c.info(partitionId), now: this.options.now() }
         : undefined;
       for (const event of events) {
         if (!this.sender.sendable()) break;
-        const message = encodeEvent(event);
-        if (metrics) message.delivery_annotations = metrics;
-        this.sender.send(message);
+        // Pre-encoded bytes in the standard message format (0).
+        this.sender.send(writeEventMessage(event, metrics), undefined, 0);
         this.next = event.sequenceNumber + 1;
       }
     }
