@@ -430,8 +430,9 @@ export interface TestDevice {
 }
 
 /**
- * Connects with a device connection string over MQTT. `caPem` is only needed where this process
- * does not already trust the hub's CA through `NODE_EXTRA_CA_CERTS` (the benchmark).
+ * Connects with a device connection string over MQTT. Given `caPem` (the stack's CA), the device
+ * trusts the hub without `NODE_EXTRA_CA_CERTS`, so the tests also run under plain `npx jest`, and
+ * a refused connection cannot be a certificate problem in disguise.
  */
 export async function connectDevice(connectionString: string, caPem?: string): Promise<TestDevice> {
   const client = DeviceClient.fromConnectionString(connectionString, Mqtt);
