@@ -97,11 +97,30 @@ export function verifyDeviceToken(
   checkExpiry(token, nowMs);
 }
 
-function policyKeys(policy: SharedAccessPolicy, encodings: 'iothub' | 'either'): Buffer[] {
+/** Both key encodings: the IoT Hub SDKs decode the key, @azure/event-hubs uses its UTF-8 bytes. */
+function policyKeys(policy: SharedAccessPolicy): Buffer[] {
   const texts = [policy.primaryKey, policy.secondaryKey];
-  const keys = texts.map((k) => Buffer.from(k, 'base64'));
-  if (encodings === 'either') keys.push(...texts.map((k) => Buffer.from(k, 'utf8')));
-  return keys;
+  return [
+    ...texts.map((k) => Buffer.from(k, 'base64')),
+    ...texts.map((k) => Buffer.from(k, 'utf8')),
+  ];
+}
+
+/** The policy `skn` names, if the token is signed with its key, unexpired, and the policy holds `right`. */
+function verifyPolicyToken(
+  token: SasToken,
+  identity: HubIdentity,
+  right: PolicyRight,
+  nowMs: number,
+): SharedAccessPolicy {
+  const policy = identity.policies.find((p) => p.name === token.skn);
+  if (!policy) throw unauthorized('token names no known shared access policy');
+  if (!signatureMatches(token, policyKeys(policy))) {
+    throw unauthorized('token signature does not match the policy key');
+  }
+  checkExpiry(token, nowMs);
+  if (!policy.rights.includes(right)) throw unauthorized(`policy lacks the ${right} right`);
+  return policy;
 }
 
 /**
@@ -114,15 +133,7 @@ export function verifyServiceToken(
   right: PolicyRight,
   nowMs: number,
 ): SharedAccessPolicy {
-  const token = parseSasToken(tokenText);
-  const policy = identity.policies.find((p) => p.name === token.skn);
-  if (!policy) throw unauthorized('token names no known shared access policy');
-  if (!signatureMatches(token, policyKeys(policy, 'either'))) {
-    throw unauthorized('token signature does not match the policy key');
-  }
-  checkExpiry(token, nowMs);
-  if (!policy.rights.includes(right)) throw unauthorized(`policy lacks the ${right} right`);
-  return policy;
+  return verifyPolicyToken(parseSasToken(tokenText), identity, right, nowMs);
 }
 
 /**
@@ -136,14 +147,7 @@ export function verifyEventHubToken(
   nowMs: number,
 ): SharedAccessPolicy {
   const token = parseSasToken(tokenText);
-  const policy = identity.policies.find((p) => p.name === token.skn);
-  if (!policy) throw unauthorized('token names no known shared access policy');
-  if (!signatureMatches(token, policyKeys(policy, 'either'))) {
-    throw unauthorized('token signature does not match the policy key');
-  }
-  checkExpiry(token, nowMs);
-  if (!policy.rights.includes('ServiceConnect'))
-    throw unauthorized('policy lacks the ServiceConnect right');
+  const policy = verifyPolicyToken(token, identity, 'ServiceConnect', nowMs);
   const pathOf = (uri: string) =>
     decodeResource(uri)
       .replace(/^[a-z]+:\/\/[^/]*/i, '')
