@@ -22,7 +22,7 @@ import { describeError } from './errors';
 import { formatSummary, type TelemetryProcessor } from './processor';
 
 /** App setting naming the Event Hub-compatible name (the IoT Hub's EntityPath). */
-export const eventsNameSetting = 'IOTHUB_EVENTS_NAME';
+export const eventsNameSetting = SettingNames.eventsName;
 
 export const telemetryRetry = {
   strategy: 'exponentialBackoff',
