@@ -209,6 +209,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   };
 
   let eventsWritten = 0;
+  let compactions = 0;
   let rotating: Promise<void> | undefined;
   let compacting: Promise<void> | undefined;
   let closed = false;
@@ -233,6 +234,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       .rewrite(statePath, () => snapshotPayloads(state))
       .then(() => {
         snapshotBytes = stateWriter.size;
+        compactions++;
       })
       .catch((error: unknown) => console.error(`compacting ${statePath} failed:`, error))
       .finally(() => {
@@ -290,6 +292,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
         eventFlushes: eventFlushesOfClosedWriters + (eventWriter?.flushes ?? 0),
         eventsWritten,
         stateFlushes: stateWriter.flushes,
+        stateCompactions: compactions,
       };
     },
 

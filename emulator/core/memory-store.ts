@@ -3,7 +3,12 @@ import type { CoreStore, StoreStats } from './store';
 import { emptyRecoveredState } from './store';
 
 export function createMemoryStore(): CoreStore {
-  const stats: StoreStats = { eventFlushes: 0, eventsWritten: 0, stateFlushes: 0 };
+  const stats: StoreStats = {
+    eventFlushes: 0,
+    eventsWritten: 0,
+    stateFlushes: 0,
+    stateCompactions: 0,
+  };
   let closed = false;
   const assertOpen = (): void => {
     if (closed) throw new Error('The store is closed');

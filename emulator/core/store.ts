@@ -46,6 +46,8 @@ export interface StoreStats {
   eventsWritten: number;
   /** State log flushes since open. */
   stateFlushes: number;
+  /** Times the state log was rewritten as a snapshot since open (not counting the one on open). */
+  stateCompactions: number;
 }
 
 export interface CoreStore {

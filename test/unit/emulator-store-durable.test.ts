@@ -269,10 +269,29 @@ describe('durable store', () => {
     await c.registry.create({ deviceId: 'busy' });
     let last;
     for (let i = 0; i < 300; i++) last = await c.registry.update('busy', { statusReason: `r${i}` });
+    expect(c.storeStats().stateCompactions).toBeGreaterThan(0);
     await c.close();
     expect(statSync(join(storeDir(), 'state.log')).size).toBeLessThan(4096 * 2);
     c = await open();
     expect(c.registry.get('busy')).toEqual(last);
+  });
+
+  test('changes recorded while the state log is being compacted are kept', async () => {
+    const tuning = { storeTuning: { compactStateBytes: 2048 } };
+    let c = await open(tuning);
+    const created = [];
+    for (let wave = 0; wave < 5; wave++) {
+      created.push(
+        ...(await Promise.all(
+          Array.from({ length: 40 }, (_, i) => c.registry.create({ deviceId: `w${wave}-${i}` })),
+        )),
+      );
+    }
+    expect(c.storeStats().stateCompactions).toBeGreaterThan(0);
+    c = await open(tuning);
+    expect(c.registry.list()).toEqual(
+      [...created].sort((a, b) => (a.deviceId < b.deviceId ? -1 : 1)),
+    );
   });
 
   test('a data folder made for another partition count is refused with a clear message', async () => {
