@@ -247,7 +247,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const dispatch = async (spec: ListenerSpec, socket: Duplex): Promise<void> => {
     const remote = remoteOf(socket);
-    const result = await sniff(socket, { allowed: spec.allowed, timeoutMs: handshakeTimeoutMs });
+    const result = await sniff(socket, {
+      allowed: spec.allowed,
+      timeoutMs: handshakeTimeoutMs,
+      plainTcp: !spec.tls,
+    });
     if (result.kind === 'rejected') {
       log.warn(`${spec.name}: refused connection from ${remote}: ${result.reason}`);
       socket.destroy();

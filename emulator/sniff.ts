@@ -50,6 +50,8 @@ export interface SniffOptions {
   allowed: ReadonlySet<SniffedProtocol>;
   /** Give up on a peer that sends too little to decide within this time. */
   timeoutMs: number;
+  /** The listener has no TLS (then a TLS handshake gets a hint in the reason). */
+  plainTcp?: boolean;
 }
 
 export type SniffResult =
@@ -82,7 +84,13 @@ export function sniff(socket: Duplex, options: SniffOptions): Promise<SniffResul
         const protocol = classify(head, options.allowed);
         if (protocol === undefined) continue;
         if (protocol === null) {
-          finish({ kind: 'rejected', reason: 'unrecognised protocol' }, undefined);
+          // A TLS ClientHello (record type 0x16) where plain AMQP is expected: a client that
+          // does not know this is the emulator's plain endpoint.
+          const reason =
+            head[0] === 0x16 && options.plainTcp === true
+              ? 'unrecognised protocol (a TLS handshake: is UseDevelopmentEmulator=true missing from the connection string?)'
+              : 'unrecognised protocol';
+          finish({ kind: 'rejected', reason }, undefined);
         } else {
           finish({ kind: 'protocol', protocol }, head);
         }
