@@ -31,6 +31,7 @@ interface Endpoint {
   clock: FakeClock;
   port: number;
   logs: string[];
+  adapter: ProtocolAdapter;
   connectionString(key?: string, entityPath?: string): string;
   close(): Promise<void>;
 }
@@ -64,6 +65,7 @@ async function startEndpoint(consumerGroups: string[] = ['processors']): Promise
   return {
     core,
     clock,
+    adapter,
     port,
     logs,
     connectionString: (key = servicePolicy.primaryKey, entityPath = hubName) =>
@@ -563,6 +565,24 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
       opened: false,
       error: { condition: 'amqp:resource-limit-exceeded' },
     });
+  });
+
+  test('close() ends live connections with amqp:connection:forced and turns new ones away', async () => {
+    const connection = await rheaConnect('ANONYMOUS');
+    const closed = new Promise<unknown>((resolve) => {
+      connection.once('connection_error', (context: EventContext) =>
+        resolve(context.connection.error),
+      );
+      connection.once('disconnected', () => resolve('disconnected'));
+    });
+    await endpoint.adapter.close();
+    expect(await closed).toMatchObject({ condition: 'amqp:connection:forced' });
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = netConnect(endpoint.port, '127.0.0.1');
+      socket.on('error', () => resolve(true));
+      socket.on('close', () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 
   test('garbage never crashes the endpoint and never disturbs another client', async () => {
