@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { HubIdentity } from './config';
-import { defaultPorts, wellKnownHubIdentity } from './config';
+import { wellKnownHubIdentity } from './config';
 import type { EmulatorContext, Logger, ProtocolAdapter } from './context';
 import type { CoreOptions, IotHubCore } from './core/contracts';
 import { createCore } from './core/create-core';
@@ -433,5 +433,3 @@ export async function writeConnectionFile(dataDir: string, info: ConnectionInfo)
   await fs.rename(temp, file);
   return file;
 }
-
-export { defaultPorts };
