@@ -214,7 +214,13 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
 
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
+    // The CLI gives itself 15 s to shut down; never let a test hang beyond that.
+    const backstop = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(backstop);
+    }
   };
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
