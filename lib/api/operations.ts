@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import {
+  apiSchemas,
   CreateDeviceRequest,
   CreatedDevice,
   Device,
@@ -16,7 +17,10 @@ import {
   SendMessageRequest,
   UpdateDeviceRequest,
 } from './schemas';
-import { TelemetryQuery } from '../telemetry/read';
+import { TelemetryQuery, TelemetryResponse } from '../telemetry/read';
+
+// The telemetry route lives in lib/telemetry; its response joins the document's components here.
+apiSchemas.add(TelemetryResponse, { id: 'TelemetryResponse' });
 
 /** Route templates as registered with `app.http` (the host adds the `/api` prefix). */
 export const routes = {
@@ -152,7 +156,8 @@ export const operations: readonly OperationSpec[] = [
     responses: {
       200: {
         description:
-          '{"items": [readings, newest first: windSpeed and other numeric fields, deviceId, messageId, enqueuedTime, partition, sequence number], "latest"?: {...}}',
+          'Readings newest first (numeric fields, ids, enqueue time, origin) and the latest state',
+        schema: TelemetryResponse,
       },
     },
     problems: [400, 503],

@@ -4,16 +4,12 @@
  * document cannot drift from what the code accepts and returns.
  */
 import { z } from 'zod';
+import { hubIdPattern, hubIdRule } from '../iothub/ids';
 
 /** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
 
-/**
- * IoT Hub's identifier rules (device ids, message ids, correlation ids): up to 128 characters,
- * ASCII letters and digits plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
- */
-export const hubIdPattern = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$/;
-const hubIdRule = "1 to 128 characters: letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '";
+export { hubIdPattern };
 
 export const DeviceId = z
   .string()

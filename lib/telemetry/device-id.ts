@@ -1,10 +1,6 @@
-/**
- * IoT Hub's device id rules: up to 128 case-sensitive ASCII characters, letters and digits plus
- * `- . + % _ # * ? ! ( ) , : = @ $ ' ;`.
- */
+/** Device ids as IoT Hub accepts them (`lib/iothub/ids.ts`), checked once per batch stream. */
 import { z } from 'zod';
-
-export const deviceIdPattern = /^[A-Za-z0-9\-.+%_#*?!(),:=@$';]{1,128}$/;
+import { hubIdPattern as deviceIdPattern, hubIdRule } from '../iothub/ids';
 
 // Device ids repeat from batch to batch; remember the valid ones (bounded).
 const knownValid = new Set<string>();
@@ -17,9 +13,4 @@ export function isValidDeviceId(value: string): boolean {
   return true;
 }
 
-export const deviceIdSchema = z
-  .string()
-  .regex(
-    deviceIdPattern,
-    "a device id is 1 to 128 characters: letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ' ;",
-  );
+export const deviceIdSchema = z.string().regex(deviceIdPattern, `a device id is ${hubIdRule}`);
