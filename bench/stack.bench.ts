@@ -1,0 +1,397 @@
+/**
+ * The whole local stack (issue 5, "Performance"): what `npm start` runs after its build
+ * (`node dist/devhost/stack.js`: Azurite, the local IoT Hub, the app with the simulator under
+ * devhost), on ephemeral loopback ports with a fresh data folder.
+ *
+ * 1. Cold start to healthy: spawn → the stack reports that it is running (it waits for
+ *    `GET /api/health` = 200 itself); a fresh data folder, so the hub's CA is generated too.
+ *    Target < 10 s. Also the restart on the same data folder at the end.
+ * 2. `GET /api/devices/{id}` through devhost + the hub (autocannon, 20 connections): req/s and
+ *    p99. Targets ≥ 1,000 req/s, p99 < 20 ms. Baseline, same run: the hub's own registry GET
+ *    through the `azure-iothub` SDK (what the function calls), 20 in flight — the ceiling the API
+ *    can reach; and `GET /api/openapi.json` through the same devhost (no back-end call), devhost's
+ *    own ceiling in this setup.
+ * 3. `POST /api/devices` with a unique id per request: req/s (target ≥ 200). Baseline: the
+ *    SDK's registry create, 10 in flight.
+ * 4. Telemetry end to end at ~1,000 msg/s from 10 SDK devices (MQTT) for 10 s: latency from the
+ *    device's send to the reading stored in the `telemetry` table (the row's Azurite `Timestamp`,
+ *    the moment it became readable through the API). Targets p50 < 300 ms, p99 < 1 s. Baseline:
+ *    the hub's own PUBACK latency for the same messages.
+ *
+ * Bounded (about two minutes on a busy 2-core machine), loopback only. No timing is asserted;
+ * figures go to `bench/results.json` through `npm run bench`.
+ */
+import { performance } from 'node:perf_hooks';
+import { Message } from 'azure-iot-device';
+import { Registry } from 'azure-iothub';
+import { HostPortAgent } from '../lib/iothub/registry-agent';
+import type { StackProcess, TestDevice } from '../test/e2e/support';
+import {
+  Api,
+  asRecord,
+  connectDevice,
+  createStackDataDir,
+  readTable,
+  removeStackDataDir,
+  stackStorageConnectionString,
+  startStackProcess,
+  waitFor,
+} from '../test/e2e/support';
+import type { Benchmark, BenchResult } from './results';
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const autocannon = require('autocannon') as Autocannon;
+
+const name = 'stack';
+const getConnections = 20;
+const getSeconds = 8;
+const postConnections = 10;
+const postSeconds = 5;
+const warmupSeconds = 2;
+const telemetryDevices = 10;
+const telemetryRate = 1_000;
+const telemetrySeconds = 10;
+/** Most sends awaiting their PUBACK before the pacer holds back (the rate then drops). */
+const maxInFlight = 2_000;
+const drainTimeoutMs = 60_000;
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)] ?? NaN;
+}
+
+/** A registry client for the stack's hub that trusts its CA without NODE_EXTRA_CA_CERTS. */
+function sdkRegistry(stack: StackProcess): Registry {
+  const registry = Registry.fromConnectionString(stack.serviceConnectionString);
+  // As lib/iothub/registry-agent.ts does (the SDK has no public option for an agent), plus the CA.
+  const client = (
+    registry as unknown as {
+      _restApiClient: { setOptions(options: { http: { agent: HostPortAgent } }): void };
+    }
+  )._restApiClient;
+  client.setOptions({ http: { agent: new HostPortAgent({ keepAlive: true, ca: stack.caPem }) } });
+  return registry;
+}
+
+/** Runs `call` with `concurrency` in flight for `seconds`; req/s and latency percentiles (ms). */
+async function closedLoop(
+  concurrency: number,
+  seconds: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<{ perSecond: number; p50: number; p99: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await call((next += 1));
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    perSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+  };
+}
+
+async function load(
+  options: { url: string; method?: string } & Record<string, unknown>,
+): Promise<AutocannonResult> {
+  const result = await autocannon(options);
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(
+      `${options.method ?? 'GET'} ${options.url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
+  }
+  return result;
+}
+
+async function apiGet(stack: StackProcess, api: Api): Promise<BenchResult[]> {
+  const created = await api.post('/devices', { deviceId: 'bench-get' });
+  if (created.status !== 201) throw new Error(`POST /devices: HTTP ${created.status}`);
+  const options = {
+    url: `${stack.apiUrl}/devices/bench-get`,
+    headers: { 'x-functions-key': stack.functionKey },
+    connections: getConnections,
+  };
+  await load({ ...options, duration: warmupSeconds });
+  const through = await load({ ...options, duration: getSeconds });
+  // devhost's own ceiling in this setup: an anonymous route that calls nothing behind it.
+  const ceiling = await load({
+    url: `${stack.apiUrl}/openapi.json`,
+    connections: getConnections,
+    duration: warmupSeconds + 1,
+  });
+
+  const registry = sdkRegistry(stack);
+  await closedLoop(getConnections, warmupSeconds, () => registry.get('bench-get'));
+  const base = await closedLoop(getConnections, getSeconds, () => registry.get('bench-get'));
+  if (base.errors > 0) throw new Error(`registry GET baseline: ${base.errors} errors`);
+  return [
+    {
+      benchmark: name,
+      metric: 'GET /api/devices/{id} requests/s (baseline: hub registry GET via SDK)',
+      value: through.requests.average,
+      unit: 'req/s',
+      baseline: base.perSecond,
+      ratio: through.requests.average / base.perSecond,
+    },
+    {
+      benchmark: name,
+      metric: 'GET /api/devices/{id} requests/s (baseline: GET /api/openapi.json, no back end)',
+      value: through.requests.average,
+      unit: 'req/s',
+      baseline: ceiling.requests.average,
+      ratio: through.requests.average / ceiling.requests.average,
+    },
+    {
+      benchmark: name,
+      metric: 'GET /api/devices/{id} p99 latency (ratio: baseline/value, higher is better)',
+      value: through.latency.p99,
+      unit: 'ms',
+      baseline: base.p99,
+      ratio: base.p99 / Math.max(through.latency.p99, 1),
+    },
+  ];
+}
+
+async function apiCreate(stack: StackProcess): Promise<BenchResult[]> {
+  // A fresh body per request (autocannon's `[<id>]` replacement sends a wrong content-length,
+  // and the requests hang).
+  let count = 0;
+  const created = await load({
+    url: `${stack.apiUrl}/devices`,
+    method: 'POST',
+    headers: { 'x-functions-key': stack.functionKey, 'content-type': 'application/json' },
+    requests: [
+      {
+        setupRequest: (request: Record<string, unknown>) => ({
+          ...request,
+          body: JSON.stringify({ deviceId: `bench-post-${(count += 1)}` }),
+        }),
+      },
+    ],
+    connections: postConnections,
+    duration: postSeconds,
+  });
+  const registry = sdkRegistry(stack);
+  const base = await closedLoop(postConnections, postSeconds, (i) =>
+    registry.create({ deviceId: `bench-sdk-${i}` }),
+  );
+  if (base.errors > 0) throw new Error(`registry create baseline: ${base.errors} errors`);
+  return [
+    {
+      benchmark: name,
+      metric: 'POST /api/devices requests/s (baseline: hub registry create via SDK)',
+      value: created.requests.average,
+      unit: 'req/s',
+      baseline: base.perSecond,
+      ratio: created.requests.average / base.perSecond,
+    },
+  ];
+}
+
+async function telemetry(stack: StackProcess, api: Api): Promise<BenchResult[]> {
+  const devices: { id: string; device: TestDevice }[] = [];
+  try {
+    for (let d = 0; d < telemetryDevices; d += 1) {
+      const id = `bench-telemetry-${d}`;
+      const created = await api.post('/devices', { deviceId: id });
+      if (created.status !== 201) throw new Error(`POST /devices: HTTP ${created.status}`);
+      const connectionString = String(asRecord(created.body).connectionString);
+      devices.push({ id, device: await connectDevice(connectionString, stack.caPem) });
+    }
+    const sentAt = new Map<string, number>();
+    const ackMs: number[] = [];
+    const lastSent = new Map<string, string>();
+    let inFlight = 0;
+    let failures = 0;
+    let sequence = 0;
+    const pending: Promise<void>[] = [];
+
+    const sendOne = () => {
+      const target = devices[sequence % devices.length];
+      if (!target) return;
+      sequence += 1;
+      const messageId = `bench-${sequence}`;
+      const message = new Message(JSON.stringify({ deviceId: target.id, windSpeed: 12.5 }));
+      message.messageId = messageId;
+      message.contentType = 'application/json';
+      message.contentEncoding = 'utf-8';
+      const t0 = Date.now();
+      sentAt.set(messageId, t0);
+      lastSent.set(target.id, messageId);
+      inFlight += 1;
+      pending.push(
+        target.device.client.sendEvent(message).then(
+          () => {
+            inFlight -= 1;
+            ackMs.push(Date.now() - t0);
+          },
+          () => {
+            inFlight -= 1;
+            failures += 1;
+          },
+        ),
+      );
+    };
+
+    // Paced: every tick sends what is due at the target rate since the start.
+    const started = Date.now();
+    await new Promise<void>((done) => {
+      const timer = setInterval(() => {
+        const elapsed = Date.now() - started;
+        const due = Math.min(telemetryRate * telemetrySeconds, (elapsed * telemetryRate) / 1000);
+        while (sequence < due && inFlight < maxInFlight) sendOne();
+        if (elapsed >= telemetrySeconds * 1000) {
+          clearInterval(timer);
+          done();
+        }
+      }, 10);
+    });
+    const sendSeconds = (Date.now() - started) / 1000;
+    await Promise.all(pending);
+
+    // Each device's readings are processed in order (one partition): once its last reading is
+    // the latest state, all of its readings are stored.
+    const storage = await stackStorageConnectionString(stack.dataDir);
+    await waitFor(
+      'the last reading of every benchmark device',
+      async () => {
+        const states = await readTable(storage, 'devicestate');
+        const latest = new Map(states.map((s) => [String(s.deviceId), s.messageId]));
+        return devices.every(({ id }) => latest.get(id) === lastSent.get(id)) ? true : undefined;
+      },
+      { timeoutMs: drainTimeoutMs, intervalMs: 250 },
+    ).catch(() => undefined);
+
+    const latencies: number[] = [];
+    let lastStored = started;
+    for (const { id } of devices) {
+      for (const row of await readTable(storage, 'telemetry', id)) {
+        const sent = sentAt.get(String(row.messageId));
+        const stored = Date.parse(String(row.timestamp));
+        if (sent === undefined || !Number.isFinite(stored)) continue;
+        latencies.push(stored - sent);
+        lastStored = Math.max(lastStored, stored);
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    ackMs.sort((a, b) => a - b);
+    const results: BenchResult[] = [
+      {
+        benchmark: name,
+        metric: 'telemetry send rate achieved (target 1,000 msg/s)',
+        value: sequence / sendSeconds,
+        unit: 'msg/s',
+      },
+      {
+        benchmark: name,
+        metric: 'telemetry stored rate (first send to last reading stored)',
+        value: latencies.length / Math.max((lastStored - started) / 1000, 0.001),
+        unit: 'msg/s',
+      },
+      {
+        benchmark: name,
+        metric: 'telemetry device→stored p50 (baseline: hub PUBACK p50; ratio baseline/value)',
+        value: percentile(latencies, 50),
+        unit: 'ms',
+        baseline: percentile(ackMs, 50),
+        ratio: percentile(ackMs, 50) / Math.max(percentile(latencies, 50), 1),
+      },
+      {
+        benchmark: name,
+        metric: 'telemetry device→stored p99 (baseline: hub PUBACK p99; ratio baseline/value)',
+        value: percentile(latencies, 99),
+        unit: 'ms',
+        baseline: percentile(ackMs, 99),
+        ratio: percentile(ackMs, 99) / Math.max(percentile(latencies, 99), 1),
+      },
+      {
+        benchmark: name,
+        metric: `telemetry readings stored within ${drainTimeoutMs / 1000} s of the last send`,
+        value: (100 * latencies.length) / Math.max(sequence, 1),
+        unit: '%',
+      },
+    ];
+    if (failures > 0) {
+      results.push({
+        benchmark: name,
+        metric: 'telemetry sends failed',
+        value: failures,
+        unit: '',
+      });
+    }
+    return results;
+  } finally {
+    await Promise.all(devices.map(({ device }) => device.close()));
+  }
+}
+
+const benchmark: Benchmark = {
+  name: 'local stack (cold start, API through devhost + hub, telemetry end to end)',
+  async run(): Promise<BenchResult[]> {
+    const dataDir = createStackDataDir('stack-bench-');
+    let stack: StackProcess | undefined;
+    try {
+      // The stack's own defaults, as `npm start` runs it (the simulator included).
+      const t0 = performance.now();
+      stack = await startStackProcess(dataDir);
+      const coldMs = performance.now() - t0;
+      const api = new Api(stack.apiUrl, stack.functionKey);
+
+      const results: BenchResult[] = [
+        {
+          benchmark: name,
+          metric: 'cold start to healthy, fresh data folder (target < 10 s)',
+          value: coldMs / 1000,
+          unit: 's',
+        },
+      ];
+      results.push(...(await apiGet(stack, api)));
+      results.push(...(await apiCreate(stack)));
+      results.push(...(await telemetry(stack, api)));
+
+      const exitCode = await stack.stop();
+      stack = undefined;
+      if (exitCode !== 0) throw new Error(`the stack exited with ${String(exitCode)}`);
+      const t1 = performance.now();
+      stack = await startStackProcess(dataDir);
+      results.push({
+        benchmark: name,
+        metric: 'restart to healthy, same data folder',
+        value: (performance.now() - t1) / 1000,
+        unit: 's',
+      });
+      return results;
+    } finally {
+      await stack?.stop();
+      removeStackDataDir(dataDir);
+    }
+  },
+};
+
+export default benchmark;
