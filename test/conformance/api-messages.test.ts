@@ -24,6 +24,7 @@ import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/s
 import { loadSettings } from '../../lib/settings';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let azurite: AzuriteInstance;
@@ -98,15 +99,9 @@ function status(deviceId: string, messageId: string): Promise<HttpResponseInit> 
   );
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** Polls for up to 20 s, every 100 ms: longer and sparser than `until`'s defaults. */
+const eventually = <T>(what: string, probe: Probe<T>): Promise<T> =>
+  until(what, probe, 20_000, 100);
 
 /** Run the feedback timer (1 s drains) until the message's status is `expected`. */
 async function statusAfterFeedback(deviceId: string, messageId: string, expected: string) {

@@ -13,6 +13,7 @@ import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -20,21 +21,6 @@ let service: ServiceClient;
 const feedback: FeedbackRecord[] = [];
 const devices: DeviceClient[] = [];
 let nextDevice = 0;
-
-/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** An SDK message's body as text. */
 function dataText(message: CommonMessage | undefined): string {
@@ -103,7 +89,7 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     const message = c2dMessage('expiring-1', 'full');
     message.expiryTimeUtc = Date.now() + 1_500;
     await service.send(deviceId, message);
-    const record = await eventually('Expired feedback', () => feedbackFor('expiring-1'));
+    const record = await until('Expired feedback', () => feedbackFor('expiring-1'));
     expect(record).toMatchObject({ deviceId, statusCode: 'Expired' });
     expect(Number.isNaN(Date.parse(record.enqueuedTimeUtc))).toBe(false);
   });
@@ -116,11 +102,11 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     await service.send(deviceId, c2dMessage('ack-positive', 'positive'));
     await service.send(deviceId, c2dMessage('ack-full', 'full'));
     await service.send(deviceId, c2dMessage('ack-none', 'none'));
-    const positive = await eventually('positive feedback', () => feedbackFor('ack-positive'));
-    const full = await eventually('full feedback', () => feedbackFor('ack-full'));
+    const positive = await until('positive feedback', () => feedbackFor('ack-positive'));
+    const full = await until('full feedback', () => feedbackFor('ack-full'));
     expect(positive).toMatchObject({ deviceId, statusCode: 'Success' });
     expect(full).toMatchObject({ deviceId, statusCode: 'Success' });
-    await eventually('all four messages at the device', () =>
+    await until('all four messages at the device', () =>
       received.length >= 4 ? received : undefined,
     );
     expect(feedbackFor('ack-negative')).toBeUndefined();
@@ -142,7 +128,7 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     message.contentEncoding = 'utf-8';
     message.properties.add('priority', 'high & urgent');
     await service.send(deviceId, message);
-    const [delivered] = await eventually('the message at the device', () =>
+    const [delivered] = await until('the message at the device', () =>
       received.length > 0 ? received : undefined,
     );
     expect(delivered?.messageId).toBe('1b4e28ba-2fa1-41d2-883f-0016d3cca427');

@@ -19,6 +19,7 @@ import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -28,20 +29,6 @@ let eventSubscription: Subscription;
 const events: ReceivedEventData[] = [];
 const clients: MqttClient[] = [];
 let nextDevice = 0;
-
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 interface TestDevice {
   deviceId: string;
@@ -192,7 +179,7 @@ describe('authentication rules', () => {
     await second.publishAsync(`devices/${device.deviceId}/messages/events/`, 'from the second', {
       qos: 1,
     });
-    const [event] = await eventually('the event', () => {
+    const [event] = await until('the event', () => {
       const found = deviceEvents(device.deviceId);
       return found.length > 0 ? found : undefined;
     });
@@ -252,7 +239,7 @@ describe('topic rules', () => {
     // Whatever the victim sends next is the only thing under its name.
     const own = await connectAs(victim);
     await own.publishAsync(`devices/${victim.deviceId}/messages/events/`, 'genuine', { qos: 1 });
-    const found = await eventually('the genuine event', () => {
+    const found = await until('the genuine event', () => {
       const mine = deviceEvents(victim.deviceId);
       return mine.length > 0 ? mine : undefined;
     });
@@ -293,7 +280,7 @@ describe('topic rules', () => {
     client.on('message', (topic) => received.push(topic));
     await service.send(b.deviceId, new CommonMessage('for b'));
     await service.send(a.deviceId, new CommonMessage('for a'));
-    await eventually('a’s message', () => (received.length > 0 ? received : undefined));
+    await until('a’s message', () => (received.length > 0 ? received : undefined));
     expect(received).toHaveLength(1);
     expect(received[0]).toMatch(new RegExp(`^devices/${a.deviceId}/messages/devicebound/`));
   });
@@ -313,14 +300,14 @@ describe('cloud-to-device delivery', () => {
       withheld.push(packet);
     };
     await silent.subscribeAsync(`devices/${device.deviceId}/messages/devicebound/#`, { qos: 1 });
-    await eventually('the first delivery', () => (withheld.length > 0 ? withheld : undefined));
+    await until('the first delivery', () => (withheld.length > 0 ? withheld : undefined));
     await silent.endAsync(true);
 
     const acking = await connectAs(device);
     const topics: string[] = [];
     acking.on('message', (topic) => topics.push(topic));
     await acking.subscribeAsync(`devices/${device.deviceId}/messages/devicebound/#`, { qos: 1 });
-    await eventually('the redelivery', () => (topics.length > 0 ? topics : undefined));
+    await until('the redelivery', () => (topics.length > 0 ? topics : undefined));
     expect(topics[0]).toContain(encodeURIComponent(`redeliver-${device.deviceId}`));
   });
 });
@@ -334,7 +321,7 @@ describe('limits and garbage', () => {
     const dropped = closed(client);
     client.publish(topic, Buffer.alloc(300 * 1024, 1), { qos: 1 });
     await dropped;
-    const sizes = await eventually('the accepted message', () => {
+    const sizes = await until('the accepted message', () => {
       const mine = deviceEvents(device.deviceId);
       return mine.length > 0 ? mine : undefined;
     });

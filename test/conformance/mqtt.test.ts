@@ -18,6 +18,7 @@ import { Mqtt } from 'azure-iot-device-mqtt';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -27,21 +28,6 @@ let eventSubscription: Subscription;
 const events: ReceivedEventData[] = [];
 const openClients: DeviceClient[] = [];
 let nextDevice = 0;
-
-/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function createDevice(
   status: 'enabled' | 'disabled' = 'enabled',
@@ -116,7 +102,7 @@ describe('device authentication', () => {
   it('connects with the device key and shows the device as connected', async () => {
     const { deviceId, key } = await createDevice();
     await deviceClient(deviceId, key).open();
-    const device = await eventually('Connected state', async () => {
+    const device = await until('Connected state', async () => {
       const { responseBody } = await registry.get(deviceId);
       // IoT Hub sends 'Connected' (the SDK's type says lower case).
       return String(responseBody.connectionState).toLowerCase() === 'connected'
@@ -188,7 +174,7 @@ describe('telemetry', () => {
     message.properties.add('temperatureAlert', 'true');
     await client.sendEvent(message);
 
-    const event = await eventually('the telemetry event', () =>
+    const event = await until('the telemetry event', () =>
       events.find((e) => deviceIdOf(e) === deviceId),
     );
     expect(event.messageId).toBe('msg id/1&2=3');
@@ -205,7 +191,7 @@ describe('telemetry', () => {
     const client = deviceClient(deviceId, key);
     await client.open();
     for (let i = 0; i < 5; i += 1) await client.sendEvent(new Message(`reading ${i}`));
-    const mine = await eventually('five events', () => {
+    const mine = await until('five events', () => {
       const found = events.filter((e) => deviceIdOf(e) === deviceId);
       return found.length >= 5 ? found : undefined;
     });
@@ -238,7 +224,7 @@ describe('cloud-to-device messages', () => {
     const received = collect(client);
     await client.open();
     await service.send(deviceId, c2dMessage('live'));
-    const [message] = await eventually('the C2D message', () =>
+    const [message] = await until('the C2D message', () =>
       received.length > 0 ? received : undefined,
     );
     expect(message?.messageId).toBe('c2d live');
@@ -256,7 +242,7 @@ describe('cloud-to-device messages', () => {
     const client = deviceClient(deviceId, key);
     const received = collect(client);
     await client.open();
-    const messages = await eventually('both queued messages', () =>
+    const messages = await until('both queued messages', () =>
       received.length >= 2 ? received : undefined,
     );
     expect(messages.map(dataText)).toEqual(['first', 'second']);
@@ -279,8 +265,8 @@ describe('cloud-to-device messages', () => {
     const first = deviceClient(deviceId, key);
     const received = collect(first);
     await first.open();
-    await eventually('the message', () => (received.length > 0 ? received : undefined));
-    const record = await eventually('Success feedback', () =>
+    await until('the message', () => (received.length > 0 ? received : undefined));
+    const record = await until('Success feedback', () =>
       feedback.find(
         (r) =>
           typeof r === 'object' &&
@@ -296,9 +282,7 @@ describe('cloud-to-device messages', () => {
     const again = collect(second);
     await second.open();
     await service.send(deviceId, c2dMessage('marker'));
-    const marker = await eventually('the marker message', () =>
-      again.length > 0 ? again : undefined,
-    );
+    const marker = await until('the marker message', () => (again.length > 0 ? again : undefined));
     expect(marker.map(dataText)).toEqual(['marker']);
   });
 });
@@ -329,7 +313,7 @@ describe('reconnection', () => {
 
     // Sessions are clean on the hub: only a fresh SUBSCRIBE from the SDK brings this one back.
     await service.send(deviceId, new Message('after the takeover'));
-    await eventually('the message after reconnecting', () =>
+    await until('the message after reconnecting', () =>
       received.includes('after the takeover') ? received : undefined,
     );
   });

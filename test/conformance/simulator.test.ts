@@ -11,20 +11,10 @@ import { registryFromSettings } from '../../lib/iothub/clients';
 import { DeviceFleet, fleetDeviceIds } from '../../lib/simulator/fleet';
 import { startEmulator } from '../support/emulator';
 import type { EmulatorInstance } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls for up to 20 s, every 100 ms: longer and sparser than `until`'s defaults. */
+const waitFor = <T>(what: string, probe: Probe<T>): Promise<T> => until(what, probe, 20_000, 100);
 
 describe('simulator fleet on the local IoT Hub', () => {
   let hub: EmulatorInstance;
@@ -72,7 +62,7 @@ describe('simulator fleet on the local IoT Hub', () => {
       { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
     );
     try {
-      await until('six events', () => (received.length >= 6 ? true : undefined));
+      await waitFor('six events', () => (received.length >= 6 ? true : undefined));
     } finally {
       await subscription.close();
       await consumer.close();
@@ -100,7 +90,7 @@ describe('simulator fleet on the local IoT Hub', () => {
       message.messageId = 'sim-c2d-1';
       message.ack = 'positive';
       await service.send('simtest-2', message);
-      await until('the C2D message at the device', () =>
+      await waitFor('the C2D message at the device', () =>
         fleet.stats().c2dReceived >= 1 ? true : undefined,
       );
       expect(lines.some((l) => l.includes('simtest-2 received C2D message sim-c2d-1'))).toBe(true);
@@ -109,7 +99,7 @@ describe('simulator fleet on the local IoT Hub', () => {
         connectionString: hub.connection.serviceConnectionString,
         hostName: hub.connection.hostName,
       });
-      await until('the completed message to leave the queue', async () => {
+      await waitFor('the completed message to leave the queue', async () => {
         const device = await registry.get('simtest-2');
         return Number(device.cloudToDeviceMessageCount) === 0 ? true : undefined;
       });

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { NoRetry } from 'azure-iot-common';
 import { Client as DeviceClient, Message } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
+import { until, type Probe } from '../support/wait';
 
 const root = resolve(__dirname, '..', '..');
 let dataDir: string;
@@ -24,19 +25,9 @@ interface Stack {
   exited: Promise<number | null>;
 }
 
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 200));
-  }
-}
+/** Polls for up to 30 s (or `timeoutMs`), every 200 ms: the whole stack answers slowly. */
+const waitFor = <T>(what: string, probe: Probe<T>, timeoutMs = 30_000): Promise<T> =>
+  until(what, probe, timeoutMs, 200);
 
 async function startStack(): Promise<Stack> {
   const child = spawn(process.execPath, [join(root, 'dist', 'devhost', 'stack.js')], {

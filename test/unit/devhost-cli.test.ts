@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { until } from '../support/wait';
 
 const root = resolve(__dirname, '..', '..');
 const cli = join(root, 'dist', 'devhost', 'cli.js');
@@ -32,27 +33,13 @@ function startCli(args: string[], env: Record<string, string> = {}): Child {
   return { process: child, output: () => text, exited };
 }
 
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 50));
-  }
-}
-
 async function startHostProcess(dataDir: string, env: Record<string, string> = {}) {
   const child = startCli(['--app', fixture, '--port', '0', '--data', dataDir], env);
-  const url = await waitFor(
+  const url = await until(
     'host start',
     () => /Host started: (http:\/\/\S+)/.exec(child.output())?.[1],
   );
-  const key = await waitFor(
+  const key = await until(
     'function key',
     () => /Function key \(.*\): (\S+)/.exec(child.output())?.[1],
   );
@@ -155,7 +142,7 @@ describe('devhost CLI: HTTP', () => {
     const response = await fetch(`${host.url}/api/boom`);
     expect(response.status).toBe(500);
     expect(await response.text()).toBe('');
-    await waitFor('failure log', () =>
+    await until('failure log', () =>
       /Executed 'boom' \(Failed, Id=[0-9a-f-]{36}/.test(host.child.output()) ? true : undefined,
     );
     expect(host.child.output()).toContain('internal detail');
@@ -169,7 +156,7 @@ describe('devhost CLI: HTTP', () => {
 
   it('logs one line per invocation and the handler log lines, never the key', async () => {
     await fetch(`${host.url}/api/logs`);
-    const output = await waitFor('invocation line', () => {
+    const output = await until('invocation line', () => {
       const text = host.child.output();
       return /Executed 'logs' \(Succeeded, Id=([0-9a-f-]{36}), Duration=[\d.]+ms\)/.test(text)
         ? text
@@ -189,7 +176,7 @@ describe('devhost CLI: lifecycle', () => {
     try {
       const host = await startHostProcess(dataDir);
       const pending = fetch(`${host.url}/api/slow?ms=800`);
-      await waitFor('request in flight', () =>
+      await until('request in flight', () =>
         host.child.output().includes('slow request started') ? true : undefined,
       );
       host.child.process.kill('SIGTERM');
@@ -244,7 +231,7 @@ describe('devhost CLI: timers', () => {
         'AzureWebJobs.tick.Disabled': 'false',
         'AzureWebJobs.slowTick.Disabled': 'false',
       });
-      const ticks = await waitFor('two ticks', () => {
+      const ticks = await until('two ticks', () => {
         const lines = readLines(join(out, 'tick.jsonl'));
         return lines.length >= 2 ? lines : undefined;
       });
@@ -259,7 +246,7 @@ describe('devhost CLI: timers', () => {
       });
       expect(ticks[0]?.retryContext).toBeNull();
 
-      const slow = await waitFor('two slow runs', () => {
+      const slow = await until('two slow runs', () => {
         const lines = readLines(join(out, 'slow.jsonl'));
         return lines.filter((l) => l.event === 'end').length >= 2 ? lines : undefined;
       });
@@ -274,7 +261,7 @@ describe('devhost CLI: timers', () => {
         body: '{"input":""}',
       });
       expect(manual.status).toBe(202);
-      await waitFor('manual tick', () =>
+      await until('manual tick', () =>
         readLines(join(out, 'tick.jsonl')).length > before ? true : undefined,
       );
       expect((await fetch(`${host.url}/admin/functions/tick`, { method: 'POST' })).status).toBe(

@@ -18,6 +18,7 @@ import type { AzuriteInstance } from '../support/azurite';
 import { startAzurite } from '../support/azurite';
 import type { EmulatorInstance } from '../support/emulator';
 import { startEmulator } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 const root = resolve(__dirname, '..', '..');
 const cli = join(root, 'dist', 'devhost', 'cli.js');
@@ -31,19 +32,8 @@ let deviceId: string;
 let out: string;
 const cleanup: (() => Promise<unknown>)[] = [];
 
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 100));
-  }
-}
+/** Polls for up to 30 s, every 100 ms: longer and sparser than `until`'s defaults. */
+const waitFor = <T>(what: string, probe: Probe<T>): Promise<T> => until(what, probe, 30_000, 100);
 
 function readLines(file: string): Record<string, unknown>[] {
   if (!existsSync(file)) return [];
