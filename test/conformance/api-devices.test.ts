@@ -6,13 +6,11 @@
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
 import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
 import { loadSettings } from '../../lib/settings';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { mqttDeviceClient } from '../support/devices';
 
 let emulator: EmulatorInstance;
 let services: ApiServices;
@@ -86,8 +84,7 @@ describe('device identity API on the local IoT Hub', () => {
       `HostName=${emulator.connection.hostName};DeviceId=api-dev-1;SharedAccessKey=${device.primaryKey}`,
     );
 
-    const client = DeviceClient.fromConnectionString(device.connectionString, Mqtt);
-    client.setRetryPolicy(new NoRetry());
+    const client = mqttDeviceClient(device.connectionString);
     try {
       await client.open();
     } finally {

@@ -13,9 +13,8 @@ import {
   type HttpResponseInit,
   type Timer,
 } from '@azure/functions';
-import { NoRetry, type Message } from 'azure-iot-common';
-import { Client as DeviceClient } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Message } from 'azure-iot-common';
+import type { Client as DeviceClient } from 'azure-iot-device';
 import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
 import { createFeedbackTimer } from '../../lib/api/feedback-timer';
 import { createHealthHandler } from '../../lib/api/health';
@@ -25,6 +24,7 @@ import { loadSettings } from '../../lib/settings';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
+import { mqttDeviceClient, openCompleting } from '../support/devices';
 
 let emulator: EmulatorInstance;
 let azurite: AzuriteInstance;
@@ -62,17 +62,10 @@ async function createDevice(deviceId: string): Promise<string> {
 }
 
 /** A connected MQTT device that completes everything it receives. */
-async function connectDevice(connectionString: string): Promise<Message[]> {
-  const client = DeviceClient.fromConnectionString(connectionString, Mqtt);
-  client.setRetryPolicy(new NoRetry());
+function connectDevice(connectionString: string): Promise<Message[]> {
+  const client = mqttDeviceClient(connectionString);
   deviceClients.push(client);
-  const received: Message[] = [];
-  client.on('message', (message: Message) => {
-    received.push(message);
-    void client.complete(message);
-  });
-  await client.open();
-  return received;
+  return openCompleting(client);
 }
 
 function send(deviceId: string, body: unknown, query = ''): Promise<HttpResponseInit> {

@@ -6,14 +6,20 @@
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
-import { Message, NoRetry, type Message as CommonMessage } from 'azure-iot-common';
-import { Client as DeviceClient } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Message, type Message as CommonMessage } from 'azure-iot-common';
+import type { Client as DeviceClient } from 'azure-iot-device';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
+import {
+  dataText,
+  mqttDeviceClient,
+  openCompleting,
+  registerDevice,
+  type TestDevice,
+} from '../support/devices';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -22,40 +28,20 @@ const feedback: FeedbackRecord[] = [];
 const devices: DeviceClient[] = [];
 let nextDevice = 0;
 
-/** An SDK message's body as text. */
-function dataText(message: CommonMessage | undefined): string {
-  const data: unknown = message?.getData();
-  return Buffer.isBuffer(data) ? data.toString('utf8') : typeof data === 'string' ? data : '';
-}
-
 function feedbackFor(messageId: string): FeedbackRecord | undefined {
   return feedback.find((record) => record.originalMessageId === messageId);
 }
 
-async function createDevice(): Promise<{ deviceId: string; key: string }> {
+function createDevice(): Promise<TestDevice> {
   nextDevice += 1;
-  const deviceId = `c2d-feedback-${nextDevice}`;
-  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey;
-  if (!key) throw new Error('the registry returned no key');
-  return { deviceId, key };
+  return registerDevice(registry, `c2d-feedback-${nextDevice}`);
 }
 
 /** A connected device that completes (PUBACKs) everything and remembers what it got. */
-async function connectedDevice(deviceId: string, key: string): Promise<CommonMessage[]> {
-  const client = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
-    Mqtt,
-  );
-  client.setRetryPolicy(new NoRetry());
+function connectedDevice(deviceId: string, key: string): Promise<CommonMessage[]> {
+  const client = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   devices.push(client);
-  const received: CommonMessage[] = [];
-  client.on('message', (message: CommonMessage) => {
-    received.push(message);
-    void client.complete(message);
-  });
-  await client.open();
-  return received;
+  return openCompleting(client);
 }
 
 function c2dMessage(messageId: string, ack: string, body = messageId): Message {

@@ -20,6 +20,7 @@ import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
+import { registerDevice, type TestDevice } from '../support/devices';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -30,18 +31,9 @@ const events: ReceivedEventData[] = [];
 const clients: MqttClient[] = [];
 let nextDevice = 0;
 
-interface TestDevice {
-  deviceId: string;
-  key: string;
-}
-
-async function createDevice(): Promise<TestDevice> {
+function createDevice(): Promise<TestDevice> {
   nextDevice += 1;
-  const deviceId = `raw-device-${nextDevice}`;
-  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey;
-  if (!key) throw new Error('the registry returned no key');
-  return { deviceId, key };
+  return registerDevice(registry, `raw-device-${nextDevice}`);
 }
 
 function mqttPort(): number {

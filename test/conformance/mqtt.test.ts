@@ -19,6 +19,7 @@ import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
+import { dataText, mqttDeviceClient, registerDevice, type TestDevice } from '../support/devices';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -29,36 +30,19 @@ const events: ReceivedEventData[] = [];
 const openClients: DeviceClient[] = [];
 let nextDevice = 0;
 
-async function createDevice(
-  status: 'enabled' | 'disabled' = 'enabled',
-): Promise<{ deviceId: string; key: string }> {
+function createDevice(status: 'enabled' | 'disabled' = 'enabled'): Promise<TestDevice> {
   nextDevice += 1;
-  const deviceId = `mqtt-device-${nextDevice}`;
-  const { responseBody } = await registry.create({ deviceId, status });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey;
-  if (!key) throw new Error('the registry returned no key');
-  return { deviceId, key };
+  return registerDevice(registry, `mqtt-device-${nextDevice}`, status);
 }
 
 function deviceClient(deviceId: string, key: string): DeviceClient {
-  const client = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
-    Mqtt,
-  );
-  // Fail fast: the default policy retries for minutes (tests assert the first answer).
-  client.setRetryPolicy(new NoRetry());
+  const client = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   openClients.push(client);
   return client;
 }
 
 function deviceIdOf(event: ReceivedEventData): unknown {
   return event.systemProperties?.['iothub-connection-device-id'];
-}
-
-/** A device SDK message's body as text. */
-function dataText(message: CommonMessage | undefined): string {
-  const data: unknown = message?.getData();
-  return Buffer.isBuffer(data) ? data.toString('utf8') : typeof data === 'string' ? data : '';
 }
 
 function bodyText(body: unknown): string {
@@ -303,11 +287,7 @@ describe('reconnection', () => {
     await client.open();
 
     // Another connection with the same client id takes over, then leaves.
-    const intruder = DeviceClient.fromConnectionString(
-      emulator.connection.deviceConnectionString(deviceId, key),
-      Mqtt,
-    );
-    intruder.setRetryPolicy(new NoRetry());
+    const intruder = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
     await intruder.open();
     await intruder.close();
 

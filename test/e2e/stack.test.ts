@@ -9,10 +9,9 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Message, type Client as DeviceClient } from 'azure-iot-device';
 import { until, type Probe } from '../support/wait';
+import { mqttDeviceClient } from '../support/devices';
 
 const root = resolve(__dirname, '..', '..');
 let dataDir: string;
@@ -120,8 +119,7 @@ describe('the local stack', () => {
       expect((await call(stack, 'GET', '/devices/no-such-device')).status).toBe(404);
 
       // The device connects with the returned connection string and sends telemetry.
-      device = DeviceClient.fromConnectionString(identity.connectionString, Mqtt);
-      device.setRetryPolicy(new NoRetry());
+      device = mqttDeviceClient(identity.connectionString);
       const received: string[] = [];
       device.on('message', (message: Message) => {
         received.push(Buffer.from(message.getData() as Buffer).toString('utf8'));

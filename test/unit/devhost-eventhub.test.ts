@@ -9,9 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContainerClient } from '@azure/storage-blob';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Message, type Client as DeviceClient } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import type { AzuriteInstance } from '../support/azurite';
@@ -19,6 +17,7 @@ import { startAzurite } from '../support/azurite';
 import type { EmulatorInstance } from '../support/emulator';
 import { startEmulator } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
+import { mqttDeviceClient, registerDevice } from '../support/devices';
 
 const root = resolve(__dirname, '..', '..');
 const cli = join(root, 'dist', 'devhost', 'cli.js');
@@ -113,13 +112,8 @@ beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'devhost-eh-out-'));
   registry = createRegistry(emulator.connection.serviceConnectionString);
   deviceId = 'devhost-eh-device';
-  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey ?? '';
-  device = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
-    Mqtt,
-  );
-  device.setRetryPolicy(new NoRetry());
+  const { key } = await registerDevice(registry, deviceId);
+  device = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   await device.open();
 });
 

@@ -1,0 +1,52 @@
+/**
+ * Devices for tests that drive the emulator with the official SDKs: registered through the
+ * `azure-iothub` Registry, connected with the `azure-iot-device` MQTT transport.
+ */
+import { NoRetry, type Message } from 'azure-iot-common';
+import { Client as DeviceClient } from 'azure-iot-device';
+import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Registry } from 'azure-iothub';
+
+export interface TestDevice {
+  deviceId: string;
+  key: string;
+}
+
+/** Registers `deviceId` through the official Registry and returns its primary key. */
+export async function registerDevice(
+  registry: Registry,
+  deviceId: string,
+  status: 'enabled' | 'disabled' = 'enabled',
+): Promise<TestDevice> {
+  const { responseBody } = await registry.create({ deviceId, status });
+  const key = responseBody.authentication?.symmetricKey?.primaryKey;
+  if (!key) throw new Error('the registry returned no key');
+  return { deviceId, key };
+}
+
+/**
+ * An MQTT device client that fails fast: the SDK's default policy retries for minutes, and the
+ * tests assert the first answer.
+ */
+export function mqttDeviceClient(connectionString: string): DeviceClient {
+  const client = DeviceClient.fromConnectionString(connectionString, Mqtt);
+  client.setRetryPolicy(new NoRetry());
+  return client;
+}
+
+/** Opens `client`, completing (PUBACKing) every C2D message; returns what arrives, in order. */
+export async function openCompleting(client: DeviceClient): Promise<Message[]> {
+  const received: Message[] = [];
+  client.on('message', (message: Message) => {
+    received.push(message);
+    void client.complete(message);
+  });
+  await client.open();
+  return received;
+}
+
+/** A device SDK message's body as text. */
+export function dataText(message: Message | undefined): string {
+  const data: unknown = message?.getData();
+  return Buffer.isBuffer(data) ? data.toString('utf8') : typeof data === 'string' ? data : '';
+}
