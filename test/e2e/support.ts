@@ -183,14 +183,13 @@ export async function startStackProcess(
   };
 
   const recent = () => lines.slice(-40).join('\n');
+  let outcome: 'running' | 'exited';
   try {
-    await waitFor(
+    outcome = await waitFor(
       'the stack to report that it is running',
       () => {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`the stack exited (${child.exitCode ?? child.signalCode}):\n${recent()}`);
-        }
-        return lines.includes('The local stack is running.') ? true : undefined;
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited' as const;
+        return lines.includes('The local stack is running.') ? ('running' as const) : undefined;
       },
       { timeoutMs, intervalMs: 100 },
     );
@@ -198,6 +197,11 @@ export async function startStackProcess(
     await stop(15_000);
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(`${message}\n--- stack output ---\n${recent()}`);
+  }
+  if (outcome === 'exited') {
+    await stop(15_000);
+    const how = child.exitCode ?? child.signalCode;
+    throw new Error(`the stack exited (${String(how)}) before it was running:\n${recent()}`);
   }
   const printed = (label: RegExp) => {
     for (const line of lines) {
