@@ -7,12 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
-import {
-  EventHubConsumerClient,
-  earliestEventPosition,
-  type ReceivedEventData,
-  type Subscription,
-} from '@azure/event-hubs';
 import { Message as CommonMessage } from 'azure-iot-common';
 import { SharedAccessSignature } from 'azure-iot-device';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
@@ -21,13 +15,12 @@ import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
 import { registerDevice, type TestDevice } from '../support/devices';
+import { collectEvents, type EventLog } from '../support/events';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
-let consumer: EventHubConsumerClient;
-let eventSubscription: Subscription;
-const events: ReceivedEventData[] = [];
+let eventLog: EventLog;
 const clients: MqttClient[] = [];
 let nextDevice = 0;
 
@@ -85,10 +78,6 @@ function closed(client: MqttClient): Promise<void> {
   });
 }
 
-function deviceEvents(deviceId: string): ReceivedEventData[] {
-  return events.filter((e) => e.systemProperties?.['iothub-connection-device-id'] === deviceId);
-}
-
 /**
  * Sends raw bytes over TLS to the MQTT port, then ends its side; resolves once the socket is
  * closed (by the emulator, or after our end).
@@ -111,19 +100,7 @@ beforeAll(async () => {
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
   await service.open();
-  consumer = new EventHubConsumerClient('$Default', emulator.connection.eventsConnectionString);
-  eventSubscription = consumer.subscribe(
-    {
-      processEvents: async (received) => {
-        events.push(...received);
-        await Promise.resolve();
-      },
-      processError: async () => {
-        await Promise.resolve();
-      },
-    },
-    { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
-  );
+  eventLog = collectEvents(emulator.connection.eventsConnectionString);
 });
 
 afterEach(async () => {
@@ -131,8 +108,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await eventSubscription?.close();
-  await consumer?.close();
+  await eventLog?.close();
   await service?.close();
   await emulator?.stop();
 });
@@ -172,7 +148,7 @@ describe('authentication rules', () => {
       qos: 1,
     });
     const [event] = await until('the event', () => {
-      const found = deviceEvents(device.deviceId);
+      const found = eventLog.from(device.deviceId);
       return found.length > 0 ? found : undefined;
     });
     expect(Buffer.from(event?.body as Uint8Array).toString()).toBe('from the second');
@@ -232,7 +208,7 @@ describe('topic rules', () => {
     const own = await connectAs(victim);
     await own.publishAsync(`devices/${victim.deviceId}/messages/events/`, 'genuine', { qos: 1 });
     const found = await until('the genuine event', () => {
-      const mine = deviceEvents(victim.deviceId);
+      const mine = eventLog.from(victim.deviceId);
       return mine.length > 0 ? mine : undefined;
     });
     expect(found.map((e) => Buffer.from(e.body as Uint8Array).toString())).toEqual(['genuine']);
@@ -314,7 +290,7 @@ describe('limits and garbage', () => {
     client.publish(topic, Buffer.alloc(300 * 1024, 1), { qos: 1 });
     await dropped;
     const sizes = await until('the accepted message', () => {
-      const mine = deviceEvents(device.deviceId);
+      const mine = eventLog.from(device.deviceId);
       return mine.length > 0 ? mine : undefined;
     });
     expect(sizes.map((e) => (e.body as Uint8Array).length)).toEqual([250 * 1024]);

@@ -6,12 +6,6 @@
  * Needs `npm run build` (the emulator runs from dist/) and the test CA trusted through
  * `NODE_EXTRA_CA_CERTS` (`npm test` arranges both).
  */
-import {
-  EventHubConsumerClient,
-  earliestEventPosition,
-  type ReceivedEventData,
-  type Subscription,
-} from '@azure/event-hubs';
 import { NoRetry, type Message as CommonMessage } from 'azure-iot-common';
 import { Client as DeviceClient, Message, SharedAccessSignature } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
@@ -20,13 +14,12 @@ import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
 import { dataText, mqttDeviceClient, registerDevice, type TestDevice } from '../support/devices';
+import { collectEvents, type EventLog } from '../support/events';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
-let consumer: EventHubConsumerClient;
-let eventSubscription: Subscription;
-const events: ReceivedEventData[] = [];
+let eventLog: EventLog;
 const openClients: DeviceClient[] = [];
 let nextDevice = 0;
 
@@ -41,10 +34,6 @@ function deviceClient(deviceId: string, key: string): DeviceClient {
   return client;
 }
 
-function deviceIdOf(event: ReceivedEventData): unknown {
-  return event.systemProperties?.['iothub-connection-device-id'];
-}
-
 function bodyText(body: unknown): string {
   if (Buffer.isBuffer(body)) return body.toString('utf8');
   if (body instanceof Uint8Array) return Buffer.from(body).toString('utf8');
@@ -56,19 +45,7 @@ beforeAll(async () => {
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
   await service.open();
-  consumer = new EventHubConsumerClient('$Default', emulator.connection.eventsConnectionString);
-  eventSubscription = consumer.subscribe(
-    {
-      processEvents: async (received) => {
-        events.push(...received);
-        await Promise.resolve();
-      },
-      processError: async () => {
-        await Promise.resolve();
-      },
-    },
-    { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
-  );
+  eventLog = collectEvents(emulator.connection.eventsConnectionString);
 });
 
 afterEach(async () => {
@@ -76,8 +53,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await eventSubscription?.close();
-  await consumer?.close();
+  await eventLog?.close();
   await service?.close();
   await emulator?.stop();
 });
@@ -158,9 +134,7 @@ describe('telemetry', () => {
     message.properties.add('temperatureAlert', 'true');
     await client.sendEvent(message);
 
-    const event = await until('the telemetry event', () =>
-      events.find((e) => deviceIdOf(e) === deviceId),
-    );
+    const event = await until('the telemetry event', () => eventLog.from(deviceId)[0]);
     expect(event.messageId).toBe('msg id/1&2=3');
     expect(event.correlationId).toBe('corr-é');
     expect(event.contentType).toBe('application/json');
@@ -176,7 +150,7 @@ describe('telemetry', () => {
     await client.open();
     for (let i = 0; i < 5; i += 1) await client.sendEvent(new Message(`reading ${i}`));
     const mine = await until('five events', () => {
-      const found = events.filter((e) => deviceIdOf(e) === deviceId);
+      const found = eventLog.from(deviceId);
       return found.length >= 5 ? found : undefined;
     });
     expect(mine.map((e) => bodyText(e.body))).toEqual([0, 1, 2, 3, 4].map((i) => `reading ${i}`));

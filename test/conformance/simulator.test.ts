@@ -3,8 +3,6 @@
  * registry, connects them over MQTT, sends the tutorial telemetry (read back from the Event
  * Hub-compatible endpoint), and receives and completes a C2D message (positive feedback).
  */
-import { EventHubConsumerClient, earliestEventPosition } from '@azure/event-hubs';
-import type { ReceivedEventData } from '@azure/event-hubs';
 import { Message } from 'azure-iot-common';
 import { Client as ServiceClient } from 'azure-iothub';
 import { registryFromSettings } from '../../lib/iothub/clients';
@@ -12,6 +10,7 @@ import { DeviceFleet, fleetDeviceIds } from '../../lib/simulator/fleet';
 import { startEmulator } from '../support/emulator';
 import type { EmulatorInstance } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
+import { collectEvents, deviceIdOf } from '../support/events';
 
 /** Polls for up to 20 s, every 100 ms: longer and sparser than `until`'s defaults. */
 const waitFor = <T>(what: string, probe: Probe<T>): Promise<T> => until(what, probe, 20_000, 100);
@@ -49,27 +48,14 @@ describe('simulator fleet on the local IoT Hub', () => {
     expect(lines.filter((l) => l.includes('provisioning'))).toHaveLength(3);
     await fleet.tick();
 
-    const consumer = new EventHubConsumerClient('$Default', hub.connection.eventsConnectionString);
-    const received: ReceivedEventData[] = [];
-    const subscription = consumer.subscribe(
-      {
-        processEvents: async (events) => {
-          received.push(...events);
-          return Promise.resolve();
-        },
-        processError: async () => Promise.resolve(),
-      },
-      { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
-    );
+    const eventLog = collectEvents(hub.connection.eventsConnectionString);
     try {
-      await waitFor('six events', () => (received.length >= 6 ? true : undefined));
+      await waitFor('six events', () => (eventLog.events.length >= 6 ? true : undefined));
     } finally {
-      await subscription.close();
-      await consumer.close();
+      await eventLog.close();
     }
-    const devices = new Set(
-      received.map((e) => String(e.systemProperties?.['iothub-connection-device-id'])),
-    );
+    const received = eventLog.events;
+    const devices = new Set(received.map((e) => String(deviceIdOf(e))));
     expect(devices).toEqual(new Set(['simtest-1', 'simtest-2', 'simtest-3']));
     for (const event of received) {
       const body = event.body as { deviceId: string; windSpeed: number };
