@@ -4,24 +4,20 @@
  * the same data folder. Needs `npm run build` and the test CA (`npm test` arranges both; the CA is
  * copied into the stack's data folder so the hub serves a certificate this process trusts).
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Message, type Client as DeviceClient } from 'azure-iot-device';
 import { until, type Probe } from '../support/wait';
 import { mqttDeviceClient } from '../support/devices';
+import { startNode, type NodeChild } from '../support/processes';
 
 const root = resolve(__dirname, '..', '..');
 let dataDir: string;
 
-interface Stack {
-  child: ChildProcessWithoutNullStreams;
+interface Stack extends NodeChild {
   api: string;
   key: string;
-  output(): string;
-  exited: Promise<number | null>;
 }
 
 /** Polls for up to 30 s (or `timeoutMs`), every 200 ms: the whole stack answers slowly. */
@@ -29,7 +25,7 @@ const waitFor = <T>(what: string, probe: Probe<T>, timeoutMs = 30_000): Promise<
   until(what, probe, timeoutMs, 200);
 
 async function startStack(): Promise<Stack> {
-  const child = spawn(process.execPath, [join(root, 'dist', 'devhost', 'stack.js')], {
+  const started = startNode(join(root, 'dist', 'devhost', 'stack.js'), [], {
     cwd: root,
     env: {
       ...process.env,
@@ -42,25 +38,23 @@ async function startStack(): Promise<Stack> {
       FEEDBACK_DRAIN_SECONDS: '1',
     },
   });
-  let text = '';
-  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   await waitFor(
     'the stack',
     () => {
-      if (child.exitCode !== null) throw new Error(`the stack exited:\n${text}`);
+      const text = started.output();
+      if (started.process.exitCode !== null) throw new Error(`the stack exited:\n${text}`);
       return text.includes('The local stack is running.') ? true : undefined;
     },
     90_000,
   );
+  const text = started.output();
   const api = /^ {2}API: +(http:\/\/\S+)/m.exec(text)?.[1] ?? '';
   const key = /^ {2}Function key: +(\S+)/m.exec(text)?.[1] ?? '';
-  return { child, api, key, output: () => text, exited };
+  return { ...started, api, key };
 }
 
 async function stopStack(stack: Stack): Promise<void> {
-  stack.child.kill('SIGINT');
+  stack.process.kill('SIGINT');
   expect(await stack.exited).toBe(0);
 }
 
@@ -213,7 +207,7 @@ describe('the local stack', () => {
       expect((await call(stack, 'GET', '/devices/e2e-device')).status).toBe(404);
     } finally {
       await device?.close().catch(() => undefined);
-      if (stack.child.exitCode === null) await stopStack(stack);
+      if (stack.process.exitCode === null) await stopStack(stack);
     }
     // Two cold starts of four processes: allow for a loaded CI machine.
   }, 150_000);

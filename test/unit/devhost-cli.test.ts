@@ -3,34 +3,22 @@
  * require interception, HTTP over a socket, timers on the wall clock (bounded waits), signals.
  * Needs `npm run build` first.
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { until } from '../support/wait';
+import { readJsonLines, startNode, type NodeChild } from '../support/processes';
 
 const root = resolve(__dirname, '..', '..');
 const cli = join(root, 'dist', 'devhost', 'cli.js');
 const fixture = join(root, 'test', 'fixtures', 'devhost-app');
 
-interface Child {
-  process: ChildProcessWithoutNullStreams;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-function startCli(args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, [cli, ...args], {
+function startCli(args: string[], env: Record<string, string> = {}): NodeChild {
+  return startNode(cli, args, {
     env: { ...process.env, LOCAL_FUNCTION_KEY: '', LOCAL_MASTER_KEY: '', ...env },
   });
-  let text = '';
-  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return { process: child, output: () => text, exited };
 }
 
 async function startHostProcess(dataDir: string, env: Record<string, string> = {}) {
@@ -47,14 +35,6 @@ async function startHostProcess(dataDir: string, env: Record<string, string> = {
     masterKey: string;
   };
   return { child, url, key, masterKey: keys.masterKey };
-}
-
-function readLines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 describe('devhost CLI: HTTP', () => {
@@ -232,7 +212,7 @@ describe('devhost CLI: timers', () => {
         'AzureWebJobs.slowTick.Disabled': 'false',
       });
       const ticks = await until('two ticks', () => {
-        const lines = readLines(join(out, 'tick.jsonl'));
+        const lines = readJsonLines(join(out, 'tick.jsonl'));
         return lines.length >= 2 ? lines : undefined;
       });
       expect(ticks[0]?.timer).toMatchObject({
@@ -247,14 +227,14 @@ describe('devhost CLI: timers', () => {
       expect(ticks[0]?.retryContext).toBeNull();
 
       const slow = await until('two slow runs', () => {
-        const lines = readLines(join(out, 'slow.jsonl'));
+        const lines = readJsonLines(join(out, 'slow.jsonl'));
         return lines.filter((l) => l.event === 'end').length >= 2 ? lines : undefined;
       });
       // Each run ends before the next one starts, although it lasts longer than the period.
       const events = slow.map((l) => l.event);
       expect(events.slice(0, 4)).toEqual(['start', 'end', 'start', 'end']);
 
-      const before = readLines(join(out, 'tick.jsonl')).length;
+      const before = readJsonLines(join(out, 'tick.jsonl')).length;
       const manual = await fetch(`${host.url}/admin/functions/tick`, {
         method: 'POST',
         headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
@@ -262,7 +242,7 @@ describe('devhost CLI: timers', () => {
       });
       expect(manual.status).toBe(202);
       await until('manual tick', () =>
-        readLines(join(out, 'tick.jsonl')).length > before ? true : undefined,
+        readJsonLines(join(out, 'tick.jsonl')).length > before ? true : undefined,
       );
       expect((await fetch(`${host.url}/admin/functions/tick`, { method: 'POST' })).status).toBe(
         401,

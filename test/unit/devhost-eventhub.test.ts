@@ -3,9 +3,7 @@
  * Hub, devhost (a child process) receives it through `@azure/event-hubs` and keeps checkpoints in
  * Azurite. Needs `npm run build` and the test CA (`npm test` arranges both).
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContainerClient } from '@azure/storage-blob';
@@ -18,6 +16,7 @@ import type { EmulatorInstance } from '../support/emulator';
 import { startEmulator } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
 import { mqttDeviceClient, registerDevice } from '../support/devices';
+import { readJsonLines, startNode, type NodeChild } from '../support/processes';
 
 const root = resolve(__dirname, '..', '..');
 const cli = join(root, 'dist', 'devhost', 'cli.js');
@@ -34,26 +33,12 @@ const cleanup: (() => Promise<unknown>)[] = [];
 /** Polls for up to 30 s, every 100 ms: longer and sparser than `until`'s defaults. */
 const waitFor = <T>(what: string, probe: Probe<T>): Promise<T> => until(what, probe, 30_000, 100);
 
-function readLines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-interface DevhostChild {
-  child: ChildProcessWithoutNullStreams;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
 async function startDevhost(
   dataDir: string,
   enabled: string,
   env: Record<string, string> = {},
-): Promise<DevhostChild> {
-  const child = spawn(process.execPath, [cli, '--app', fixture, '--port', '0', '--data', dataDir], {
+): Promise<NodeChild> {
+  const started = startNode(cli, ['--app', fixture, '--port', '0', '--data', dataDir], {
     env: {
       ...process.env,
       FIXTURE_OUT_DIR: out,
@@ -65,18 +50,14 @@ async function startDevhost(
       ...env,
     },
   });
-  let text = '';
-  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const started = { child, output: () => text, exited };
+  const child = started.process;
   cleanup.push(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
-    await exited;
+    await started.exited;
   });
   await waitFor('devhost start', () => {
-    if (child.exitCode !== null) throw new Error(`devhost exited early:\n${text}`);
-    return /Host started/.test(text) ? true : undefined;
+    if (child.exitCode !== null) throw new Error(`devhost exited early:\n${started.output()}`);
+    return /Host started/.test(started.output()) ? true : undefined;
   });
   return started;
 }
@@ -138,7 +119,7 @@ describe('devhost Event Hub trigger', () => {
       );
 
     const batches = await waitFor('three events', () => {
-      const lines = readLines(file);
+      const lines = readJsonLines(file);
       return lines.flatMap((l) => l.messages as unknown[]).length >= 3 ? lines : undefined;
     });
     const messages = batches.flatMap((b) => b.messages as Record<string, unknown>[]);
@@ -172,21 +153,21 @@ describe('devhost Event Hub trigger', () => {
     await waitFor('checkpoints', async () =>
       (await checkpointBlobs('$Default')).length > 0 ? true : undefined,
     );
-    first.child.kill('SIGTERM');
+    first.process.kill('SIGTERM');
     expect(await first.exited).toBe(0);
 
     const second = await startDevhost(dataDir, 'telemetry');
     await send('m-after-restart', JSON.stringify({ deviceId, windSpeed: 99 }), 'none');
     await waitFor('the new event', () =>
-      readLines(file).some((l) =>
+      readJsonLines(file).some((l) =>
         (l.messages as Record<string, unknown>[]).some((m) => m.windSpeed === 99),
       )
         ? true
         : undefined,
     );
-    const all = readLines(file).flatMap((l) => l.messages as Record<string, unknown>[]);
+    const all = readJsonLines(file).flatMap((l) => l.messages as Record<string, unknown>[]);
     expect(all.map((m) => m.windSpeed).sort()).toEqual([10, 11, 12, 99]);
-    second.child.kill('SIGTERM');
+    second.process.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   });
 
@@ -200,7 +181,7 @@ describe('devhost Event Hub trigger', () => {
       FIXTURE_RETRY_FAILURES: '2',
     });
     const lines = await waitFor('three attempts', () => {
-      const found = readLines(file);
+      const found = readJsonLines(file);
       return found.length >= 3 ? found : undefined;
     });
     expect(lines.slice(0, 3).map((l) => l.retryContext)).toEqual([
@@ -217,7 +198,7 @@ describe('devhost Event Hub trigger', () => {
       },
     ]);
     expect(lines[0]!.count).toBe(lines[2]!.count);
-    host.child.kill('SIGTERM');
+    host.process.kill('SIGTERM');
     expect(await host.exited).toBe(0);
 
     rmSync(file, { force: true });
@@ -230,14 +211,14 @@ describe('devhost Event Hub trigger', () => {
         ? true
         : undefined,
     );
-    const attempts = readLines(file).map(
+    const attempts = readJsonLines(file).map(
       (l) => (l.retryContext as { retryCount: number }).retryCount,
     );
     expect(attempts.slice(0, 4)).toEqual([0, 1, 2, 3]);
     await waitFor('checkpoint after exhausted retries', async () =>
       (await checkpointBlobs('exhausted')).length > 0 ? true : undefined,
     );
-    exhausted.child.kill('SIGTERM');
+    exhausted.process.kill('SIGTERM');
     expect(await exhausted.exited).toBe(0);
   });
 });
