@@ -31,40 +31,43 @@ import { NoRetry } from 'azure-iot-common';
 import { Client as DeviceClient, type Message } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import { z } from 'zod';
+import { devAccountKey, devAccountName } from '../support/azurite';
 import { repoRoot as findRepoRoot } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 /** The repository (the same from `test/e2e` and from `dist/test/e2e`). */
 export const repoRoot = findRepoRoot(__dirname);
 
-/** Azurite's documented development account (public, like the local hub's well-known keys). */
-const azuriteAccount = 'devstoreaccount1';
-const azuriteKey =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
-
 // ---------------------------------------------------------------------------------------------
 // Bounded waiting
 
-/** Calls `probe` until it returns something other than undefined, or fails after `timeoutMs`. */
+/**
+ * `until` (test/support/wait.ts), except that a probe that throws is asked again: across
+ * processes a failed request is usually transient (a service still starting, a busy moment).
+ * The last error is named if the deadline passes.
+ */
 export async function waitFor<T>(
   what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
+  probe: Probe<T>,
   { timeoutMs = 30_000, intervalMs = 200 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  for (;;) {
+  const tolerant: Probe<T> = async () => {
     try {
       const value = await probe();
-      if (value !== undefined) return value;
       lastError = undefined;
+      return value;
     } catch (error) {
       lastError = error;
+      return undefined;
     }
-    if (Date.now() > deadline) {
-      const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
-    }
-    await new Promise((done) => setTimeout(done, intervalMs));
+  };
+  try {
+    return await until(what, tolerant, timeoutMs, intervalMs);
+  } catch (error) {
+    if (!(lastError instanceof Error)) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message} (last error: ${lastError.message})`);
   }
 }
 
@@ -297,14 +300,14 @@ export async function stackStorageConnectionString(dataDir: string): Promise<str
   );
   if (pid === undefined) throw new Error(`no Azurite process with --location ${location}`);
   for (const port of listeningPorts(pid)) {
-    const response = await fetch(`http://127.0.0.1:${port}/${azuriteAccount}`);
+    const response = await fetch(`http://127.0.0.1:${port}/${devAccountName}`);
     await response.arrayBuffer();
     if (/^Azurite-Table\//.test(response.headers.get('server') ?? '')) {
       return [
         'DefaultEndpointsProtocol=http',
-        `AccountName=${azuriteAccount}`,
-        `AccountKey=${azuriteKey}`,
-        `TableEndpoint=http://127.0.0.1:${port}/${azuriteAccount}`,
+        `AccountName=${devAccountName}`,
+        `AccountKey=${devAccountKey}`,
+        `TableEndpoint=http://127.0.0.1:${port}/${devAccountName}`,
       ].join(';');
     }
   }
