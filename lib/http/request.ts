@@ -5,6 +5,7 @@
 import type { HttpRequest } from '@azure/functions';
 import type { z } from 'zod';
 import { ApiError, type ProblemIssue } from './problem';
+import { hubIdRule } from '../iothub/ids';
 
 /** IoT Hub's cloud-to-device message limit; request bodies get the same bound. */
 export const maxBodyBytes = 64 * 1024;
@@ -69,7 +70,11 @@ export async function readJsonBody(request: HttpRequest): Promise<unknown> {
 
 /** The query string as a plain object (the last value wins for repeated keys). */
 export function queryObject(request: HttpRequest): Record<string, string> {
-  return Object.fromEntries(request.query.entries());
+  const query = Object.fromEntries(request.query.entries());
+  // `code` carries the function key (the host's alternative to x-functions-key): it is the
+  // host's, not the route's, so strict route schemas must not see it.
+  delete query.code;
+  return query;
 }
 
 /** Parse a route parameter that must be an IoT Hub id; a bad one is a 400, not a 404. */
@@ -81,10 +86,7 @@ export function routeId(
 ): string {
   const value = request.params[name] ?? '';
   if (!pattern.test(value)) {
-    throw new ApiError(
-      kind,
-      `The ${name} in the path must be 1 to 128 characters: letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '.`,
-    );
+    throw new ApiError(kind, `The ${name} in the path must be ${hubIdRule}.`);
   }
   return value;
 }
