@@ -5,12 +5,13 @@
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest } from '@azure/functions';
 import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
 import { loadSettings } from '../../lib/settings';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { mqttDeviceClient } from '../support/devices';
+import { contextLoggingTo, json, problemType } from '../support/http';
 
 let emulator: EmulatorInstance;
 let services: ApiServices;
@@ -26,8 +27,7 @@ function settingsFor(serviceConnectionString: string) {
   });
 }
 
-const context = () =>
-  new InvocationContext({ logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')) });
+const context = () => contextLoggingTo(logs);
 
 function request(
   method: string,
@@ -41,14 +41,6 @@ function request(
     headers: { 'content-type': 'application/json', ...init.headers },
     params: init.deviceId ? { deviceId: init.deviceId } : {},
   });
-}
-
-function json<T = Record<string, unknown>>(response: HttpResponseInit): T {
-  return JSON.parse(response.body as string) as T;
-}
-
-function problemType(response: HttpResponseInit): string {
-  return String(json(response).type).replace('https://iot-hub-functions.dev/problems/', '');
 }
 
 const get = (deviceId: string) =>

@@ -9,8 +9,8 @@
  */
 import {
   HttpRequest,
-  InvocationContext,
   type HttpResponseInit,
+  type InvocationContext,
   type Timer,
 } from '@azure/functions';
 import type { Message } from 'azure-iot-common';
@@ -25,6 +25,7 @@ import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
 import { mqttDeviceClient, openCompleting } from '../support/devices';
+import { contextLoggingTo, json, problemType } from '../support/http';
 
 let emulator: EmulatorInstance;
 let azurite: AzuriteInstance;
@@ -36,16 +37,7 @@ const deviceClients: DeviceClient[] = [];
 const logs: string[] = [];
 const base = 'http://localhost:7071/api/devices';
 
-const context = () =>
-  new InvocationContext({ logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')) });
-
-function json<T = Record<string, unknown>>(response: HttpResponseInit): T {
-  return JSON.parse(response.body as string) as T;
-}
-
-function problemType(response: HttpResponseInit): string {
-  return String(json(response).type).replace('https://iot-hub-functions.dev/problems/', '');
-}
+const context = () => contextLoggingTo(logs);
 
 async function createDevice(deviceId: string): Promise<string> {
   const response = await devices.create(

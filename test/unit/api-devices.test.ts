@@ -3,6 +3,7 @@ import { errors } from 'azure-iot-common';
 import { createDeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServices } from '../../lib/api/services';
 import type { HubDevice, HubQuery, RegistryClient } from '../../lib/iothub/clients';
+import { header, json } from '../support/http';
 
 const hubHost = 'myhub.azure-devices.net';
 const base = 'https://app.example/api/devices';
@@ -131,14 +132,6 @@ function request(
     },
     params: init.params ?? {},
   });
-}
-
-function json(response: HttpResponseInit): Record<string, unknown> {
-  return JSON.parse(response.body as string) as Record<string, unknown>;
-}
-
-function header(response: HttpResponseInit, name: string): string | undefined {
-  return (response.headers as Record<string, string>)[name];
 }
 
 function expectProblem(response: HttpResponseInit, status: number, slug: string) {
@@ -322,10 +315,10 @@ describe('GET /devices', () => {
       if (token) url.searchParams.set('continuationToken', token);
       const response = await handlers.list(request('GET', url.toString()), context());
       expect(response.status).toBe(200);
-      const body = json(response) as {
+      const body = json<{
         items: { deviceId: string; etag: string }[];
         continuationToken?: string;
-      };
+      }>(response);
       expect(body.items.length).toBeLessThanOrEqual(2);
       seen.push(...body.items.map((d) => d.deviceId));
       for (const item of body.items) {

@@ -1,4 +1,4 @@
-import { InvocationContext, type Timer } from '@azure/functions';
+import type { Timer } from '@azure/functions';
 import type { Message } from 'azure-iot-common';
 import { createApiServices } from '../../lib/api/services';
 import type {
@@ -10,6 +10,7 @@ import type {
 import { parseFeedback } from '../../lib/messages/feedback';
 import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
 import { createFeedbackTimer } from '../../lib/api/feedback-timer';
+import { contextLoggingTo } from '../support/http';
 
 class FakeReceiver implements FeedbackReceiver {
   private listener: ((message: FeedbackMessage) => void) | undefined;
@@ -98,9 +99,7 @@ function setup() {
     feedbackDrainMs: 1000,
   });
   const logs: string[] = [];
-  const context = new InvocationContext({
-    logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')),
-  });
+  const context = contextLoggingTo(logs);
   const timer = createFeedbackTimer(() => services);
   const run = () => timer({} as Timer, context);
   return { client, table, services, logs, run };

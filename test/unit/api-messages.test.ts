@@ -1,10 +1,11 @@
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { errors, type Message } from 'azure-iot-common';
 import { createMessageHandlers } from '../../lib/api/message-handlers';
 import { createApiServices } from '../../lib/api/services';
 import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
 import type { Clock } from '../../lib/messages/message-service';
 import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
+import { contextLoggingTo, header, json } from '../support/http';
 
 const base = 'https://app.example/api/devices/d1/messages';
 
@@ -104,10 +105,7 @@ function setup() {
   });
   const handlers = createMessageHandlers(() => services);
   const logs: string[] = [];
-  const context = () =>
-    new InvocationContext({
-      logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')),
-    });
+  const context = () => contextLoggingTo(logs);
   return { client, table, clock, handlers, context, logs, clientsCreated: () => created };
 }
 
@@ -129,15 +127,9 @@ function statusRequest(messageId: string, deviceId = 'd1'): HttpRequest {
   });
 }
 
-function json(response: HttpResponseInit): Record<string, unknown> {
-  return JSON.parse(response.body as string) as Record<string, unknown>;
-}
-
 function expectProblem(response: HttpResponseInit, status: number, slug: string) {
   expect(response.status).toBe(status);
-  expect((response.headers as Record<string, string>)['Content-Type']).toBe(
-    'application/problem+json',
-  );
+  expect(header(response, 'Content-Type')).toBe('application/problem+json');
   const body = json(response);
   expect(body.type).toBe(`https://iot-hub-functions.dev/problems/${slug}`);
   return body;

@@ -3,7 +3,8 @@
  * auth levels, the timer schedule), and their exported handlers working without a host.
  * `@azure/functions-core` is the module the real worker provides; here it records registrations.
  */
-import { HttpRequest, InvocationContext } from '@azure/functions';
+import { HttpRequest } from '@azure/functions';
+import { contextLoggingTo } from '../support/http';
 
 interface Registered {
   name: string;
@@ -96,7 +97,7 @@ describe('exported handlers without settings', () => {
     const logs: string[] = [];
     const response = await deviceHandlers.list(
       new HttpRequest({ method: 'GET', url: 'http://localhost/api/devices' }),
-      new InvocationContext({ logHandler: (_l, ...args) => logs.push(args.map(String).join(' ')) }),
+      contextLoggingTo(logs),
     );
     expect(response.status).toBe(500);
     expect(JSON.parse(response.body as string)).toMatchObject({

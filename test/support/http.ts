@@ -1,0 +1,29 @@
+/**
+ * Reading what the HTTP handlers answer, and the invocation context they are called with, for
+ * tests that call the handlers directly (no Functions host).
+ */
+import { InvocationContext, type HttpResponseInit } from '@azure/functions';
+
+const problemTypeBase = 'https://iot-hub-functions.dev/problems/';
+
+/** The response body, parsed as JSON (the handlers answer JSON text). */
+export function json<T = Record<string, unknown>>(response: HttpResponseInit): T {
+  return JSON.parse(response.body as string) as T;
+}
+
+/** A response header; the handlers set headers as a plain object. */
+export function header(response: HttpResponseInit, name: string): string | undefined {
+  return (response.headers as Record<string, string>)[name];
+}
+
+/** A problem response's slug: `device-not-found` for `…/problems/device-not-found`. */
+export function problemType(response: HttpResponseInit): string {
+  return String(json(response).type).replace(problemTypeBase, '');
+}
+
+/** An invocation context that appends every log line (its arguments joined) to `lines`. */
+export function contextLoggingTo(lines: string[]): InvocationContext {
+  return new InvocationContext({
+    logHandler: (_level, ...args) => lines.push(args.map(String).join(' ')),
+  });
+}
