@@ -27,3 +27,36 @@ export function contextLoggingTo(lines: string[]): InvocationContext {
     logHandler: (_level, ...args) => lines.push(args.map(String).join(' ')),
   });
 }
+
+/** One page of a list endpoint's answer. */
+export interface ListPage<Item> {
+  items: Item[];
+  continuationToken?: string;
+}
+
+/**
+ * Reads a list endpoint `pageSize` items at a time, following continuation tokens to the last
+ * page (at most `maxPages`, so a token that never ends fails the test instead of hanging it).
+ * Every page must be a 200 with at most `pageSize` items.
+ */
+export async function readPages<Item>(
+  list: (url: string) => Promise<HttpResponseInit>,
+  base: string,
+  pageSize: number,
+  maxPages = 50,
+): Promise<ListPage<Item>[]> {
+  const pages: ListPage<Item>[] = [];
+  let token: string | undefined;
+  do {
+    const url = new URL(base);
+    url.searchParams.set('pageSize', String(pageSize));
+    if (token) url.searchParams.set('continuationToken', token);
+    const response = await list(url.toString());
+    expect(response.status).toBe(200);
+    const page = json<ListPage<Item>>(response);
+    expect(page.items.length).toBeLessThanOrEqual(pageSize);
+    pages.push(page);
+    token = page.continuationToken;
+  } while (token && pages.length < maxPages);
+  return pages;
+}
