@@ -10,6 +10,7 @@ import { Message } from 'azure-iot-common';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { registerDevice } from '../support/devices';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -18,9 +19,7 @@ let nextDevice = 0;
 
 async function createDevice(): Promise<string> {
   nextDevice += 1;
-  const deviceId = `amqp-service-${nextDevice}`;
-  await registry.create({ deviceId, status: 'enabled' });
-  return deviceId;
+  return (await registerDevice(registry, `amqp-service-${nextDevice}`)).deviceId;
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */

@@ -21,6 +21,7 @@ import type { ProtocolAdapter } from '../../emulator/context';
 import { FakeClock } from '../../emulator/core/clock';
 import type { FeedbackRecord, IotHubCore } from '../../emulator/core/contracts';
 import { createCore } from '../../emulator/core/create-core';
+import { until } from '../support/wait';
 
 const hostName = 'localhost:5671';
 const owner = wellKnownHubIdentity.policies.find((p) => p.name === 'iothubowner');
@@ -331,7 +332,7 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     ]);
     // Accepted by the client (autoaccept): settled in the core for good.
     const batchId = (context.message as unknown as { message_id: unknown }).message_id;
-    await waitFor(() => settle.mock.calls.some(([id]) => id === batchId));
+    await waitFor('the batch settled', () => settle.mock.calls.some(([id]) => id === batchId));
   });
 
   it('hands a released batch out again', async () => {
@@ -361,7 +362,7 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     expect(records(secondContext)[0]?.originalMessageId).toBe('m-released');
     expect(release).toHaveBeenCalledTimes(1);
     secondContext.delivery?.accept();
-    await waitFor(() => settle.mock.calls.length === 1);
+    await waitFor('one settle', () => settle.mock.calls.length === 1);
   });
 
   it('opens file notifications as a link that stays empty, and refuses unknown addresses', async () => {
@@ -411,10 +412,7 @@ describe('robustness', () => {
   });
 });
 
-async function waitFor(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + waitMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** What the adapter does with a frame shows only after it crossed the loopback socket. */
+function waitFor(what: string, condition: () => boolean): Promise<true> {
+  return until(what, () => condition() || undefined, waitMs, 10);
 }
