@@ -22,6 +22,7 @@ import { Mqtt } from 'azure-iot-device-mqtt';
 import { Client as ServiceClient } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 const STREAMING_DEVICES = 4;
 /** Sends each device keeps in flight, so the emulator's group commit has company. */
@@ -34,19 +35,9 @@ let dataDir: string;
 const emulators: EmulatorInstance[] = [];
 const clients: DeviceClient[] = [];
 
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Waits here allow 30 s rather than the shared default. */
+const eventually = <T>(what: string, probe: Probe<T>, timeoutMs = 30_000): Promise<T> =>
+  until(what, probe, timeoutMs);
 
 function deviceClient(emulator: EmulatorInstance, deviceId: string, key: string): DeviceClient {
   const client = DeviceClient.fromConnectionString(

@@ -20,6 +20,7 @@ import { Mqtt } from 'azure-iot-device-mqtt';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let azurite: AzuriteInstance;
@@ -28,19 +29,9 @@ let checkpointStore: BlobCheckpointStore;
 /** Consumers still running, stopped in afterAll should a test fail midway. */
 const running = new Set<() => Promise<void>>();
 
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Waits here allow 20 s rather than the shared default. */
+const eventually = <T>(what: string, probe: Probe<T>, timeoutMs = 20_000): Promise<T> =>
+  until(what, probe, timeoutMs);
 
 async function sendAll(ids: string[]): Promise<void> {
   for (const id of ids) {

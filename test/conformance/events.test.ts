@@ -19,6 +19,7 @@ import { Mqtt } from 'azure-iot-device-mqtt';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -26,20 +27,6 @@ const devices: DeviceClient[] = [];
 const consumers: EventHubConsumerClient[] = [];
 const subscriptions: Subscription[] = [];
 let nextDevice = 0;
-
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A registered, connected device. */
 async function connectedDevice(): Promise<{ deviceId: string; client: DeviceClient }> {
@@ -128,7 +115,7 @@ async function partitionOf(deviceMessageId: string): Promise<string> {
     id,
     reader: read(client, id, earliestEventPosition),
   }));
-  return eventually(
+  return until(
     `partition of ${deviceMessageId}`,
     () => readers.find(({ reader }) => reader.messageIds().includes(deviceMessageId))?.id,
   );
@@ -201,7 +188,7 @@ describe('receiving telemetry', () => {
     });
     const partitionId = await partitionOf('bytes-1');
     const reader = read(consumer(), partitionId, earliestEventPosition);
-    const event = await eventually('the event', () =>
+    const event = await until('the event', () =>
       reader.events.find((e) => e.messageId === 'bytes-1'),
     );
     expect(Buffer.from(event.body as Uint8Array)).toEqual(body);
@@ -229,10 +216,10 @@ describe('receiving telemetry', () => {
     await send(device, 'latest-old');
     const partitionId = await partitionOf('latest-old');
     const reader = read(consumer(), partitionId, latestEventPosition);
-    await eventually('the link reading', () => (reader.batches > 0 ? true : undefined));
+    await until('the link reading', () => (reader.batches > 0 ? true : undefined));
     await send(device, 'latest-new-1');
     await send(device, 'latest-new-2');
-    await eventually('two new events', () => (reader.events.length >= 2 ? true : undefined));
+    await until('two new events', () => (reader.events.length >= 2 ? true : undefined));
     expect(reader.messageIds()).toEqual(['latest-new-1', 'latest-new-2']);
   });
 
@@ -241,12 +228,12 @@ describe('receiving telemetry', () => {
     for (const id of ['pos-1', 'pos-2', 'pos-3']) await send(device, id);
     const partitionId = await partitionOf('pos-3');
     const all = read(consumer(), partitionId, earliestEventPosition);
-    await eventually('all events', () => (all.messageIds().includes('pos-3') ? true : undefined));
+    await until('all events', () => (all.messageIds().includes('pos-3') ? true : undefined));
     const first = all.events.find((e) => e.messageId === 'pos-1')!;
     const later = all.events.filter((e) => e.sequenceNumber > first.sequenceNumber);
 
     const bySequence = read(consumer(), partitionId, { sequenceNumber: first.sequenceNumber });
-    await eventually('events after the sequence number', () =>
+    await until('events after the sequence number', () =>
       bySequence.events.length >= later.length ? true : undefined,
     );
     expect(bySequence.events.map((e) => e.sequenceNumber)).toEqual(
@@ -257,7 +244,7 @@ describe('receiving telemetry', () => {
       sequenceNumber: first.sequenceNumber,
       isInclusive: true,
     });
-    await eventually('events from the sequence number', () =>
+    await until('events from the sequence number', () =>
       inclusive.events.length > later.length ? true : undefined,
     );
     expect(inclusive.events[0]!.messageId).toBe('pos-1');
@@ -265,7 +252,7 @@ describe('receiving telemetry', () => {
     const since = first.enqueuedTimeUtc.getTime();
     const expected = all.events.filter((e) => e.enqueuedTimeUtc.getTime() > since);
     const byTime = read(consumer(), partitionId, { enqueuedOn: first.enqueuedTimeUtc });
-    await eventually('the link reading by time', () =>
+    await until('the link reading by time', () =>
       byTime.batches > 0 && byTime.events.length >= expected.length ? true : undefined,
     );
     expect(byTime.events.map((e) => e.sequenceNumber)).toEqual(
@@ -280,11 +267,11 @@ describe('consumer groups, epochs and authorization', () => {
     await send(device, 'group-1');
     const partitionId = await partitionOf('group-1');
     const processors = read(consumer('processors'), partitionId, earliestEventPosition);
-    await eventually('the event in the processors group', () =>
+    await until('the event in the processors group', () =>
       processors.messageIds().includes('group-1') ? true : undefined,
     );
     const unknown = read(consumer('no-such-group'), partitionId, earliestEventPosition);
-    const error = await eventually('an error', () => unknown.errors[0]);
+    const error = await until('an error', () => unknown.errors[0]);
     expect(error).toMatchObject({ code: 'MessagingEntityNotFoundError' });
     expect(unknown.events).toEqual([]);
   });
@@ -294,15 +281,15 @@ describe('consumer groups, epochs and authorization', () => {
     await send(device, 'epoch-1');
     const partitionId = await partitionOf('epoch-1');
     const first = read(consumer(), partitionId, earliestEventPosition, { ownerLevel: 1 });
-    await eventually('the first reader reading', () =>
+    await until('the first reader reading', () =>
       first.messageIds().includes('epoch-1') ? true : undefined,
     );
     const second = read(consumer(), partitionId, latestEventPosition, { ownerLevel: 2 });
-    const stolen = await eventually('the first reader losing the partition', () => first.errors[0]);
+    const stolen = await until('the first reader losing the partition', () => first.errors[0]);
     expect(stolen).toMatchObject({ code: 'ReceiverDisconnectedError' });
-    await eventually('the second reader reading', () => (second.batches > 0 ? true : undefined));
+    await until('the second reader reading', () => (second.batches > 0 ? true : undefined));
     await send(device, 'epoch-2');
-    await eventually('the second reader getting new events', () =>
+    await until('the second reader getting new events', () =>
       second.messageIds().includes('epoch-2') ? true : undefined,
     );
     expect(first.messageIds()).not.toContain('epoch-2');
@@ -320,7 +307,7 @@ describe('consumer groups, epochs and authorization', () => {
       code: 'UnauthorizedError',
     });
     const reader = read(client, '0', earliestEventPosition);
-    const error = await eventually('an error', () => reader.errors[0]);
+    const error = await until('an error', () => reader.errors[0]);
     expect(error).toMatchObject({ code: 'UnauthorizedError' });
     expect(emulator.output()).not.toContain(wrongKey);
   });

@@ -28,6 +28,7 @@ import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { until, type Probe } from '../support/wait';
 
 let emulator: EmulatorInstance;
 let azurite: AzuriteInstance;
@@ -36,19 +37,9 @@ let consumer: EventHubConsumerClient;
 let subscription: Subscription;
 const received: { partitionId: string; event: ReceivedEventData }[] = [];
 
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Waits here allow 20 s rather than the shared default. */
+const eventually = <T>(what: string, probe: Probe<T>, timeoutMs = 20_000): Promise<T> =>
+  until(what, probe, timeoutMs);
 
 /** AMQP property names as the .NET Event Hubs client reports them in SystemProperties. */
 const amqpNames: Record<string, string> = {
