@@ -16,12 +16,13 @@ import {
   type PartitionContext,
   type ReceivedEventData,
 } from '@azure/event-hubs';
-import { NoRetry, type Message as CommonMessage } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Message as CommonMessage } from 'azure-iot-common';
+import type { Client as DeviceClient } from 'azure-iot-device';
+import { Message } from 'azure-iot-device';
 import { Client as ServiceClient } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { mqttDeviceClient, registerDevice, type TestDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
 
 const STREAMING_DEVICES = 4;
@@ -40,11 +41,7 @@ const eventually = <T>(what: string, probe: Probe<T>, timeoutMs = 30_000): Promi
   until(what, probe, timeoutMs);
 
 function deviceClient(emulator: EmulatorInstance, deviceId: string, key: string): DeviceClient {
-  const client = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
-    Mqtt,
-  );
-  client.setRetryPolicy(new NoRetry());
+  const client = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   clients.push(client);
   return client;
 }
@@ -102,15 +99,12 @@ test('after SIGKILL mid-stream every acknowledged message, device and queued C2D
   const first = await startEmulator({ dataDir });
   emulators.push(first);
   const registry = createRegistry(first.connection.serviceConnectionString);
-  const devices: { deviceId: string; key: string }[] = [];
+  const devices: TestDevice[] = [];
   for (const deviceId of [
     ...Array.from({ length: STREAMING_DEVICES }, (_, i) => `crash-${i}`),
     OFFLINE_DEVICE,
   ]) {
-    const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-    const key = responseBody.authentication?.symmetricKey?.primaryKey;
-    if (!key) throw new Error('the registry returned no key');
-    devices.push({ deviceId, key });
+    devices.push(await registerDevice(registry, deviceId));
   }
   const service = ServiceClient.fromConnectionString(first.connection.serviceConnectionString);
   await service.open();

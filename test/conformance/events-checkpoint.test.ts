@@ -14,12 +14,12 @@ import {
 } from '@azure/event-hubs';
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import { ContainerClient } from '@azure/storage-blob';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Client as DeviceClient } from 'azure-iot-device';
+import { Message } from 'azure-iot-device';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
 
 let emulator: EmulatorInstance;
@@ -90,14 +90,8 @@ beforeAll(async () => {
   checkpointStore = new BlobCheckpointStore(containerClient);
 
   const registry = createRegistry(emulator.connection.serviceConnectionString);
-  const { responseBody } = await registry.create({ deviceId: 'checkpointed', status: 'enabled' });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey;
-  if (!key) throw new Error('the registry returned no key');
-  device = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString('checkpointed', key),
-    Mqtt,
-  );
-  device.setRetryPolicy(new NoRetry());
+  const { key } = await registerDevice(registry, 'checkpointed');
+  device = mqttDeviceClient(emulator.connection.deviceConnectionString('checkpointed', key));
   await device.open();
 });
 

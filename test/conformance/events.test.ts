@@ -13,12 +13,12 @@ import {
   type ReceivedEventData,
   type Subscription,
 } from '@azure/event-hubs';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import type { Client as DeviceClient } from 'azure-iot-device';
+import { Message } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { until } from '../support/wait';
 
 let emulator: EmulatorInstance;
@@ -32,14 +32,8 @@ let nextDevice = 0;
 async function connectedDevice(): Promise<{ deviceId: string; client: DeviceClient }> {
   nextDevice += 1;
   const deviceId = `events-device-${nextDevice}`;
-  const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-  const key = responseBody.authentication?.symmetricKey?.primaryKey;
-  if (!key) throw new Error('the registry returned no key');
-  const client = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
-    Mqtt,
-  );
-  client.setRetryPolicy(new NoRetry());
+  const { key } = await registerDevice(registry, deviceId);
+  const client = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   devices.push(client);
   await client.open();
   return { deviceId, client };

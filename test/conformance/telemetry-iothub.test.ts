@@ -16,9 +16,7 @@ import {
   type Subscription,
 } from '@azure/event-hubs';
 import { HttpRequest, InvocationContext } from '@azure/functions';
-import { NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Message } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { TableEntityStore } from '../../lib/storage/table-entity-store';
@@ -28,6 +26,7 @@ import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
 
 let emulator: EmulatorInstance;
@@ -138,14 +137,8 @@ afterAll(async () => {
 describe('telemetry from a real MQTT device through the local IoT Hub', () => {
   it('stores the tutorial readings attributed to the authenticated device, dead-letters the rest', async () => {
     const deviceId = 'tutorial-device';
-    const { responseBody } = await registry.create({ deviceId, status: 'enabled' });
-    const key = responseBody.authentication?.symmetricKey?.primaryKey;
-    if (!key) throw new Error('the registry returned no key');
-    const device = DeviceClient.fromConnectionString(
-      emulator.connection.deviceConnectionString(deviceId, key),
-      Mqtt,
-    );
-    device.setRetryPolicy(new NoRetry());
+    const { key } = await registerDevice(registry, deviceId);
+    const device = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
     await device.open();
     try {
       const sent: string[] = [];
