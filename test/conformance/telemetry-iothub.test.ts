@@ -18,6 +18,7 @@ import {
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { Message } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
+import { eventBodyBytes, systemPropertiesOf } from '../../devhost/eventhub/convert';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { TableEntityStore } from '../../lib/storage/table-entity-store';
 import { TableNames } from '../../lib/storage/tables';
@@ -40,18 +41,6 @@ const received: { partitionId: string; event: ReceivedEventData }[] = [];
 const eventually = <T>(what: string, probe: Probe<T>, timeoutMs = 20_000): Promise<T> =>
   until(what, probe, timeoutMs);
 
-/** AMQP property names as the .NET Event Hubs client reports them in SystemProperties. */
-const amqpNames: Record<string, string> = {
-  messageId: 'message-id',
-  userId: 'user-id',
-  to: 'to',
-  subject: 'subject',
-  replyTo: 'reply-to',
-  correlationId: 'correlation-id',
-  contentType: 'content-type',
-  contentEncoding: 'content-encoding',
-};
-
 /** What JSON serialization of the host's values gives (dates as ISO text, uuids as text). */
 function plain(value: unknown): unknown {
   if (value instanceof Date) return value.toISOString();
@@ -69,22 +58,11 @@ function camelCase(value: unknown): unknown {
   );
 }
 
-/** `messages` and `context.triggerMetadata` as the host gives them to a `dataType: 'binary'` handler. */
+/**
+ * `messages` and `context.triggerMetadata` as the host gives them to a `dataType: 'binary'` handler;
+ * bodies and system properties through the local Functions host's own converter.
+ */
 function hostInvocation(partitionId: string, events: readonly ReceivedEventData[]) {
-  const systemPropertiesArray = events.map((event) => {
-    const raw = event.getRawAmqpMessage();
-    const system: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(raw.messageAnnotations ?? {})) system[k] = plain(v);
-    for (const [k, v] of Object.entries(raw.properties ?? {})) {
-      const name = amqpNames[k];
-      if (name && v !== undefined && v !== null) system[name] = plain(v);
-    }
-    system.SequenceNumber = event.sequenceNumber;
-    system.Offset = String(event.offset);
-    system.PartitionKey = event.partitionKey ?? null;
-    system.EnqueuedTimeUtc = event.enqueuedTimeUtc.toISOString();
-    return system;
-  });
   const metadata = {
     PartitionContext: {
       ConsumerGroup: '$Default',
@@ -99,14 +77,9 @@ function hostInvocation(partitionId: string, events: readonly ReceivedEventData[
     PropertiesArray: events.map((e) =>
       Object.fromEntries(Object.entries(e.properties ?? {}).map(([k, v]) => [k, plain(v)])),
     ),
-    SystemPropertiesArray: systemPropertiesArray,
+    SystemPropertiesArray: events.map(systemPropertiesOf),
   };
-  const messages = events.map((e) => {
-    const body: unknown = e.body;
-    if (Buffer.isBuffer(body)) return body;
-    if (body instanceof Uint8Array) return Buffer.from(body);
-    throw new Error('expected raw bytes (skipParsingBodyAsJson)');
-  });
+  const messages = events.map(eventBodyBytes);
   return { messages, triggerMetadata: camelCase(metadata) as Record<string, unknown> };
 }
 
