@@ -12,7 +12,12 @@ import path from 'node:path';
 import { wellKnownHubIdentity } from '../../emulator/config';
 import { parseConnectionString } from '../../lib/connection-string';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import { repoRoot, startEmulator, type EmulatorConnectionFile } from '../support/emulator';
+import {
+  ephemeralPortArgs,
+  repoRoot,
+  startEmulator,
+  type EmulatorConnectionFile,
+} from '../support/emulator';
 
 const owner = wellKnownHubIdentity.policies.find((p) => p.name === 'iothubowner');
 const service = wellKnownHubIdentity.policies.find((p) => p.name === 'service');
@@ -56,19 +61,6 @@ function runCli(
     });
   });
 }
-
-const ephemeral = [
-  '--host',
-  '127.0.0.1',
-  '--port',
-  '0',
-  '--mqtt-port',
-  '0',
-  '--amqp-port',
-  '0',
-  '--events-port',
-  '0',
-];
 
 describe('connection.json and the printed details', () => {
   test('hold working connection strings for every endpoint once every listener is up', async () => {
@@ -212,7 +204,7 @@ describe('--identity overrides the well-known credentials', () => {
         policies: [{ name: 'iothubowner', primaryKey: secret, secondaryKey: secret, rights: [] }],
       }),
     );
-    const result = await runCli(['--data', scratchDir(), '--identity', file, ...ephemeral]);
+    const result = await runCli(['--data', scratchDir(), '--identity', file, ...ephemeralPortArgs]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(file);
     expect(result.stderr).toContain('hubName');
@@ -288,7 +280,7 @@ describe('start-up failures name their cause', () => {
         '--data',
         dataDir,
         '--in-memory',
-        ...ephemeral,
+        ...ephemeralPortArgs,
         '--events-port',
         String(busy),
       ]);
@@ -305,7 +297,7 @@ describe('start-up failures name their cause', () => {
   test('an unusable data folder exits non-zero naming the folder', async () => {
     const notAFolder = path.join(scratchDir(), 'a-file');
     writeFileSync(notAFolder, 'not a folder');
-    const result = await runCli(['--data', notAFolder, ...ephemeral]);
+    const result = await runCli(['--data', notAFolder, ...ephemeralPortArgs]);
     expect(result.code).not.toBe(0);
     expect(result.code).not.toBeNull();
     expect(result.stderr).toContain(notAFolder);

@@ -41,6 +41,20 @@ export interface EmulatorConnection extends EmulatorConnectionFile {
   deviceConnectionString(deviceId: string, key: string): string;
 }
 
+/** CLI arguments putting every listener on a free loopback port. */
+export const ephemeralPortArgs: readonly string[] = [
+  '--host',
+  '127.0.0.1',
+  '--port',
+  '0',
+  '--mqtt-port',
+  '0',
+  '--amqp-port',
+  '0',
+  '--events-port',
+  '0',
+];
+
 export interface StartEmulatorOptions {
   inMemory?: boolean;
   /** Reuse a data folder (e.g. to restart on the same state); default: a new temp folder. */
@@ -172,16 +186,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     cli,
     '--data',
     dataDir,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--mqtt-port',
-    '0',
-    '--amqp-port',
-    '0',
-    '--events-port',
-    '0',
+    ...ephemeralPortArgs,
     ...(options.inMemory ? ['--in-memory'] : []),
     ...(options.partitions !== undefined ? ['--partitions', String(options.partitions)] : []),
     ...(options.args ?? []),
