@@ -8,7 +8,6 @@
  * Needs `npm run build` (the emulator runs from dist/) and the test CA trusted through
  * `NODE_EXTRA_CA_CERTS` (`npm test` arranges both).
  */
-import { TableClient } from '@azure/data-tables';
 import {
   EventHubConsumerClient,
   earliestEventPosition,
@@ -25,7 +24,7 @@ import { TableNames } from '../../lib/storage/tables';
 import { createTelemetryReadHandler } from '../../lib/telemetry/http';
 import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
-import { startAzurite, type AzuriteInstance } from '../support/azurite';
+import { startAzurite, tableEntities, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
@@ -195,15 +194,7 @@ describe('telemetry from a real MQTT device through the local IoT Hub', () => {
     expect(Date.parse(String(body.items[1]?.enqueuedTime))).not.toBeNaN();
     expect(body.latest).toMatchObject({ messageId: 'base64', windSpeed: 13 });
 
-    const letters = TableClient.fromConnectionString(
-      azurite.connectionString,
-      TableNames.deadLetters,
-      {
-        allowInsecureConnection: true,
-      },
-    );
-    const dead: Record<string, unknown>[] = [];
-    for await (const row of letters.listEntities<Record<string, unknown>>()) dead.push(row);
+    const dead = await tableEntities(azurite.connectionString, TableNames.deadLetters);
     expect(dead).toEqual([
       expect.objectContaining({
         deviceId,
@@ -212,11 +203,7 @@ describe('telemetry from a real MQTT device through the local IoT Hub', () => {
         bodyText: 'not json at all',
       }),
     ]);
-    const alerts = TableClient.fromConnectionString(azurite.connectionString, TableNames.alerts, {
-      allowInsecureConnection: true,
-    });
-    const raised: Record<string, unknown>[] = [];
-    for await (const row of alerts.listEntities<Record<string, unknown>>()) raised.push(row);
+    const raised = await tableEntities(azurite.connectionString, TableNames.alerts);
     expect(raised.map((a) => a.messageId)).toEqual(['tutorial-16.5']);
   });
 });

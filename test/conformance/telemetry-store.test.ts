@@ -12,7 +12,7 @@ import { createTelemetryReadHandler } from '../../lib/telemetry/http';
 import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { sampleBatch, tutorialEvents, type SampleEvent } from '../../lib/telemetry/sample-events';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
-import { startAzurite, type AzuriteInstance } from '../support/azurite';
+import { startAzurite, tableEntities, type AzuriteInstance } from '../support/azurite';
 
 const start = new Date('2026-11-23T08:00:00.000Z');
 const threshold = 15;
@@ -48,13 +48,8 @@ function invoke(processor: TelemetryProcessor, batch: ReturnType<typeof sampleBa
   return handler(batch.messages, new InvocationContext({ triggerMetadata: batch.triggerMetadata }));
 }
 
-async function rows(table: TableName): Promise<Record<string, unknown>[]> {
-  const client = TableClient.fromConnectionString(azurite.connectionString, table, {
-    allowInsecureConnection: true,
-  });
-  const all: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) all.push(entity);
-  return all;
+function rows(table: TableName): Promise<Record<string, unknown>[]> {
+  return tableEntities(azurite.connectionString, table);
 }
 
 function mixedBatch(device: string, firstSequence: number): SampleEvent[] {
@@ -285,25 +280,9 @@ describe('telemetry processor during a storage outage', () => {
       // Storage comes back (empty: in-memory); the host replays the failed batch.
       storage = await startAzurite();
       await invoke(processor, batch);
-      const client = TableClient.fromConnectionString(
-        storage.connectionString,
-        TableNames.telemetry,
-        {
-          allowInsecureConnection: true,
-        },
-      );
-      const stored: unknown[] = [];
-      for await (const row of client.listEntities()) stored.push(row);
+      const stored = await tableEntities(storage.connectionString, TableNames.telemetry);
       expect(stored).toHaveLength(5);
-      const states = TableClient.fromConnectionString(
-        storage.connectionString,
-        TableNames.deviceState,
-        {
-          allowInsecureConnection: true,
-        },
-      );
-      const latest: Record<string, unknown>[] = [];
-      for await (const row of states.listEntities<Record<string, unknown>>()) latest.push(row);
+      const latest = await tableEntities(storage.connectionString, TableNames.deviceState);
       expect(latest.map((s) => s.sequenceNumber).sort()).toEqual(['8', '9']);
     } finally {
       await storage.stop();

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TableClient } from '@azure/data-tables';
 
 /** Azurite's documented development account (public, like the emulator's well-known keys). */
 export const devAccountName = 'devstoreaccount1';
@@ -188,4 +189,17 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
     ports,
     stop: () => (stopping ??= cleanup()),
   };
+}
+
+/** Every entity of `table` on the storage account behind `connectionString` (Azurite: plain HTTP). */
+export async function tableEntities(
+  connectionString: string,
+  table: string,
+): Promise<Record<string, unknown>[]> {
+  const client = TableClient.fromConnectionString(connectionString, table, {
+    allowInsecureConnection: true,
+  });
+  const entities: Record<string, unknown>[] = [];
+  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
+  return entities;
 }
