@@ -23,9 +23,9 @@ import {
   messageText,
   readTable,
   readTelemetry,
-  removeStackDataDir,
   stackStorageConnectionString,
   startStackProcess,
+  tearDownStack,
   waitFor,
 } from './support';
 
@@ -87,12 +87,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await device?.close();
-  try {
-    if (stack) await stack.stop();
-  } finally {
-    if (dataDir) removeStackDataDir(dataDir);
-  }
+  await tearDownStack({ device, stack, dataDir });
 }, 90_000);
 
 describe('restarting the local stack on the same data folder', () => {

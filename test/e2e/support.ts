@@ -260,6 +260,23 @@ export function removeStackDataDir(dataDir: string): void {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+/**
+ * A stack test's `afterAll`: closes the device, stops the stack and removes its data folder (even
+ * when stopping fails). Resolves with the stack's exit code, `undefined` when none was started.
+ */
+export async function tearDownStack(run: {
+  device?: TestDevice;
+  stack?: StackProcess;
+  dataDir?: string;
+}): Promise<number | null | undefined> {
+  await run.device?.close();
+  try {
+    return run.stack ? await run.stack.stop() : undefined;
+  } finally {
+    if (run.dataDir) removeStackDataDir(run.dataDir);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The stack's own Azurite
 

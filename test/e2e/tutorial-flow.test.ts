@@ -19,9 +19,9 @@ import {
   OpenApiChecker,
   readTable,
   readTelemetry,
-  removeStackDataDir,
   stackStorageConnectionString,
   startStackProcess,
+  tearDownStack,
   waitFor,
 } from './support';
 
@@ -107,12 +107,8 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await device?.close();
-  try {
-    if (stack) expect(await stack.stop()).toBe(0);
-  } finally {
-    if (dataDir) removeStackDataDir(dataDir);
-  }
+  const exitCode = await tearDownStack({ device, stack, dataDir });
+  if (stack) expect(exitCode).toBe(0);
 }, 90_000);
 
 describe('the tutorial on the local stack', () => {
