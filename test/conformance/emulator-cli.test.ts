@@ -40,6 +40,14 @@ afterAll(() => {
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The error `promise` rejects with; `undefined` when it resolves. */
+function failureOf(promise: Promise<unknown>): Promise<Error | undefined> {
+  return promise.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+}
+
 /** Runs the CLI to completion (it must exit by itself); bounded by `timeoutMs`. */
 function runCli(
   args: string[],
@@ -182,12 +190,7 @@ describe('--identity overrides the well-known credentials', () => {
         /SharedAccessKey=[^;]+/,
         `SharedAccessKey=${owner?.primaryKey ?? ''}`,
       );
-      const error = await createRegistry(wellKnown)
-        .list()
-        .then(
-          () => undefined,
-          (e: Error) => e,
-        );
+      const error = await failureOf(createRegistry(wellKnown).list());
       expect(error?.name).toBe('UnauthorizedError');
     } finally {
       await emulator.stop();
@@ -256,12 +259,9 @@ describe('lifecycle', () => {
 
     const second = await startEmulator({ dataDir, inMemory: true });
     try {
-      const error = await createRegistry(second.connection.serviceConnectionString)
-        .get('ephemeral')
-        .then(
-          () => undefined,
-          (e: Error) => e,
-        );
+      const error = await failureOf(
+        createRegistry(second.connection.serviceConnectionString).get('ephemeral'),
+      );
       expect(error?.name).toBe('DeviceNotFoundError');
     } finally {
       await second.stop();
