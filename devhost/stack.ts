@@ -9,7 +9,7 @@
  * friends can point the app at a real Azure IoT Hub.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { writeCaBundle } from '../emulator/ca-bundle';
 import { readLocalSettings } from './app-config';
 import type { ManagedChild } from './child-process';
@@ -175,7 +175,22 @@ function writeFuncSettings(repoRoot: string, values: Record<string, string>): vo
   });
 }
 
+/** `func` on PATH (npm scripts put node_modules/.bin there), or undefined. */
+function findFunc(path = process.env.PATH ?? ''): string | undefined {
+  return path
+    .split(delimiter)
+    .filter((dir) => dir !== '')
+    .map((dir) => join(dir, process.platform === 'win32' ? 'func.cmd' : 'func'))
+    .find((candidate) => existsSync(candidate));
+}
+
 export async function startStack(options: StackOptions): Promise<RunningStack> {
+  if (options.useFunc && !findFunc(options.env.PATH)) {
+    // Checked before anything starts: a missing optional dependency is not a crash of the app.
+    throw new Error(
+      'Azure Functions Core Tools (func) is not installed. npm install fetches it only where the machine can reach its download site (it is an optional dependency); install it, or use npm start, which runs the same stack with the built-in local host.',
+    );
+  }
   const children: ManagedChild[] = [];
   const stopAll = async () => {
     for (const child of [...children].reverse()) await child.stop();
