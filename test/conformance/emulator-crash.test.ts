@@ -22,6 +22,7 @@ import { Message } from 'azure-iot-device';
 import { Client as ServiceClient } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { deviceIdOf } from '../support/events';
 import { mqttDeviceClient, registerDevice, type TestDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
 
@@ -163,9 +164,7 @@ test('after SIGKILL mid-stream every acknowledged message, device and queued C2D
             context.partitionId,
             Math.max(lastSequence.get(context.partitionId) ?? -1, event.sequenceNumber),
           );
-          if (
-            !id.startsWith(`${String(event.systemProperties?.['iothub-connection-device-id'])}-`)
-          ) {
+          if (!id.startsWith(`${String(deviceIdOf(event))}-`)) {
             wrongDevice.push(id);
           }
         }

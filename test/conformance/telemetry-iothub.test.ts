@@ -26,6 +26,7 @@ import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
 import { startAzurite, tableEntities, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { deviceIdOf } from '../support/events';
 import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { until, type Probe } from '../support/wait';
 
@@ -140,9 +141,7 @@ describe('telemetry from a real MQTT device through the local IoT Hub', () => {
     }
 
     const ours = await eventually('the device events', () => {
-      const events = received.filter(
-        (r) => r.event.systemProperties?.['iothub-connection-device-id'] === deviceId,
-      );
+      const events = received.filter((r) => deviceIdOf(r.event) === deviceId);
       return events.length >= 4 ? events : undefined;
     });
 
