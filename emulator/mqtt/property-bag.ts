@@ -4,18 +4,13 @@
  * properties; everything else is an application property. (azure-iot-device-mqtt builds the
  * system part with `querystring.stringify`, so `$` arrives as `%24`: keys are decoded too.)
  */
-import type { C2DMessage } from '../core/contracts';
+import type { C2DMessage, TelemetryInput } from '../core/contracts';
 
-export interface SystemProperties {
-  messageId?: string;
-  correlationId?: string;
-  userId?: string;
-  to?: string;
-  contentType?: string;
-  contentEncoding?: string;
-  /** ms since the epoch */
-  expiryTime?: number;
-}
+/** The system properties a property bag can carry, as the core names them. */
+export type SystemProperties = Pick<
+  TelemetryInput,
+  'messageId' | 'correlationId' | 'userId' | 'to' | 'contentType' | 'contentEncoding' | 'expiryTime'
+>;
 
 export interface DecodedBag {
   system: SystemProperties;
