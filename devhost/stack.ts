@@ -43,6 +43,8 @@ export interface RunningStack {
   functionKey: string;
   serviceConnectionString: string;
   eventsConnectionString: string;
+  /** The app's storage (Azurite's well-known development account), for Storage Explorer and tools. */
+  storageConnectionString: string;
   caBundle: string;
   stop: () => Promise<void>;
 }
@@ -276,6 +278,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       functionKey,
       serviceConnectionString: appSettings.IOTHUB_CONNECTION_STRING ?? '',
       eventsConnectionString: appSettings.IOTHUB_EVENTS_CONNECTION ?? '',
+      storageConnectionString: appSettings.AzureWebJobsStorage ?? '',
       caBundle,
       stop: stopAll,
     };
@@ -296,6 +299,7 @@ export function describeStack(stack: RunningStack): string[] {
     `  Function key:             ${key}`,
     `  Service connection:       ${stack.serviceConnectionString}`,
     `  Events (Event Hub) conn.: ${stack.eventsConnectionString}`,
+    `  Storage (Azurite):        ${stack.storageConnectionString}`,
     `  Device connection string: HostName=${hostName};DeviceId=<deviceId>;SharedAccessKey=<primaryKey from POST /devices>`,
     '',
     'Trust the local IoT Hub CA in your own shell before using the SDKs:',
