@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { TelemetryInput } from '../emulator/core/contracts';
 import type { InspectableCore } from '../emulator/core/create-core';
 import { createCore } from '../emulator/core/create-core';
-import type { Benchmark, BenchResult } from './results';
+import { percentile, type Benchmark, type BenchResult } from './results';
 
 /** Closed-loop appenders (like devices with one unacknowledged message each). */
 const CONCURRENCY = [100, 1000];
@@ -61,7 +61,7 @@ async function drive(core: InspectableCore, appenders: number): Promise<Run> {
   return {
     msgsPerSecond: total / seconds,
     flushesPer1000: ((after.eventFlushes - before.eventFlushes) * 1000) / total,
-    p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    p99Ms: percentile(latencies, 0.99),
   };
 }
 

@@ -22,7 +22,7 @@ import { Aedes } from 'aedes';
 import { SharedAccessSignature as ServiceSas } from 'azure-iot-common';
 import { SharedAccessSignature as DeviceSas } from 'azure-iot-device';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Benchmark, BenchResult } from './results';
+import { percentile, type Benchmark, type BenchResult } from './results';
 
 const deviceCount = 100;
 const idleDeviceCount = 1000;
@@ -266,11 +266,6 @@ interface PhaseResult {
   /** publish → PUBACK: the broker's share of the end-to-end latency. */
   ackP50: number;
   ackP99: number;
-}
-
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 /**

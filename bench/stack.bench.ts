@@ -34,11 +34,10 @@ import {
   createStackDataDir,
   readTable,
   removeStackDataDir,
-  stackStorageConnectionString,
   startStackProcess,
   waitFor,
 } from '../test/e2e/support';
-import type { Benchmark, BenchResult } from './results';
+import { percentile, type Benchmark, type BenchResult } from './results';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -67,12 +66,6 @@ const lowSeconds = 5;
 /** Most sends awaiting their PUBACK before the pacer holds back (the rate then drops). */
 const maxInFlight = 2_000;
 const drainTimeoutMs = 60_000;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, index)] ?? NaN;
-}
 
 /** A registry client for the stack's hub that trusts its CA without NODE_EXTRA_CA_CERTS. */
 function sdkRegistry(stack: StackProcess): Registry {
@@ -115,8 +108,8 @@ async function closedLoop(
   latencies.sort((a, b) => a - b);
   return {
     perSecond: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
     errors,
   };
 }
@@ -288,7 +281,7 @@ async function pacedTelemetry(
 
   // Each device's readings are processed in order (one partition): once its last reading is
   // the latest state, all of its readings are stored.
-  const storage = await stackStorageConnectionString(stack.dataDir);
+  const storage = stack.storageConnectionString;
   await waitFor(
     'the last reading of every benchmark device',
     async () => {
@@ -329,18 +322,18 @@ async function pacedTelemetry(
     {
       benchmark: name,
       metric: `telemetry ${at}: device→stored p50 (baseline: hub PUBACK p50; ratio baseline/value)`,
-      value: percentile(latencies, 50),
+      value: percentile(latencies, 0.5),
       unit: 'ms',
-      baseline: percentile(ackMs, 50),
-      ratio: percentile(ackMs, 50) / Math.max(percentile(latencies, 50), 1),
+      baseline: percentile(ackMs, 0.5),
+      ratio: percentile(ackMs, 0.5) / Math.max(percentile(latencies, 0.5), 1),
     },
     {
       benchmark: name,
       metric: `telemetry ${at}: device→stored p99 (baseline: hub PUBACK p99; ratio baseline/value)`,
-      value: percentile(latencies, 99),
+      value: percentile(latencies, 0.99),
       unit: 'ms',
-      baseline: percentile(ackMs, 99),
-      ratio: percentile(ackMs, 99) / Math.max(percentile(latencies, 99), 1),
+      baseline: percentile(ackMs, 0.99),
+      ratio: percentile(ackMs, 0.99) / Math.max(percentile(latencies, 0.99), 1),
     },
     {
       benchmark: name,

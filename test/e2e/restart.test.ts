@@ -23,7 +23,6 @@ import {
   messageText,
   readTable,
   readTelemetry,
-  stackStorageConnectionString,
   startStackProcess,
   tearDownStack,
   waitFor,
@@ -117,7 +116,7 @@ describe('restarting the local stack on the same data folder', () => {
       live.received.find((m) => m.messageId === 'before-restart'),
     );
 
-    const storage = await stackStorageConnectionString(dataDir);
+    const storage = stack.storageConnectionString;
     await waitFor(
       'four readings and one dead letter',
       async () => {
@@ -207,7 +206,7 @@ describe('restarting the local stack on the same data folder', () => {
     // Same device, same partition: the new reading is behind every old event in the stream.
     expect(new Set(read.items.map((i) => i.partition)).size).toBe(1);
 
-    const after = await snapshot(await stackStorageConnectionString(dataDir));
+    const after = await snapshot(running.storageConnectionString);
     const telemetryBefore = before.rows.get('telemetry') ?? new Map<string, string>();
     const telemetryAfter = after.get('telemetry') ?? new Map<string, string>();
     expect(telemetryAfter.size).toBe(telemetryBefore.size + 1);

@@ -19,19 +19,15 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
-  readlinkSync,
   rmSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { TableEntityResult } from '@azure/data-tables';
-import { odata, TableClient } from '@azure/data-tables';
 import { NoRetry } from 'azure-iot-common';
 import { Client as DeviceClient, type Message } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import { z } from 'zod';
-import { devAccountKey, devAccountName } from '../support/azurite';
 import { repoRoot as findRepoRoot } from '../support/emulator';
 import { until, type Probe } from '../support/wait';
 
@@ -82,6 +78,8 @@ export interface StackProcess {
   functionKey: string;
   /** The local hub's service connection string (from `iothub/connection.json`). */
   serviceConnectionString: string;
+  /** The stack's Azurite, as `npm start` prints it. */
+  storageConnectionString: string;
   /** The hub's CA certificate (PEM), for clients started without `NODE_EXTRA_CA_CERTS`. */
   caPem: string;
   /** Every output line so far (app lines are prefixed `[app]`). */
@@ -220,6 +218,7 @@ export async function startStackProcess(
     dataDir,
     apiUrl: printed(/^ {2}API: +(http:\/\/\S+)/),
     functionKey: printed(/^ {2}Function key: +(\S+)/),
+    storageConnectionString: printed(/^ {2}Storage \(Azurite\): +(\S+)/),
     serviceConnectionString: connection.serviceConnectionString,
     caPem: readFileSync(connection.caFile, 'utf8'),
     lines: () => lines,
@@ -280,82 +279,7 @@ export async function tearDownStack(run: {
 // ---------------------------------------------------------------------------------------------
 // The stack's own Azurite
 
-/** Loopback TCP ports `pid` listens on (from its socket inodes and /proc/net/tcp{,6}). */
-function listeningPorts(pid: number): number[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m?.[1]) inodes.add(m[1]);
-    } catch {
-      // Closed meanwhile.
-    }
-  }
-  const ports: number[] = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!existsSync(table)) continue;
-    for (const row of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const fields = row.trim().split(/\s+/);
-      const [local, state, inode] = [fields[1], fields[3], fields[9]];
-      if (state !== '0A' || !local || !inode || !inodes.has(inode)) continue;
-      ports.push(parseInt(local.split(':')[1] ?? '', 16));
-    }
-  }
-  return ports;
-}
-
-/**
- * The table endpoint connection string of the stack's Azurite. The stack does not publish it
- * (Azurite runs on ephemeral ports and its output is not relayed), so this finds the Azurite
- * process by its `--location` in the data folder, lists the ports it listens on, and picks the
- * one whose `Server` header says `Azurite-Table`.
- */
-export async function stackStorageConnectionString(dataDir: string): Promise<string> {
-  const location = join(dataDir, 'azurite');
-  const pid = processesUsing(location).find((p) =>
-    readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('azurite'),
-  );
-  if (pid === undefined) throw new Error(`no Azurite process with --location ${location}`);
-  for (const port of listeningPorts(pid)) {
-    const response = await fetch(`http://127.0.0.1:${port}/${devAccountName}`);
-    await response.arrayBuffer();
-    if (/^Azurite-Table\//.test(response.headers.get('server') ?? '')) {
-      return [
-        'DefaultEndpointsProtocol=http',
-        `AccountName=${devAccountName}`,
-        `AccountKey=${devAccountKey}`,
-        `TableEndpoint=http://127.0.0.1:${port}/${devAccountName}`,
-      ].join(';');
-    }
-  }
-  throw new Error(`Azurite (pid ${pid}) serves no table endpoint`);
-}
-
-export type StoredEntity = TableEntityResult<Record<string, unknown>>;
-
-/** Every entity of `table` (in `partitionKey` when given); an absent table reads as empty. */
-export async function readTable(
-  connectionString: string,
-  table: string,
-  partitionKey?: string,
-): Promise<StoredEntity[]> {
-  const client = TableClient.fromConnectionString(connectionString, table, {
-    allowInsecureConnection: true,
-  });
-  const out: StoredEntity[] = [];
-  try {
-    const entities = client.listEntities<Record<string, unknown>>(
-      partitionKey === undefined
-        ? {}
-        : { queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } },
-    );
-    for await (const entity of entities) out.push(entity);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return [];
-    throw error;
-  }
-  return out;
-}
+export { tableEntities as readTable, type StoredEntity } from '../support/azurite';
 
 // ---------------------------------------------------------------------------------------------
 // The API over HTTP, as curl would call it

@@ -19,7 +19,6 @@ import {
   OpenApiChecker,
   readTable,
   readTelemetry,
-  stackStorageConnectionString,
   startStackProcess,
   tearDownStack,
   waitFor,
@@ -104,7 +103,7 @@ beforeAll(async () => {
     TELEMETRY_ALERT_THRESHOLD: '15',
   });
   api = new Api(stack.apiUrl, stack.functionKey);
-  storage = await stackStorageConnectionString(dataDir);
+  storage = stack.storageConnectionString;
 }, 180_000);
 
 afterAll(async () => {

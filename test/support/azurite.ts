@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TableClient } from '@azure/data-tables';
+import { odata, TableClient, type TableEntityResult } from '@azure/data-tables';
 
 /** Azurite's documented development account (public, like the emulator's well-known keys). */
 export const devAccountName = 'devstoreaccount1';
@@ -191,15 +191,28 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   };
 }
 
-/** Every entity of `table` on the storage account behind `connectionString` (Azurite: plain HTTP). */
+export type StoredEntity = TableEntityResult<Record<string, unknown>>;
+
+/** Every entity of `table` (in `partitionKey` when given); an absent table reads as empty. */
 export async function tableEntities(
   connectionString: string,
   table: string,
-): Promise<Record<string, unknown>[]> {
+  partitionKey?: string,
+): Promise<StoredEntity[]> {
   const client = TableClient.fromConnectionString(connectionString, table, {
     allowInsecureConnection: true,
   });
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  return entities;
+  const out: StoredEntity[] = [];
+  try {
+    const entities = client.listEntities<Record<string, unknown>>(
+      partitionKey === undefined
+        ? {}
+        : { queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } },
+    );
+    for await (const entity of entities) out.push(entity);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return [];
+    throw error;
+  }
+  return out;
 }
