@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
+import { buildConnectionString } from '../lib/connection-string';
 import { writeCaBundle } from '../emulator/ca-bundle';
 import { readLocalSettings } from './app-config';
 import type { ManagedChild } from './child-process';
@@ -50,14 +51,14 @@ export interface RunningStack {
 }
 
 function azuriteConnectionString(ports: { blob: number; queue: number; table: number }): string {
-  return [
-    'DefaultEndpointsProtocol=http',
-    `AccountName=${azuriteAccount}`,
-    `AccountKey=${azuriteKey}`,
-    `BlobEndpoint=http://127.0.0.1:${ports.blob}/${azuriteAccount}`,
-    `QueueEndpoint=http://127.0.0.1:${ports.queue}/${azuriteAccount}`,
-    `TableEndpoint=http://127.0.0.1:${ports.table}/${azuriteAccount}`,
-  ].join(';');
+  return buildConnectionString({
+    DefaultEndpointsProtocol: 'http',
+    AccountName: azuriteAccount,
+    AccountKey: azuriteKey,
+    BlobEndpoint: `http://127.0.0.1:${ports.blob}/${azuriteAccount}`,
+    QueueEndpoint: `http://127.0.0.1:${ports.queue}/${azuriteAccount}`,
+    TableEndpoint: `http://127.0.0.1:${ports.table}/${azuriteAccount}`,
+  });
 }
 
 async function startAzurite(

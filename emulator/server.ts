@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { buildConnectionString } from '../lib/connection-string';
 import type { HubIdentity } from './config';
 import { wellKnownHubIdentity } from './config';
 import type { EmulatorContext, Logger, ProtocolAdapter } from './context';
@@ -410,8 +411,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw new StartupError('the hub identity needs an iothubowner policy');
   }
   const connection: ConnectionInfo = {
-    serviceConnectionString: `HostName=${hostName};SharedAccessKeyName=${ownerPolicy.name};SharedAccessKey=${ownerPolicy.primaryKey}`,
-    eventsConnectionString: `Endpoint=sb://${host}:${ports.events}/;SharedAccessKeyName=${servicePolicy.name};SharedAccessKey=${servicePolicy.primaryKey};EntityPath=${identity.hubName};UseDevelopmentEmulator=true`,
+    serviceConnectionString: buildConnectionString({
+      HostName: hostName,
+      SharedAccessKeyName: ownerPolicy.name,
+      SharedAccessKey: ownerPolicy.primaryKey,
+    }),
+    eventsConnectionString: buildConnectionString({
+      Endpoint: `sb://${host}:${ports.events}/`,
+      SharedAccessKeyName: servicePolicy.name,
+      SharedAccessKey: servicePolicy.primaryKey,
+      EntityPath: identity.hubName,
+      UseDevelopmentEmulator: 'true',
+    }),
     eventsName: identity.hubName,
     caFile: material.files.caFile,
     ports,

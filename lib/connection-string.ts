@@ -4,6 +4,40 @@
  */
 export type ConnectionStringParts = Readonly<Record<string, string>>;
 
+/**
+ * The one way to build a connection string: `Key=Value` pairs joined by `;`, in the given order.
+ * A `;` in a value would start a new pair that parsers take as genuine (a device id of
+ * `x;HostName=evil:443` redirects the device and its signed tokens), so any `;` — and any key
+ * that is not a plain name, or an empty value — is refused. The message names the key, never the
+ * value (values are often secrets).
+ */
+export function buildConnectionString(parts: ConnectionStringParts): string {
+  return Object.entries(parts)
+    .map(([key, value]) => {
+      if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) {
+        throw new Error(`connection string key ${JSON.stringify(key)} is not a plain name`);
+      }
+      if (value === '' || value.includes(';')) {
+        throw new Error(`connection string value for ${key} is empty or contains ';'`);
+      }
+      return `${key}=${value}`;
+    })
+    .join(';');
+}
+
+/** A device's connection string for the device SDKs: `HostName=…;DeviceId=…;SharedAccessKey=…`. */
+export function deviceConnectionString(
+  hostName: string,
+  deviceId: string,
+  sharedAccessKey: string,
+): string {
+  return buildConnectionString({
+    HostName: hostName,
+    DeviceId: deviceId,
+    SharedAccessKey: sharedAccessKey,
+  });
+}
+
 export function parseConnectionString(text: string): ConnectionStringParts {
   const parts: Record<string, string> = {};
   for (const segment of text.split(';')) {

@@ -11,6 +11,7 @@ import {
   parseEventHubConnectionString,
   parseIotHubConnectionString,
 } from './connection-string';
+import { deviceIdPrefixPattern } from './iothub/ids';
 
 /** Setting names, shared by binding expressions (`%NAME%`, `connection: NAME`) and code. */
 export const SettingNames = {
@@ -114,10 +115,7 @@ const ncrontab = z
 
 const deviceIdPrefix = z
   .string()
-  .regex(
-    /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,100}$/,
-    'a device id prefix of 1 to 100 IoT Hub id characters',
-  );
+  .regex(deviceIdPrefixPattern(100), 'a device id prefix of 1 to 100 IoT Hub device id characters');
 
 /**
  * Validate one optional setting with a default. Issues name the setting and say what is

@@ -3,7 +3,12 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { HubError } from './contracts';
 import type { SymmetricKeys } from './contracts';
 
-const DEVICE_ID_PATTERN = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$/;
+/**
+ * IoT Hub's device id rule ("Device identity properties"): 1-128 ASCII letters, digits and
+ * `- : . + % _ # * ? ! ( ) , = @ $ '`. No `;` (the current rule leaves it out, and it separates
+ * connection string fields). `+` and `#` are valid ids that MQTT cannot carry: see docs/emulator.md.
+ */
+const DEVICE_ID_PATTERN = /^[A-Za-z0-9\-:.+%_#*?!(),=@$']{1,128}$/;
 const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const MIN_KEY_BYTES = 16;
 const MAX_KEY_BYTES = 64;
@@ -13,7 +18,7 @@ export function assertValidDeviceId(deviceId: unknown): asserts deviceId is stri
   if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
     throw new HubError(
       'ArgumentInvalid',
-      "The device id must be 1-128 characters of letters, digits and -:.+%_#*?!(),=@;$'",
+      "The device id must be 1-128 ASCII characters: letters, digits and - : . + % _ # * ? ! ( ) , = @ $ '",
     );
   }
 }

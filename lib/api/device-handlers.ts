@@ -11,11 +11,11 @@ import {
   ListDevicesQuery,
   UpdateDeviceRequest,
   defaultPageSize,
-  hubIdPattern,
+  deviceIdSyntax,
 } from './schemas';
 
 function deviceIdParam(request: HttpRequest): string {
-  return routeId(request, 'deviceId', hubIdPattern, 'invalidDeviceId');
+  return routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
 }
 
 /** `<request path>/<id>`: where the new resource lives, whatever prefix the host uses. */

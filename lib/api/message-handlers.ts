@@ -11,12 +11,13 @@ import type { ApiServices } from './services';
 import {
   SendMessageQuery,
   SendMessageRequest,
-  hubIdPattern,
+  deviceIdSyntax,
+  messageIdSyntax,
   type MessageAccepted,
 } from './schemas';
 
 function deviceIdParam(request: HttpRequest): string {
-  return routeId(request, 'deviceId', hubIdPattern, 'invalidDeviceId');
+  return routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
 }
 
 function statusUrl(request: HttpRequest, messageId: string): string {
@@ -55,7 +56,7 @@ export function createMessageHandlers(services: () => ApiServices): MessageHandl
 
     status: withProblems(async (request) => {
       const deviceId = deviceIdParam(request);
-      const messageId = routeId(request, 'messageId', hubIdPattern, 'validationFailed');
+      const messageId = routeId(request, 'messageId', messageIdSyntax, 'validationFailed');
       const status = await services().messages.status(deviceId, messageId);
       if (!status) {
         throw new ApiError(

@@ -4,23 +4,30 @@
  * document cannot drift from what the code accepts and returns.
  */
 import { z } from 'zod';
-import { hubIdPattern, hubIdRule } from '../iothub/ids';
+import {
+  deviceIdPattern,
+  deviceIdRule,
+  deviceIdSyntax,
+  messageIdPattern,
+  messageIdRule,
+  messageIdSyntax,
+} from '../iothub/ids';
 
 /** Schemas that become `#/components/schemas/<id>` in the OpenAPI document. */
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
 
-export { hubIdPattern };
+export { deviceIdSyntax, messageIdSyntax };
 
 export const DeviceId = z
   .string()
-  .regex(hubIdPattern, `a device id must be ${hubIdRule}`)
-  .describe(`IoT Hub device id: ${hubIdRule}.`);
+  .regex(deviceIdPattern, `a device id must be ${deviceIdRule}`)
+  .describe(`IoT Hub device id: ${deviceIdRule}.`);
 apiSchemas.add(DeviceId, { id: 'DeviceId' });
 
 export const MessageId = z
   .string()
-  .regex(hubIdPattern, `a message id must be ${hubIdRule}`)
-  .describe(`Message or correlation id: ${hubIdRule}.`);
+  .regex(messageIdPattern, `a message id must be ${messageIdRule}`)
+  .describe(`Message or correlation id: ${messageIdRule}.`);
 apiSchemas.add(MessageId, { id: 'MessageId' });
 
 export const DeviceStatus = z.enum(['enabled', 'disabled']);

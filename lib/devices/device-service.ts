@@ -10,6 +10,7 @@ import type {
   DeviceList,
   UpdateDeviceRequest,
 } from '../api/schemas';
+import { deviceConnectionString } from '../connection-string';
 import { ApiError } from '../http/problem';
 import type { RegistryClient } from '../iothub/clients';
 import { hubErrorToApiError } from '../iothub/errors';
@@ -67,7 +68,7 @@ export class DeviceService {
       ...toApiDevice({ ...created, deviceId: created.deviceId || deviceId }),
       primaryKey,
       secondaryKey,
-      connectionString: `HostName=${this.hubHostName};DeviceId=${deviceId};SharedAccessKey=${primaryKey}`,
+      connectionString: deviceConnectionString(this.hubHostName, deviceId, primaryKey),
     };
   }
 

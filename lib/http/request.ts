@@ -5,7 +5,7 @@
 import type { HttpRequest } from '@azure/functions';
 import type { z } from 'zod';
 import { ApiError, type ProblemIssue } from './problem';
-import { hubIdRule } from '../iothub/ids';
+import type { IdRule } from '../iothub/ids';
 
 /** IoT Hub's cloud-to-device message limit; request bodies get the same bound. */
 export const maxBodyBytes = 64 * 1024;
@@ -81,12 +81,12 @@ export function queryObject(request: HttpRequest): Record<string, string> {
 export function routeId(
   request: HttpRequest,
   name: string,
-  pattern: RegExp,
+  id: IdRule,
   kind: 'invalidDeviceId' | 'validationFailed',
 ): string {
   const value = request.params[name] ?? '';
-  if (!pattern.test(value)) {
-    throw new ApiError(kind, `The ${name} in the path must be ${hubIdRule}.`);
+  if (!id.pattern.test(value)) {
+    throw new ApiError(kind, `The ${name} in the path must be ${id.rule}.`);
   }
   return value;
 }

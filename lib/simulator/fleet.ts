@@ -8,6 +8,7 @@ import { Client as DeviceClient } from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import { NoRetry } from 'azure-iot-common';
+import { deviceConnectionString } from '../connection-string';
 import type { HubDevice, RegistryClient } from '../iothub/clients';
 import { Backoff } from './backoff';
 import { Pacer } from './pacer';
@@ -149,7 +150,7 @@ export class DeviceFleet {
     try {
       const key = await this.deviceKey(device.id);
       const client = DeviceClient.fromConnectionString(
-        `HostName=${this.options.hubHostName};DeviceId=${device.id};SharedAccessKey=${key}`,
+        deviceConnectionString(this.options.hubHostName, device.id, key),
         Mqtt,
       );
       // The fleet owns reconnection (with backoff), so the SDK must not retry on its own.

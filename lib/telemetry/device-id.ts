@@ -1,6 +1,6 @@
 /** Device ids as IoT Hub accepts them (`lib/iothub/ids.ts`), checked once per batch stream. */
 import { z } from 'zod';
-import { hubIdPattern as deviceIdPattern, hubIdRule } from '../iothub/ids';
+import { deviceIdPattern, deviceIdRule } from '../iothub/ids';
 
 // Device ids repeat from batch to batch; remember the valid ones (bounded).
 const knownValid = new Set<string>();
@@ -13,4 +13,4 @@ export function isValidDeviceId(value: string): boolean {
   return true;
 }
 
-export const deviceIdSchema = z.string().regex(deviceIdPattern, `a device id is ${hubIdRule}`);
+export const deviceIdSchema = z.string().regex(deviceIdPattern, `a device id is ${deviceIdRule}`);

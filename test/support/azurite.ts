@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { odata, TableClient, type TableEntityResult } from '@azure/data-tables';
+import { buildConnectionString } from '../../lib/connection-string';
 
 /** Azurite's documented development account (public, like the emulator's well-known keys). */
 export const devAccountName = 'devstoreaccount1';
@@ -126,14 +127,14 @@ export function azuriteConnectionString(ports: { blob: number; queue: number; ta
   const blobEndpoint = `http://127.0.0.1:${ports.blob}/${devAccountName}`;
   const queueEndpoint = `http://127.0.0.1:${ports.queue}/${devAccountName}`;
   const tableEndpoint = `http://127.0.0.1:${ports.table}/${devAccountName}`;
-  const connectionString = [
-    'DefaultEndpointsProtocol=http',
-    `AccountName=${devAccountName}`,
-    `AccountKey=${devAccountKey}`,
-    `BlobEndpoint=${blobEndpoint}`,
-    `QueueEndpoint=${queueEndpoint}`,
-    `TableEndpoint=${tableEndpoint}`,
-  ].join(';');
+  const connectionString = buildConnectionString({
+    DefaultEndpointsProtocol: 'http',
+    AccountName: devAccountName,
+    AccountKey: devAccountKey,
+    BlobEndpoint: blobEndpoint,
+    QueueEndpoint: queueEndpoint,
+    TableEndpoint: tableEndpoint,
+  });
   return { connectionString, blobEndpoint, queueEndpoint, tableEndpoint };
 }
 

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { deviceConnectionString } from '../../lib/connection-string';
 import { processTrusts } from '../../emulator/ca-bundle';
 
 export interface EmulatorPorts {
@@ -146,8 +147,7 @@ export function toEmulatorConnection(file: EmulatorConnectionFile): EmulatorConn
   return {
     ...file,
     hostName,
-    deviceConnectionString: (deviceId, key) =>
-      `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${key}`,
+    deviceConnectionString: (deviceId, key) => deviceConnectionString(hostName, deviceId, key),
   };
 }
 
