@@ -54,6 +54,9 @@ export class DeviceService {
   async create(request: CreateDeviceRequest): Promise<CreatedDevice> {
     const deviceId = request.deviceId ?? randomUUID();
     const keys = { primaryKey: newKey(), secondaryKey: newKey() };
+    // Build the connection string before the hub changes anything: a value it refuses (a ';'
+    // the id schema missed) must fail the request with no device left behind.
+    deviceConnectionString(this.hubHostName, deviceId, keys.primaryKey);
     const created = await mapped(deviceId, () =>
       this.registry.create({
         deviceId,

@@ -9,7 +9,7 @@
  */
 import { HttpRequest } from '@azure/functions';
 import type { Message as CommonMessage } from 'azure-iot-common';
-import { Client as DeviceClient, Message } from 'azure-iot-device';
+import { Message, type Client as DeviceClient } from 'azure-iot-device';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
 import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
@@ -166,7 +166,7 @@ describe('ids outside the rule', () => {
       expect(header(response, 'Content-Type')).toBe('application/problem+json');
       expect(problemType(response)).toBe('invalid-device-id');
       expect(json(response)).not.toHaveProperty('connectionString');
-      expect(String(response.body)).not.toContain('HostName=evil');
+      expect(response.body as string).not.toContain('HostName=evil');
       const error = await failure(registry.get(deviceId));
       expect(error.name).toBe('DeviceNotFoundError');
     },

@@ -206,6 +206,12 @@ describe('POST /devices', () => {
     ['a bad status', '{"status": "paused"}', 400, 'validation-failed'],
     ['an invalid device id', '{"deviceId": "has space"}', 400, 'invalid-device-id'],
     [
+      'a device id that injects connection string fields',
+      JSON.stringify({ deviceId: 'x;HostName=evil:443;DeviceId=sim-1' }),
+      400,
+      'invalid-device-id',
+    ],
+    [
       'a too long device id',
       JSON.stringify({ deviceId: 'x'.repeat(129) }),
       400,
