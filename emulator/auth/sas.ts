@@ -71,6 +71,26 @@ function decodeResource(sr: string): string {
 }
 
 /**
+ * Does `sr` name `<host>/devices/<deviceId>`? The Node SDKs URL-encode the whole resource once
+ * (`a+b` → `…%2Fdevices%2Fa%2Bb`); the .NET SDK encodes the id first and the resource again
+ * (`…%2Fdevices%2Fa%252Bb`). IoT Hub takes both, so the path is compared after one decode and
+ * after two. A second decode that is not valid percent-encoding (an id such as `e%f` decoded
+ * once already) is simply no match.
+ */
+function resourceNamesDevice(sr: string, deviceId: string): boolean {
+  const resource = decodeResource(sr);
+  const slash = resource.indexOf('/');
+  const path = slash < 0 ? '' : resource.slice(slash);
+  const wanted = `/devices/${deviceId}`;
+  if (path === wanted) return true;
+  try {
+    return decodeURIComponent(path) === wanted;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A device's own token: resource `<host>/devices/<id>` (URL-encoded), signed with one of the
  * device's keys (base64-decoded).
  */
@@ -80,13 +100,7 @@ export function verifyDeviceToken(
   nowMs: number,
 ): void {
   const token = parseSasToken(tokenText);
-  const resource = decodeResource(token.sr);
-  const slash = resource.indexOf('/');
-  const path = slash < 0 ? '' : resource.slice(slash);
-  if (
-    path !== `/devices/${device.deviceId}` &&
-    decodeResource(path) !== `/devices/${device.deviceId}`
-  ) {
+  if (!resourceNamesDevice(token.sr, device.deviceId)) {
     throw unauthorized('token resource does not name this device');
   }
   const keys = [device.keys.primaryKey, device.keys.secondaryKey]

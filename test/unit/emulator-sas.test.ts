@@ -1,0 +1,38 @@
+import { SharedAccessSignature as CommonSas } from 'azure-iot-common';
+import { SharedAccessSignature as DeviceSas } from 'azure-iot-device';
+import { verifyDeviceToken } from '../../emulator/auth/sas';
+
+const host = 'localhost:4443';
+const keys = { primaryKey: Buffer.alloc(32, 3).toString('base64'), secondaryKey: '' };
+const now = Date.now();
+const expiry = Math.floor(now / 1000) + 3600;
+
+function verify(token: string, deviceId: string): void {
+  verifyDeviceToken(token, { deviceId, keys }, now);
+}
+
+describe('verifyDeviceToken with special characters in the device id', () => {
+  it.each([['a+b'], ['c#d'], ['e%f'], ['g=h'], ["i'j(k)"], ['l:m*n?o!p,q@r$s']])(
+    'accepts the Node device SDK token for %s (whole resource URL-encoded once)',
+    (deviceId) => {
+      const token = DeviceSas.create(host, deviceId, keys.primaryKey, expiry).toString();
+      expect(() => verify(token, deviceId)).not.toThrow();
+    },
+  );
+
+  it.each([['a+b'], ['e%f'], ["i'j(k)"]])(
+    'accepts a token whose id is encoded before the resource is (the .NET SDK) for %s',
+    (deviceId) => {
+      const sr = encodeURIComponent(`${host}/devices/${encodeURIComponent(deviceId)}`);
+      const token = CommonSas.create(sr, '', keys.primaryKey, expiry).toString();
+      expect(() => verify(token, deviceId)).not.toThrow();
+    },
+  );
+
+  it('says the resource names another device, not that it is malformed, for e%f', () => {
+    const token = DeviceSas.create(host, 'other', keys.primaryKey, expiry).toString();
+    expect(() => verify(token, 'e%f')).toThrow('token resource does not name this device');
+    const percent = DeviceSas.create(host, 'x%zz', keys.primaryKey, expiry).toString();
+    expect(() => verify(percent, 'e%f')).toThrow('token resource does not name this device');
+  });
+});
