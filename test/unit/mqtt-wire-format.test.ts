@@ -115,6 +115,13 @@ describe('topic rules', () => {
     expect(classifySubscription('a', '#')).toBe('refused');
     expect(classifySubscription('a', 'devices/+/messages/devicebound/#')).toBe('refused');
   });
+
+  it('reads the device id in topics literally, as IoT Hub does (no URL-decoding)', () => {
+    expect(classifyPublish("e%f'(k)", "devices/e%f'(k)/messages/events/").kind).toBe('telemetry');
+    expect(classifySubscription('g=h', 'devices/g=h/messages/devicebound/#')).toBe('c2d');
+    expect(classifyPublish('a+b', 'devices/a%2Bb/messages/events/').kind).toBe('refused');
+    expect(classifySubscription('c#d', 'devices/c%23d/messages/devicebound/#')).toBe('refused');
+  });
 });
 
 /** One MQTT packet: fixed header byte, variable-length remaining length, body. */
