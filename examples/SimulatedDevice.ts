@@ -118,10 +118,19 @@ async function receive(client: Client, message: Message): Promise<void> {
   }
 }
 
-/** Why a connection failed, with what to do when it is the certificate. */
+/**
+ * What to do about a failed connection. The SDK reports most failures, even a refused TCP
+ * connection, as `UnauthorizedError`, so the message text tells them apart.
+ */
 function connectionHint(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : '';
   const text = error instanceof Error ? `${error.message} ${cause}` : '';
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH/.test(text)) {
+    return (
+      "Nothing answered at the connection string's HostName: check the host and port (for the\n" +
+      'local IoT Hub: is `npm start` running?).'
+    );
+  }
   if (/certificate|self[- ]signed|CERT_|unable to verify/i.test(text)) {
     return (
       "The hub's TLS certificate is not trusted. For the local IoT Hub, start Node with\n" +
@@ -132,7 +141,7 @@ function connectionHint(error: unknown): string {
   if (error instanceof Error && error.name === 'UnauthorizedError') {
     return 'The hub refused the credentials: check the device id and key (and that the device exists).';
   }
-  return "Is the hub reachable at the connection string's HostName (for the local one: is `npm start` running)?";
+  return 'Check that the hub at HostName is reachable and the connection string is current.';
 }
 
 async function sendLoop(client: Client, options: Options, stopped: AbortSignal): Promise<void> {
@@ -172,6 +181,8 @@ async function run(options: Options): Promise<number> {
   const onSignal = () => {
     console.log('Stopping...');
     stop.abort();
+    // Still connecting: there is nothing to close yet, and open() may be retrying.
+    if (!connected) process.exit(0);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

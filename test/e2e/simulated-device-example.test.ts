@@ -91,6 +91,18 @@ describe('examples/SimulatedDevice.ts against the local stack', () => {
     expect(output).toMatch(/--ca <file>/);
   });
 
+  it('says when the hub refuses the key, without printing it', async () => {
+    const wrongKey = Buffer.from('not-the-device-key').toString('base64');
+    const refused = runExample([
+      connectionString.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${wrongKey}`),
+      '--ca',
+      caFile,
+    ]);
+    expect(await refused.exited).toBe(1);
+    expect(refused.output()).toMatch(/The hub refused the credentials/);
+    expect(refused.output()).not.toContain(wrongKey);
+  });
+
   it('sends the tutorial telemetry, which the API stores', async () => {
     device = runExample([connectionString, '--ca', caFile, '--interval', '0.5']);
     const running = device;
