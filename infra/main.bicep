@@ -42,9 +42,9 @@ param simulatorDeviceCount int = 3
 @description('windSpeed above this raises an alert.')
 param telemetryAlertThreshold string = '15'
 
-@description('Node.js version of the Function App (a supported LTS).')
-@allowed(['20', '22'])
-param nodeVersion string = '20'
+@description('Node.js version of the Function App: 22 (default) or 24, the LTS versions Flex Consumption runs (Node 20 support ended 2026-04-30). CI tests on 20 and 22.')
+@allowed(['22', '24'])
+param nodeVersion string = '22'
 
 @description('Object id of the deploying user or principal (azd sets AZURE_PRINCIPAL_ID); gets blob access for deployments. Empty to skip.')
 param principalId string = ''

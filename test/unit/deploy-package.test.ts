@@ -49,10 +49,10 @@ describe('the deployed package (.funcignore)', () => {
     }
   });
 
-  it('leaves out the emulator, devhost, tests, benchmarks, sources, infra and local settings', () => {
+  it('leaves out the emulator, devhost, tests, benchmarks, examples, sources, infra and local settings', () => {
     const forbidden = files.filter(
       (f) =>
-        /^(dist\/)?(emulator|devhost|test|bench|infra|simulator\/cli)\//.test(f) ||
+        /^(dist\/)?(emulator|devhost|test|bench|infra|examples|simulator\/cli)\//.test(f) ||
         /^(functions|simulator|lib)\//.test(f) ||
         (f.endsWith('.ts') && !f.endsWith('.d.ts')) ||
         f.endsWith('.map') ||

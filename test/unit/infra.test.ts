@@ -115,12 +115,29 @@ describe('infra/*.bicep', () => {
     }
   });
 
-  it('runs on Flex Consumption with a supported Node.js LTS', () => {
+  it('runs on Flex Consumption with a supported Node.js LTS: 22 by default, 24 allowed', () => {
     const app = sources.get(join(infra, 'modules', 'functionapp.bicep'))!;
     expect(app).toMatch(/tier: 'FlexConsumption'/);
-    expect(app).toMatch(/name: 'node'/);
+    expect(app).toMatch(/name: 'node'\s+version: nodeVersion/);
     const main = sources.get(join(infra, 'main.bicep'))!;
-    expect(main).toMatch(/@allowed\(\['20', '22'\]\)\s*param nodeVersion string = '20'/);
+    const declared = /@allowed\(\[([^\]]*)\]\)\s*param nodeVersion string = '(\d+)'/.exec(main);
+    const allowed = [...(declared?.[1] ?? '').matchAll(/'(\d+)'/g)].map((m) => m[1]);
+    // Azure Functions ended Node.js 20 support on 2026-04-30.
+    expect({ allowed, default: declared?.[2] }).toEqual({ allowed: ['22', '24'], default: '22' });
+    const parameters = readFileSync(join(infra, 'main.parameters.json'), 'utf8');
+    expect(parameters).not.toMatch(/nodeVersion/);
+  });
+
+  it('is tested in CI on the Node.js version it deploys by default', () => {
+    const main = sources.get(join(infra, 'main.bicep'))!;
+    const deployed = /param nodeVersion string = '(\d+)'/.exec(main)?.[1];
+    const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
+    const tested = /^deployed_node=(\d+)$/m.exec(ci)?.[1];
+    expect(deployed).toBeDefined();
+    expect(tested).toBe(deployed);
+    expect(ci).toMatch(
+      /npx -y -p "node@\$deployed_node" -- node dist\/test\/support\/run-jest\.js/,
+    );
   });
 
   it('never puts a key or connection string in an output', () => {
