@@ -73,7 +73,9 @@ export function mqttTopicBytes(parts: C2dMessageParts): number {
   if (parts.contentType !== undefined) pairs.push(pairBytes('$.ct', parts.contentType));
   if (parts.contentEncoding !== undefined) pairs.push(pairBytes('$.ce', parts.contentEncoding));
   for (const [name, value] of Object.entries(parts.properties)) pairs.push(pairBytes(name, value));
-  const prefix = Buffer.byteLength(`devices/${parts.deviceId}/messages/devicebound/`, 'utf8');
+  // Counted with the id URL-encoded: never shorter than the raw id, so the bound holds whether or
+  // not a hub escapes MQTT wildcards (`+`, `#`) in the topic's device id.
+  const prefix = `devices/${encodeURIComponent(parts.deviceId)}/messages/devicebound/`.length;
   return prefix + pairs.reduce((sum, n) => sum + n, 0) + pairs.length - 1;
 }
 
