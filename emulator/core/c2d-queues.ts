@@ -19,8 +19,14 @@ import type { FeedbackBatcher } from './feedback-batcher';
 import { Listeners } from './listeners';
 import type { CoreStore, StateChange } from './store';
 
-/** IoT Hub's limit on a cloud-to-device message body. */
-export const MAX_C2D_BODY_BYTES = 64 * 1024;
+/**
+ * IoT Hub's limit on a cloud-to-device message: the body, the values of the system properties
+ * and the names and values of the application properties together.
+ */
+export const MAX_C2D_MESSAGE_BYTES = 64 * 1024;
+
+/** IoT Hub allows only these characters in C2D property names and values. */
+const PROPERTY_TEXT = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]*$/;
 
 const DESCRIPTIONS: Record<FeedbackStatusCode, string> = {
   Success: 'Success',
@@ -60,6 +66,36 @@ function wantsFeedback(ack: AckMode, status: FeedbackStatusCode): boolean {
     default:
       return false;
   }
+}
+
+/** IoT Hub refuses C2D properties outside its token characters (its docs on message format). */
+function checkProperties(properties: Readonly<Record<string, string>>): void {
+  for (const [name, value] of Object.entries(properties)) {
+    if (name === '' || !PROPERTY_TEXT.test(name) || !PROPERTY_TEXT.test(value)) {
+      throw new HubError(
+        'ArgumentInvalid',
+        `Property ${JSON.stringify(name.slice(0, 128))}: names and values may hold only ASCII letters, digits and !#$%&'*+-.^_\`|~`,
+      );
+    }
+  }
+}
+
+/** The size IoT Hub counts against the limit. */
+function messageBytes(message: C2DMessage): number {
+  let total = message.body.length;
+  const system = [
+    message.messageId,
+    message.correlationId,
+    message.userId,
+    message.to,
+    message.contentType,
+    message.contentEncoding,
+  ];
+  for (const value of system) if (value !== undefined) total += Buffer.byteLength(value, 'utf8');
+  for (const [name, value] of Object.entries(message.properties)) {
+    total += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
+  }
+  return total;
 }
 
 function copyMessage(message: C2DMessage): C2DMessage {
@@ -105,10 +141,13 @@ export class C2DQueues implements CloudToDevice {
         'The ack mode must be none, positive, negative or full',
       );
     }
-    if (input.body.length > MAX_C2D_BODY_BYTES) {
+    checkProperties(input.properties);
+    const message = this.newMessage(deviceId, input);
+    const size = messageBytes(message);
+    if (size > MAX_C2D_MESSAGE_BYTES) {
       throw new HubError(
         'MessageTooLarge',
-        `Cloud-to-device messages are limited to ${MAX_C2D_BODY_BYTES} bytes`,
+        `Cloud-to-device messages are limited to ${MAX_C2D_MESSAGE_BYTES} bytes (body, system property values, property names and values); this one has ${size}`,
       );
     }
     const queue = this.queueOf(deviceId);
@@ -119,23 +158,6 @@ export class C2DQueues implements CloudToDevice {
         `The queue of device ${deviceId} already holds ${this.maxQueueDepth} messages`,
       );
     }
-    const now = this.options.clock.now();
-    const message: C2DMessage = {
-      messageId: input.messageId ?? randomUUID(),
-      ...(input.correlationId !== undefined && { correlationId: input.correlationId }),
-      ...(input.userId !== undefined && { userId: input.userId }),
-      ...(input.contentType !== undefined && { contentType: input.contentType }),
-      ...(input.contentEncoding !== undefined && { contentEncoding: input.contentEncoding }),
-      ack: input.ack,
-      properties: { ...input.properties },
-      body: input.body,
-      deviceId,
-      lockToken: randomUUID(),
-      enqueuedTime: now,
-      expiryTime: input.expiryTime ?? now + this.options.defaultTtlMs,
-      deliveryCount: 0,
-      to: `/devices/${deviceId}/messages/devicebound`,
-    };
     const entry: QueueEntry = { message, locked: false, ready: false };
     // Counted against the depth at once so concurrent sends cannot overfill the queue.
     queue.push(entry);
@@ -151,6 +173,26 @@ export class C2DQueues implements CloudToDevice {
       this.available.emit(deviceId);
     }
     return copyMessage(message);
+  }
+
+  private newMessage(deviceId: string, input: C2DMessageInput): C2DMessage {
+    const now = this.options.clock.now();
+    return {
+      messageId: input.messageId ?? randomUUID(),
+      ...(input.correlationId !== undefined && { correlationId: input.correlationId }),
+      ...(input.userId !== undefined && { userId: input.userId }),
+      ...(input.contentType !== undefined && { contentType: input.contentType }),
+      ...(input.contentEncoding !== undefined && { contentEncoding: input.contentEncoding }),
+      ack: input.ack,
+      properties: { ...input.properties },
+      body: input.body,
+      deviceId,
+      lockToken: randomUUID(),
+      enqueuedTime: now,
+      expiryTime: input.expiryTime ?? now + this.options.defaultTtlMs,
+      deliveryCount: 0,
+      to: `/devices/${deviceId}/messages/devicebound`,
+    };
   }
 
   lockNext(deviceId: string): C2DMessage | undefined {
@@ -189,6 +231,13 @@ export class C2DQueues implements CloudToDevice {
     }
     this.scheduleExpiry(entry.message.expiryTime);
     this.available.emit(deviceId);
+  }
+
+  async deadLetter(deviceId: string, lockToken: string, description: string): Promise<void> {
+    const entry = this.lockedEntry(deviceId, lockToken);
+    await this.options.store.record(
+      this.remove(deviceId, [entry], 'DeliveryCountExceeded', undefined, description),
+    );
   }
 
   async reject(deviceId: string, lockToken: string): Promise<void> {
@@ -262,6 +311,7 @@ export class C2DQueues implements CloudToDevice {
     entries: readonly QueueEntry[],
     status: FeedbackStatusCode,
     generationId?: string,
+    description: string = DESCRIPTIONS[status],
   ): StateChange[] {
     const generation = generationId ?? this.options.device(deviceId)?.generationId ?? '';
     const changes: StateChange[] = [];
@@ -277,7 +327,7 @@ export class C2DQueues implements CloudToDevice {
           deviceGenerationId: generation,
           enqueuedTimeUtc,
           statusCode: status,
-          description: DESCRIPTIONS[status],
+          description,
         });
       }
     }

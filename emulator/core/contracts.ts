@@ -141,7 +141,11 @@ export interface CloudToDevice {
   readonly maxQueueDepth: number;
   /** Max delivery attempts before DeliveryCountExceeded (IoT Hub: 10). */
   readonly maxDeliveryCount: number;
-  /** Durable on resolve. Throws DeviceNotFound, DeviceMaximumQueueDepthExceeded, MessageTooLarge. */
+  /**
+   * Durable on resolve. Throws DeviceNotFound, DeviceMaximumQueueDepthExceeded, MessageTooLarge
+   * (over 64 KB counting body, system property values, property names and values),
+   * ArgumentInvalid (property names or values outside IoT Hub's allowed characters).
+   */
   enqueue(deviceId: string, input: C2DMessageInput): Promise<C2DMessage>;
   /**
    * Locks and returns the next deliverable message (expired ones are removed with feedback on the
@@ -152,6 +156,11 @@ export interface CloudToDevice {
   complete(deviceId: string, lockToken: string): Promise<void>;
   /** Back to the queue; past the max delivery count it is dropped with `DeliveryCountExceeded`. */
   abandon(deviceId: string, lockToken: string): Promise<void>;
+  /**
+   * The transport cannot carry it (e.g. its MQTT topic would be too long): removed at once with
+   * `DeliveryCountExceeded` feedback and `description`, so the messages behind it still flow.
+   */
+  deadLetter(deviceId: string, lockToken: string, description: string): Promise<void>;
   /** Device refused it: removed, `Rejected` feedback if the ack mode asks. */
   reject(deviceId: string, lockToken: string): Promise<void>;
   /** Removes every queued message (`Purged` feedback where asked); returns how many. */

@@ -6,7 +6,7 @@
  */
 import { verifyDeviceToken } from '../auth/sas';
 import type { Logger } from '../context';
-import type { ClockTimer, IotHubCore } from '../core/contracts';
+import type { C2DMessage, ClockTimer, IotHubCore } from '../core/contracts';
 import { encodeC2DPropertyBag } from './property-bag';
 import { deviceboundTopicPrefix } from './topics';
 
@@ -31,6 +31,9 @@ export interface SessionOptions {
   /** Keeps shutdown waiting for settlements still being written. */
   track(work: Promise<void>): void;
 }
+
+/** MQTT 3.1.1 encodes a topic's length in two bytes. */
+const maxTopicBytes = 65_535;
 
 /** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
 const maxTimerMs = 2 ** 31 - 1;
@@ -76,11 +79,44 @@ export class DeviceSession {
     while (this.transport && !this.closed && this.c2dSubscribed && this.inflight.size < c2dWindow) {
       const message = core.c2d.lockNext(this.deviceId);
       if (!message) return;
-      const packetId = this.allocatePacketId();
-      this.inflight.set(packetId, message.lockToken);
-      const topic = `${deviceboundTopicPrefix(this.deviceId)}${encodeC2DPropertyBag(message)}`;
-      this.transport.publish(topic, message.body, 1, packetId);
+      this.deliver(this.transport, message);
     }
+  }
+
+  /**
+   * Publishes one message, or dead-letters it when MQTT cannot carry it: what the service sent
+   * must never cost the device its connection, nor hold up the messages queued behind it.
+   */
+  private deliver(transport: SessionTransport, message: C2DMessage): void {
+    const topic = `${deviceboundTopicPrefix(this.deviceId)}${encodeC2DPropertyBag(message)}`;
+    const topicBytes = Buffer.byteLength(topic, 'utf8');
+    if (topicBytes > maxTopicBytes) {
+      this.deadLetter(
+        message,
+        `Message cannot be delivered over MQTT: its properties need a ${topicBytes}-byte topic, over the ${maxTopicBytes}-byte limit`,
+      );
+      return;
+    }
+    const packetId = this.allocatePacketId();
+    this.inflight.set(packetId, message.lockToken);
+    try {
+      transport.publish(topic, message.body, 1, packetId);
+    } catch (error) {
+      this.inflight.delete(packetId);
+      this.deadLetter(message, `Message cannot be delivered over MQTT: ${describe(error)}`);
+    }
+  }
+
+  private deadLetter(message: C2DMessage, description: string): void {
+    const { core, log } = this.options;
+    log.warn(`device ${quote(this.deviceId)}: C2D message dead-lettered: ${description}`);
+    this.options.track(
+      core.c2d.deadLetter(this.deviceId, message.lockToken, description).catch((error: unknown) => {
+        log.warn(
+          `device ${quote(this.deviceId)}: dead-lettering a C2D message failed: ${describe(error)}`,
+        );
+      }),
+    );
   }
 
   /** The device acknowledged a QoS 1 publish: for C2D that completes the message. */

@@ -6,6 +6,7 @@ import type { HttpRequest } from '@azure/functions';
 import { ApiError } from '../http/problem';
 import { queryObject, readJsonBody, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import { maxMessageRequestBytes } from '../messages/c2d-limits';
 import { isFinal } from '../messages/status-store';
 import type { ApiServices } from './services';
 import {
@@ -35,7 +36,9 @@ export function createMessageHandlers(services: () => ApiServices): MessageHandl
     send: withProblems(async (request, context) => {
       const deviceId = deviceIdParam(request);
       const query = validate(SendMessageQuery, queryObject(request), 'query string');
-      const body = validate(SendMessageRequest, await readJsonBody(request), 'message');
+      const raw = await readJsonBody(request, maxMessageRequestBytes);
+      // Sizes and MQTT deliverability are checked when the message is built (c2d-limits.ts).
+      const body = validate(SendMessageRequest, raw, 'message');
       const { messages } = services();
       const sent = await messages.send(deviceId, body, (text) => context.warn(text));
       const location = statusUrl(request, sent.status.messageId);

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { problemKinds, problemTypeBase } from '../http/problem';
 import { maxBodyBytes } from '../http/request';
+import { maxMessageRequestBytes } from '../messages/c2d-limits';
 import { operations, type OperationSpec, type ResponseSpec } from './operations';
 import { apiSchemas, DeviceId, MessageId, Problem } from './schemas';
 
@@ -114,7 +115,7 @@ function operation(op: OperationSpec): JsonObject {
       ? {
           requestBody: {
             required: op.operationId !== 'createDevice',
-            description: `JSON, at most ${maxBodyBytes} bytes.`,
+            description: `JSON, at most ${op.operationId === 'sendMessage' ? maxMessageRequestBytes : maxBodyBytes} bytes.`,
             content: { 'application/json': { schema: refTo(op.body) } },
           },
         }

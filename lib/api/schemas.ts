@@ -107,11 +107,14 @@ apiSchemas.add(JsonValue, { id: 'JsonValue', description: 'Any JSON value.' });
 export const minTtlSeconds = 60;
 export const maxTtlSeconds = 172800;
 
+/** IoT Hub allows only these in C2D property names and values: ASCII letters, digits and !#$%&'*+-.^_`|~ */
+const tokenCharacters = "ASCII letters, digits and !#$%&'*+-.^_`|~";
+
 const propertyName = z
   .string()
   .regex(
     /^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,128}$/,
-    'a property name must be 1 to 128 token characters',
+    `a property name must be 1 to 128 of ${tokenCharacters}`,
   )
   .refine(
     (name) => !/^(iothub-|\$)/i.test(name),
@@ -125,9 +128,19 @@ export const SendMessageRequest = z.strictObject({
   messageId: MessageId.optional().describe('Generated (a UUID) when absent.'),
   correlationId: MessageId.optional(),
   properties: z
-    .record(propertyName, z.string().max(4096))
+    .record(
+      propertyName,
+      z
+        .string()
+        .regex(
+          /^[A-Za-z0-9!#$%&'*+\-.^_`|~]*$/,
+          `a property value may hold only ${tokenCharacters}`,
+        ),
+    )
     .optional()
-    .describe('Application properties the device receives with the message.'),
+    .describe(
+      `Application properties the device receives with the message: names and values of ${tokenCharacters}. The whole message (payload, ids, content type and these names and values) is limited to 64 KB.`,
+    ),
   ack: AckMode.optional().describe('Defaults to none (no feedback).'),
   ttlSeconds: z
     .int()

@@ -6,6 +6,7 @@ import type { HttpRequest } from '@azure/functions';
 import type { z } from 'zod';
 import { ApiError, type ProblemIssue } from './problem';
 import type { IdRule } from '../iothub/ids';
+import { exceedsJsonDepth, maxJsonDepth } from './json-depth';
 
 /** IoT Hub's cloud-to-device message limit; request bodies get the same bound. */
 export const maxBodyBytes = 64 * 1024;
@@ -45,27 +46,39 @@ export function validate<T extends z.ZodType>(
 /**
  * Read and parse a JSON body. An empty body counts as `{}` so that `POST /devices` works
  * without one. Content types other than JSON are refused; a missing one is tolerated (curl -d
- * sends form encoding by default, which is refused, but scripts often send none).
+ * sends form encoding by default, which is refused, but scripts often send none). Nesting beyond
+ * `maxJsonDepth` is refused before any recursive code (validation) sees the value.
  */
-export async function readJsonBody(request: HttpRequest): Promise<unknown> {
+export async function readJsonBody(
+  request: HttpRequest,
+  maxBytes: number = maxBodyBytes,
+): Promise<unknown> {
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBytes} bytes.`);
   }
   const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+  if (bytes.length > maxBytes) {
+    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBytes} bytes.`);
   }
   if (bytes.length === 0) return {};
   const contentType = request.headers.get('content-type');
   if (contentType && !/^application\/([a-z0-9.+-]+\+)?json\b/i.test(contentType.trim())) {
     throw new ApiError('unsupportedMediaType', 'Send the body as Content-Type: application/json.');
   }
+  let value: unknown;
   try {
-    return JSON.parse(bytes.toString('utf8')) as unknown;
+    value = JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
     throw new ApiError('invalidJson', 'The body could not be parsed as JSON.');
   }
+  if (exceedsJsonDepth(value)) {
+    throw new ApiError(
+      'validationFailed',
+      `The body nests arrays or objects more than ${maxJsonDepth} levels deep.`,
+    );
+  }
+  return value;
 }
 
 /** The query string as a plain object (the last value wins for repeated keys). */

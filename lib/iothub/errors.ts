@@ -7,6 +7,7 @@
  * (refused, reset, DNS, TLS trust) have no SDK class and are recognised by their Node `code`.
  */
 import { ApiError } from '../http/problem';
+import { maxC2dMessageBytes } from '../messages/c2d-limits';
 
 /** Raised by our own bounded waits around SDK calls that can otherwise retry for minutes. */
 export class HubTimeoutError extends Error {
@@ -109,7 +110,10 @@ export function hubErrorToApiError(error: unknown, subject: string): ApiError | 
     case 'TooManyDevicesError':
       return new ApiError('hubQuotaExceeded', 'IoT Hub refused the operation for quota reasons.');
     case 'MessageTooLargeError':
-      return new ApiError('payloadTooLarge', 'IoT Hub refused the message as too large.');
+      return new ApiError(
+        'payloadTooLarge',
+        `IoT Hub refused the message as too large: cloud-to-device messages are limited to ${maxC2dMessageBytes} bytes, counting the payload, the system property values and the property names and values.`,
+      );
     case 'ArgumentError':
     case 'ArgumentOutOfRangeError':
     case 'FormatError':

@@ -4,6 +4,7 @@
  */
 import { Message } from 'azure-iot-common';
 import type { AckMode, SendMessageRequest } from '../api/schemas';
+import { assertC2dLimits } from './c2d-limits';
 
 export interface OutgoingMessage {
   message: Message;
@@ -11,14 +12,31 @@ export interface OutgoingMessage {
   ack: AckMode;
 }
 
+/**
+ * Throws a 413 problem when IoT Hub would refuse the message as too large, or when a device on
+ * MQTT could not receive it (see `c2d-limits.ts`).
+ */
 export function buildC2dMessage(
   request: SendMessageRequest,
+  deviceId: string,
   messageId: string,
   now: Date,
 ): OutgoingMessage {
   const isText = typeof request.payload === 'string';
-  const body = isText ? (request.payload as string) : JSON.stringify(request.payload);
-  const message = new Message(Buffer.from(body, 'utf8'));
+  const text = isText ? (request.payload as string) : JSON.stringify(request.payload);
+  const body = Buffer.from(text, 'utf8');
+  const contentType = request.contentType ?? (isText ? 'text/plain' : 'application/json');
+  const contentEncoding = 'utf-8';
+  assertC2dLimits({
+    deviceId,
+    body,
+    messageId,
+    correlationId: request.correlationId,
+    contentType,
+    contentEncoding,
+    properties: request.properties ?? {},
+  });
+  const message = new Message(body);
   message.messageId = messageId;
   if (request.correlationId) message.correlationId = request.correlationId;
   const ack = request.ack ?? 'none';
@@ -29,10 +47,7 @@ export function buildC2dMessage(
     message.expiryTimeUtc = now.getTime() + request.ttlSeconds * 1000;
   }
   // The typings narrow contentType to 'application/json'; the wire takes any media type.
-  Object.assign(message, {
-    contentType: request.contentType ?? (isText ? 'text/plain' : 'application/json'),
-    contentEncoding: 'utf-8',
-  });
+  Object.assign(message, { contentType, contentEncoding });
   for (const [key, value] of Object.entries(request.properties ?? {})) {
     message.properties.add(key, value);
   }

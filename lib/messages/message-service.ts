@@ -45,7 +45,7 @@ export class MessageService {
     log: (text: string) => void,
   ): Promise<SendOutcome> {
     const messageId = request.messageId ?? randomUUID();
-    const outgoing = buildC2dMessage(request, messageId, this.clock.now());
+    const outgoing = buildC2dMessage(request, deviceId, messageId, this.clock.now());
     try {
       await this.client.use((client) =>
         withHubTimeout(

@@ -219,6 +219,50 @@ describe('C2D through the API', () => {
   });
 });
 
+describe('C2D limits through the API', () => {
+  // Counted as IoT Hub does: payload + message id + `to` + content type (text/plain) + encoding
+  // (utf-8) + property names and values.
+  function atLimit(deviceId: string, messageId: string, extra: number) {
+    const to = `/devices/${deviceId}/messages/devicebound`;
+    const fixed = messageId.length + to.length + 'text/plain'.length + 'utf-8'.length + 2;
+    return { payload: 'x'.repeat(64 * 1024 - fixed + extra), messageId, properties: { k: 'v' } };
+  }
+
+  it('delivers a message of exactly 64 KB and refuses one byte more with 413', async () => {
+    const received = await connectDevice(await createDevice('c2d-api-limit'));
+    const accepted = await send('c2d-api-limit', atLimit('c2d-api-limit', 'at-limit', 0));
+    expect(accepted.status).toBe(202);
+    const message = await eventually('the 64 KB message at the device', () =>
+      Promise.resolve(received.find((m) => m.messageId === 'at-limit')),
+    );
+    expect((message.getData() as Buffer).length).toBe(
+      atLimit('c2d-api-limit', 'at-limit', 0).payload.length,
+    );
+
+    const refused = await send('c2d-api-limit', atLimit('c2d-api-limit', 'past-limit', 1));
+    expect(refused.status).toBe(413);
+    expect(problemType(refused)).toBe('payload-too-large');
+    expect(json<{ detail: string }>(refused).detail).toMatch(/65536 bytes/);
+    expect((await status('c2d-api-limit', 'past-limit')).status).toBe(404);
+  });
+
+  it('refuses properties an MQTT topic cannot hold, so they never block the queue', async () => {
+    const received = await connectDevice(await createDevice('c2d-api-topic'));
+    const refused = await send('c2d-api-topic', {
+      payload: 1,
+      messageId: 'long-topic',
+      properties: { pad: '%'.repeat(30_000) },
+    });
+    expect(refused.status).toBe(413);
+    expect(json<{ detail: string }>(refused).detail).toMatch(/MQTT topic/);
+    expect((await send('c2d-api-topic', { payload: 2, messageId: 'after' })).status).toBe(202);
+    await eventually('the next message at the device', () =>
+      Promise.resolve(received.find((m) => m.messageId === 'after')),
+    );
+    expect(received.map((m) => m.messageId)).toEqual(['after']);
+  });
+});
+
 describe('GET /health on the local stack', () => {
   const call = (target: ApiServices) =>
     createHealthHandler(() => target)(

@@ -112,7 +112,7 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     message.correlationId = '7d444840-9dc0-41d1-b245-5ffdce74fad2';
     message.contentType = 'application/json';
     message.contentEncoding = 'utf-8';
-    message.properties.add('priority', 'high & urgent');
+    message.properties.add('priority', 'high&urgent');
     await service.send(deviceId, message);
     const [delivered] = await until('the message at the device', () =>
       received.length > 0 ? received : undefined,
@@ -121,7 +121,7 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     expect(delivered?.correlationId).toBe('7d444840-9dc0-41d1-b245-5ffdce74fad2');
     expect(delivered?.contentType).toBe('application/json');
     expect(delivered?.contentEncoding).toBe('utf-8');
-    expect(delivered?.properties.getValue('priority')).toBe('high & urgent');
+    expect(delivered?.properties.getValue('priority')).toBe('high&urgent');
     expect(JSON.parse(dataText(delivered))).toEqual({ command: 'reboot' });
   });
 });

@@ -31,6 +31,11 @@ const cases: [string, number, string][] = [
 ];
 
 describe('hubErrorToApiError', () => {
+  it('names the 64 KB limit when IoT Hub refuses a message as too large', () => {
+    const mapped = hubErrorToApiError(new common.errors.MessageTooLargeError('boom'), 'm');
+    expect(mapped?.detail).toMatch(/limited to 65536 bytes/);
+  });
+
   it.each(cases)('maps %s to %d', (name, status, slug) => {
     for (const source of [common.errors, bundled]) {
       const ErrorType = (source as unknown as Record<string, ErrorClass>)[name];

@@ -290,6 +290,73 @@ describe('POST /devices/{deviceId}/messages', () => {
     expect(client.sent).toHaveLength(0);
   });
 
+  describe('IoT Hub limits', () => {
+    // Counted: payload + message id + `to` (/devices/d1/messages/devicebound, 32) + content type
+    // (text/plain, 10) + encoding (utf-8, 5) + property names and values (k + v).
+    const atLimit = (extra: number) => ({
+      payload: 'x'.repeat(64 * 1024 - 'm1'.length - 32 - 10 - 5 - 2 + extra),
+      messageId: 'm1',
+      properties: { k: 'v' },
+    });
+
+    it('sends a message of exactly 64 KB counting ids, content type and properties', async () => {
+      const { handlers, context, client } = setup();
+      const response = await handlers.send(send(atLimit(0)), context());
+      expect(response.status).toBe(202);
+      expect(client.sent).toHaveLength(1);
+    });
+
+    it('refuses one byte more with 413 naming the limit, and sends nothing', async () => {
+      const { handlers, context, client } = setup();
+      const body = expectProblem(
+        await handlers.send(send(atLimit(1)), context()),
+        413,
+        'payload-too-large',
+      );
+      expect(body.detail).toMatch(/65537 bytes.*65536 bytes/);
+      expect(client.sent).toHaveLength(0);
+    });
+
+    it('refuses properties whose URL-encoded MQTT topic would exceed 65,535 bytes', async () => {
+      const { handlers, context, client } = setup();
+      // 30,000 bytes counted, 90,000 once `%` is encoded as %25.
+      const response = await handlers.send(
+        send({ payload: 1, properties: { pad: '%'.repeat(30_000) } }),
+        context(),
+      );
+      const body = expectProblem(response, 413, 'payload-too-large');
+      expect(body.detail).toMatch(/MQTT topic.*65535/);
+      expect(client.sent).toHaveLength(0);
+    });
+
+    it.each([
+      ['a space in a value', { note: 'two words' }],
+      ['a slash in a name', { 'a/b': 'v' }],
+      ['a non-ASCII value', { note: 'é' }],
+    ])('refuses %s with 400', async (_what, properties) => {
+      const { handlers, context, client } = setup();
+      const response = await handlers.send(send({ payload: 1, properties }), context());
+      expectProblem(response, 400, 'validation-failed');
+      expect(client.sent).toHaveLength(0);
+    });
+
+    it('refuses a payload nested 1,700 arrays deep with 400, not a stack overflow', async () => {
+      const { handlers, context, client } = setup();
+      const deep = `{"payload":${'['.repeat(1700)}${']'.repeat(1700)}}`;
+      const response = await handlers.send(send(deep), context());
+      const body = expectProblem(response, 400, 'validation-failed');
+      expect(body.detail).toMatch(/64 levels/);
+      expect(client.sent).toHaveLength(0);
+    });
+
+    it('accepts a payload nested 60 levels deep', async () => {
+      const { handlers, context, client } = setup();
+      const deep = `{"payload":${'['.repeat(60)}${']'.repeat(60)}}`;
+      expect((await handlers.send(send(deep), context())).status).toBe(202);
+      expect(client.sent).toHaveLength(1);
+    });
+  });
+
   it('refuses an invalid device id with 400', async () => {
     const { handlers, context } = setup();
     expectProblem(

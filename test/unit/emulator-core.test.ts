@@ -278,12 +278,23 @@ function coreSuite(name: string, factory: CoreFactory): void {
         expect(explicit).toMatchObject({ messageId: 'mine', expiryTime: clock.now() + 5000 });
         expect(explicit.lockToken).not.toBe(message.lockToken);
         await expectHubError(core.c2d.enqueue('ghost', c2dInput()), 'DeviceNotFound');
-        await expect(
-          core.c2d.enqueue('dev', c2dInput({ body: Buffer.alloc(64 * 1024) })),
-        ).resolves.toBeDefined();
+        // 64 KB counts the body, the system property values ('big', the 33-byte `to`) and the
+        // property names and values ('k' + 'v').
+        const atLimit = (extra: number): C2DMessageInput =>
+          c2dInput({
+            messageId: 'big',
+            properties: { k: 'v' },
+            body: Buffer.alloc(64 * 1024 - 3 - 33 - 2 + extra),
+          });
+        await expect(core.c2d.enqueue('dev', atLimit(0))).resolves.toBeDefined();
+        await expectHubError(core.c2d.enqueue('dev', atLimit(1)), 'MessageTooLarge');
         await expectHubError(
-          core.c2d.enqueue('dev', c2dInput({ body: Buffer.alloc(64 * 1024 + 1) })),
-          'MessageTooLarge',
+          core.c2d.enqueue('dev', c2dInput({ properties: { note: 'not allowed' } })),
+          'ArgumentInvalid',
+        );
+        await expectHubError(
+          core.c2d.enqueue('dev', c2dInput({ properties: { 'k/1': 'v' } })),
+          'ArgumentInvalid',
         );
         expect(core.c2d.depth('dev')).toBe(3);
       });
@@ -437,6 +448,27 @@ function coreSuite(name: string, factory: CoreFactory): void {
           expect(r.description).not.toBe('');
           expect(Date.parse(r.enqueuedTimeUtc)).not.toBeNaN();
         }
+      });
+
+      test('deadLetter removes only that message, with DeliveryCountExceeded and the reason', async () => {
+        await core.c2d.enqueue('dev', c2dInput({ ack: 'negative', messageId: 'bad' }));
+        await core.c2d.enqueue('dev', c2dInput({ ack: 'negative', messageId: 'good' }));
+        const bad = core.c2d.lockNext('dev')!;
+        await core.c2d.deadLetter('dev', bad.lockToken, 'topic too long');
+        expect(core.c2d.depth('dev')).toBe(1);
+        expect(core.c2d.lockNext('dev')?.messageId).toBe('good');
+        clock.advance(BATCH_DELAY);
+        expect(await drainFeedback(core)).toEqual([
+          expect.objectContaining({
+            originalMessageId: 'bad',
+            statusCode: 'DeliveryCountExceeded',
+            description: 'topic too long',
+          }),
+        ]);
+        await expectHubError(
+          core.c2d.deadLetter('dev', bad.lockToken, 'again'),
+          'PreconditionFailed',
+        );
       });
 
       test('purge removes queued and locked messages and reports how many', async () => {
