@@ -303,7 +303,9 @@ async function main(): Promise<void> {
       verbose: isVerbose(process.argv, env),
     });
   } catch (error) {
-    console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
+    // One line per problem, each naming what to fix.
+    const message = error instanceof Error ? error.message : String(error);
+    for (const line of message.split('\n')) console.error(`npm start: ${line}`);
     process.exit(1);
   }
   describeStack(stack).forEach(write);
