@@ -162,9 +162,7 @@ async function main(): Promise<void> {
     console.error(`monitor: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }
-  console.error(
-    `Monitoring ${name}${opts.device ? ` for ${opts.device}` : ''}; Ctrl-C to stop.`,
-  );
+  console.error(`Monitoring ${name}${opts.device ? ` for ${opts.device}` : ''}; Ctrl-C to stop.`);
   subscribe(target, opts.consumerGroup ?? target.consumerGroup, opts);
 }
 

@@ -48,7 +48,11 @@ export function describeStack(stack: StackSummary): string[] {
       stack.eventsConnectionString,
       sources.IOTHUB_EVENTS_CONNECTION,
     ),
-    connectionLine('Storage (Azurite):', stack.storageConnectionString, sources.AzureWebJobsStorage),
+    connectionLine(
+      'Storage (Azurite):',
+      stack.storageConnectionString,
+      sources.AzureWebJobsStorage,
+    ),
     `  Device connection string: HostName=${hostName};DeviceId=<deviceId>;SharedAccessKey=<primaryKey from POST /devices>`,
     '',
     'Trust the local IoT Hub CA in your own shell before using the SDKs:',
@@ -62,4 +66,19 @@ export function describeStack(stack: StackSummary): string[] {
     'Ctrl-C stops everything; state stays in the data folder. Quiet by default: one line per',
     'event that matters and a status line each minute; --verbose (or LOG_LEVEL=debug) shows all.',
   ];
+}
+
+/** How to install Core Tools on this platform (`npm run start:func` without `func`). */
+export function coreToolsMissing(platform: NodeJS.Platform = process.platform): string {
+  const how: Record<string, string> = {
+    win32: 'winget install Microsoft.Azure.FunctionsCoreTools',
+    darwin: 'brew tap azure/functions && brew install azure-functions-core-tools@4',
+    linux:
+      'sudo apt-get install azure-functions-core-tools-4 (after adding the Microsoft package repository: https://learn.microsoft.com/azure/azure-functions/functions-run-local)',
+  };
+  return [
+    'Azure Functions Core Tools (func) is not installed. npm install fetches it only where the machine can reach its download site (it is an optional dependency).',
+    `Install it with: ${how[platform] ?? 'npm install -g azure-functions-core-tools@4'}`,
+    'or run npm start, which runs the same stack with the built-in local host.',
+  ].join('\n');
 }

@@ -24,7 +24,7 @@ import {
   readStackPort,
   validateSettings,
 } from './stack-settings';
-import { describeStack } from './stack-summary';
+import { coreToolsMissing, describeStack } from './stack-summary';
 
 export { describeStack };
 
@@ -191,9 +191,7 @@ function findFunc(path = process.env.PATH ?? ''): string | undefined {
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   if (options.useFunc && !findFunc(options.env.PATH)) {
     // Checked before anything starts: a missing optional dependency is not a crash of the app.
-    throw new Error(
-      'Azure Functions Core Tools (func) is not installed. npm install fetches it only where the machine can reach its download site (it is an optional dependency); install it, or use npm start, which runs the same stack with the built-in local host.',
-    );
+    throw new Error(coreToolsMissing());
   }
   // Every setting is checked before any process starts: a typo fails in a second, by name.
   const settingsInput = checkStackSettings(options.repoRoot, options.env);

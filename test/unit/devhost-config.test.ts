@@ -41,6 +41,14 @@ describe('local.settings.json', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('secret-value');
     }
+    // The parser quotes the text around an unexpected token; that excerpt is left out too.
+    writeFileSync(join(dir, 'local.settings.json'), '{"Values": {"KEY": HostName=secret-value}}');
+    expect(() => readLocalSettings(dir)).toThrow(/is not valid JSON at line 1, column \d+/);
+    try {
+      readLocalSettings(dir);
+    } catch (error) {
+      expect((error as Error).message).not.toContain('secret-value');
+    }
     writeFileSync(join(dir, 'local.settings.json'), '{"Values": {"KEY": {"nested": true}}}');
     expect(() => readLocalSettings(dir)).toThrow('"Values.KEY" must be a string');
   });
