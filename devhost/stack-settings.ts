@@ -66,6 +66,19 @@ export function isWellKnownConnection(value: string): boolean {
   return keys.every((k) => wellKnownKeys.has(k));
 }
 
+/** True for a connection string to the local services: a well-known key, or Azurite's shortcut. */
+export function namesLocalService(value: string): boolean {
+  if (/^\s*UseDevelopmentStorage=true\s*;?\s*$/i.test(value)) return true;
+  let parts: Record<string, string>;
+  try {
+    parts = parseConnectionString(value);
+  } catch {
+    return false;
+  }
+  const key = parts.SharedAccessKey ?? parts.AccountKey;
+  return key !== undefined && wellKnownKeys.has(key);
+}
+
 /** The connection string with every key or signature replaced, unless the keys are well known. */
 export function redactConnection(value: string): string {
   if (isWellKnownConnection(value)) return value;
@@ -96,7 +109,7 @@ function explicitValue(input: SettingsInput, name: string): string | undefined {
 /** The stack's defaults, which depend on whether the user named a hub of their own. */
 function stackDefaults(input: SettingsInput, services: StackServices): Record<string, string> {
   const hub = explicitValue(input, SettingNames.iotHubConnectionString);
-  const userHub = hub !== undefined && !isWellKnownConnection(hub);
+  const userHub = hub !== undefined && !namesLocalService(hub);
   const events = explicitValue(input, SettingNames.eventsConnection);
   let eventsName = services.eventsName;
   if (events !== undefined) {
@@ -121,13 +134,33 @@ function stackDefaults(input: SettingsInput, services: StackServices): Record<st
   };
 }
 
+const serviceSettings: readonly string[] = [
+  SettingNames.storage,
+  SettingNames.iotHubConnectionString,
+  SettingNames.eventsConnection,
+];
+
+/**
+ * `local.settings.json` without connection strings that name the local services by their
+ * well-known keys (as the example does): those mean "the service the stack started", whose
+ * address the stack knows better (ephemeral ports, another data folder).
+ */
+function withoutLocalServices(local: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(local).filter(
+      ([name, value]) => !(serviceSettings.includes(name) && namesLocalService(value)),
+    ),
+  );
+}
+
 /** Merges the layers by precedence and records each value's source. */
 export function mergeSettings(input: SettingsInput, services: StackServices): ResolvedSettings {
-  const defaults = stackDefaults(input, services);
+  const local = withoutLocalServices(input.local);
+  const defaults = stackDefaults({ ...input, local }, services);
   const layers: [SettingSource, Record<string, string | undefined>][] = [
     ['example', input.example],
     ['stack', defaults],
-    ['local.settings.json', input.local],
+    ['local.settings.json', local],
   ];
   const values: Record<string, string> = {};
   const sources: Record<string, SettingSource> = {};
@@ -147,7 +180,7 @@ export function mergeSettings(input: SettingsInput, services: StackServices): Re
     sources[name] = 'environment';
   }
   const hub = values[SettingNames.iotHubConnectionString] ?? '';
-  return { values, sources, userHub: !isWellKnownConnection(hub) };
+  return { values, sources, userHub: !namesLocalService(hub) };
 }
 
 export class StackSettingsError extends Error {

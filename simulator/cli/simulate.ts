@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { checkReachable, readLocalHubFile } from '../../devhost/local-hub';
-import { isWellKnownConnection } from '../../devhost/stack-settings';
+import { namesLocalService } from '../../devhost/stack-settings';
 import { processTrusts, writeCaBundle } from '../../emulator/ca-bundle';
 import { registryFromSettings } from '../../lib/iothub/clients';
 import { parseIotHubConnectionString } from '../../lib/connection-string';
@@ -73,7 +73,7 @@ export function shouldProvision(
   if (flag !== undefined) return flag;
   const setting = env.SIMULATOR_AUTO_PROVISION?.trim().toLowerCase();
   if (setting !== undefined && setting !== '') return setting === 'true' || setting === '1';
-  return isWellKnownConnection(connectionString);
+  return namesLocalService(connectionString);
 }
 
 /** Restarts this process trusting `caFile`; resolves with the child's exit code. */

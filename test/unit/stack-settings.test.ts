@@ -71,6 +71,28 @@ describe('stack settings precedence', () => {
     expect(resolved.values.PATH).toBeUndefined();
   });
 
+  it("reads the example's local connection strings in local.settings.json as the stack's services", () => {
+    const example = defaultServices();
+    const resolved = mergeSettings(
+      input({
+        local: {
+          IOTHUB_CONNECTION_STRING: example.service,
+          IOTHUB_EVENTS_CONNECTION: example.events,
+          AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+          TELEMETRY_ALERT_THRESHOLD: '12',
+        },
+      }),
+      { ...services, storage: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1' },
+    );
+    // The stack's real addresses (ephemeral ports here), not the example's default ports.
+    expect(resolved.values.IOTHUB_CONNECTION_STRING).toBe(services.service);
+    expect(resolved.sources.IOTHUB_CONNECTION_STRING).toBe('stack');
+    expect(resolved.values.IOTHUB_EVENTS_CONNECTION).toBe(services.events);
+    expect(resolved.values.AzureWebJobsStorage).toMatch(/^DefaultEndpointsProtocol=http/);
+    expect(resolved.values.TELEMETRY_ALERT_THRESHOLD).toBe('12');
+    expect(resolved.userHub).toBe(false);
+  });
+
   it('does not auto-provision simulator devices on a hub of the user unless asked', () => {
     const azure = mergeSettings(input({ env: { IOTHUB_CONNECTION_STRING: azureHub } }), services);
     expect(azure.userHub).toBe(true);
