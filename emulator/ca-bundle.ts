@@ -6,7 +6,8 @@
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-const pemBlock = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+/** A PEM certificate (OpenSSL's `TRUSTED CERTIFICATE` form too); anything else in a bundle is not read by Node. */
+const pemBlock = /-----BEGIN (TRUSTED )?CERTIFICATE-----[\s\S]*?-----END \1?CERTIFICATE-----/g;
 
 /** The certificates of a PEM text, each normalised to `\n` line ends and no trailing space. */
 function certificatesOf(text: string): string[] {
