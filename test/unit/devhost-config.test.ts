@@ -42,8 +42,11 @@ describe('local.settings.json', () => {
       expect((error as Error).message).not.toContain('secret-value');
     }
     // The parser quotes the text around an unexpected token; that excerpt is left out too.
-    writeFileSync(join(dir, 'local.settings.json'), '{"Values": {"KEY": HostName=secret-value}}');
-    expect(() => readLocalSettings(dir)).toThrow(/is not valid JSON at line 1, column \d+/);
+    writeFileSync(
+      join(dir, 'local.settings.json'),
+      '{\n  "Values": {\n    "KEY": HostName=secret-value\n  }\n}',
+    );
+    expect(() => readLocalSettings(dir)).toThrow(/is not valid JSON at line 3, column 12/);
     try {
       readLocalSettings(dir);
     } catch (error) {
