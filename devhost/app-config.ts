@@ -12,13 +12,59 @@ export class AppConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * Where `char` first occurs outside a JSON string: Node 20 names an unexpected token without its
+ * position ("Unexpected token 'H', ..."), and the first bare occurrence is where parsing stopped.
+ */
+function firstOutsideStrings(text: string, char: string): number {
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i += 1;
+      else if (c === '"') inString = false;
+    } else if (c === char) return i;
+    else if (c === '"') inString = true;
+  }
+  return text.length;
+}
+
+/** Line and column (1-based) of a JSON.parse error, from its position or its own line/column. */
+export function jsonErrorLocation(
+  text: string,
+  error: SyntaxError,
+): { line: number; column: number } {
+  const stated = /line (\d+) column (\d+)/.exec(error.message);
+  if (stated) return { line: Number(stated[1]), column: Number(stated[2]) };
+  const position = /at position (\d+)/.exec(error.message);
+  const token = /^Unexpected token '(.)'/.exec(error.message)?.[1];
+  // "Unexpected end of JSON input" has no position: the problem is at the end.
+  const offset = position
+    ? Number(position[1])
+    : token !== undefined
+      ? firstOutsideStrings(text, token)
+      : text.length;
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
 function readJson(file: string, what: string): unknown {
-  const text = readFileSync(file, 'utf8');
+  const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   try {
-    return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown;
+    return JSON.parse(text) as unknown;
   } catch (error) {
-    const reason = error instanceof SyntaxError ? error.message : 'unreadable';
-    throw new AppConfigError(`${what} (${file}) is not valid JSON: ${reason}`);
+    if (!(error instanceof SyntaxError)) {
+      throw new AppConfigError(`${what} (${file}) is not valid JSON: unreadable`);
+    }
+    const { line, column } = jsonErrorLocation(text, error);
+    // The parser's own wording, without its position (it counts characters, not lines) and
+    // without the excerpt it quotes, which could hold a key.
+    const reason = error.message
+      .replace(/\s*(?:in JSON )?at position \d+.*$/s, '')
+      .replace(/,\s*".*$/s, '');
+    throw new AppConfigError(
+      `${what} (${file}) is not valid JSON at line ${line}, column ${column}: ${reason}`,
+    );
   }
 }
 

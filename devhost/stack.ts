@@ -5,21 +5,29 @@
  *
  * Environment: `PORT` (API, default 7071), `LOCAL_DATA_DIR` (default `.local`; all state lives
  * there), `LOCAL_FUNCTION_KEY`, `LOCAL_STACK_EPHEMERAL_PORTS=1` (every service on a free port;
- * used by tests). App settings already in the environment win, so `IOTHUB_CONNECTION_STRING` and
- * friends can point the app at a real Azure IoT Hub.
+ * used by tests), `LOG_LEVEL=debug` or `--verbose` (every app line). App settings: the environment,
+ * then `local.settings.json`, then the stack's services (`stack-settings.ts`), validated before
+ * anything starts.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { buildConnectionString } from '../lib/connection-string';
 import { writeCaBundle } from '../emulator/ca-bundle';
-import { readLocalSettings } from './app-config';
 import type { ManagedChild } from './child-process';
 import { startChild } from './child-process';
+import { createAppOutput, isVerbose, statusIntervalMs } from './stack-output';
+import type { SettingSource } from './stack-settings';
+import {
+  azuriteAccount,
+  azuriteKey,
+  checkStackSettings,
+  mergeSettings,
+  readStackPort,
+  validateSettings,
+} from './stack-settings';
+import { coreToolsMissing, describeStack } from './stack-summary';
 
-/** Azurite's documented development account (public, like the local hub's keys). */
-const azuriteAccount = 'devstoreaccount1';
-const azuriteKey =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+export { describeStack };
 
 interface EmulatorConnectionFile {
   serviceConnectionString: string;
@@ -37,6 +45,8 @@ export interface StackOptions {
   useFunc: boolean;
   env: NodeJS.ProcessEnv;
   write: (line: string) => void;
+  /** Relay every app line (`--verbose`, `LOG_LEVEL=debug`); default: events and a status line. */
+  verbose?: boolean;
 }
 
 export interface RunningStack {
@@ -47,6 +57,10 @@ export interface RunningStack {
   /** The app's storage (Azurite's well-known development account), for Storage Explorer and tools. */
   storageConnectionString: string;
   caBundle: string;
+  /** Where each app setting came from, for the summary. */
+  sources: Record<string, SettingSource>;
+  /** Call once the summary is printed: app events and status lines follow it. */
+  ready: () => void;
   stop: () => Promise<void>;
 }
 
@@ -158,18 +172,6 @@ async function waitForHealth(url: string, child: ManagedChild, timeoutMs: number
   throw new Error(`the app did not become healthy within ${timeoutMs / 1000} s (${last})`);
 }
 
-/** `local.settings.json.example` Values: the defaults for settings nobody set. */
-function exampleSettings(repoRoot: string): Record<string, string> {
-  const file = join(repoRoot, 'local.settings.json.example');
-  if (!existsSync(file)) return {};
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> };
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(parsed.Values ?? {})) {
-    if (typeof value === 'string') out[name] = value;
-  }
-  return out;
-}
-
 function writeFuncSettings(repoRoot: string, values: Record<string, string>): void {
   const file = join(repoRoot, 'local.settings.json');
   if (existsSync(file)) return;
@@ -190,12 +192,18 @@ function findFunc(path = process.env.PATH ?? ''): string | undefined {
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   if (options.useFunc && !findFunc(options.env.PATH)) {
     // Checked before anything starts: a missing optional dependency is not a crash of the app.
-    throw new Error(
-      'Azure Functions Core Tools (func) is not installed. npm install fetches it only where the machine can reach its download site (it is an optional dependency); install it, or use npm start, which runs the same stack with the built-in local host.',
-    );
+    throw new Error(coreToolsMissing());
   }
+  // Every setting is checked before any process starts: a typo fails in a second, by name.
+  const settingsInput = checkStackSettings(options.repoRoot, options.env);
+  const output = createAppOutput({
+    verbose: options.verbose ?? false,
+    write: options.write,
+    statusIntervalMs: statusIntervalMs(options.env),
+  });
   const children: ManagedChild[] = [];
   const stopAll = async () => {
+    output.stop();
     for (const child of [...children].reverse()) await child.stop();
   };
   try {
@@ -209,31 +217,15 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       options.env.NODE_EXTRA_CA_CERTS,
     );
 
-    const given = (name: string, fallback: string) => options.env[name] ?? fallback;
-    const appSettings: Record<string, string> = {
-      FUNCTIONS_WORKER_RUNTIME: 'node',
-      AzureWebJobsFeatureFlags: 'EnableWorkerIndexing',
-      AzureWebJobsStorage: given('AzureWebJobsStorage', azurite.connectionString),
-      IOTHUB_CONNECTION_STRING: given(
-        'IOTHUB_CONNECTION_STRING',
-        hub.connection.serviceConnectionString,
-      ),
-      IOTHUB_EVENTS_CONNECTION: given(
-        'IOTHUB_EVENTS_CONNECTION',
-        hub.connection.eventsConnectionString,
-      ),
-      IOTHUB_EVENTS_NAME: given('IOTHUB_EVENTS_NAME', hub.connection.eventsName),
-      IOTHUB_EVENTS_CONSUMER_GROUP: given('IOTHUB_EVENTS_CONSUMER_GROUP', '$Default'),
-      SIMULATOR_ENABLED: given('SIMULATOR_ENABLED', 'true'),
-    };
-    // Precedence: the environment, then the stack's service connections, then the user's
-    // local.settings.json (devhost reads it), then the example's defaults.
-    const local = readLocalSettings(options.repoRoot);
-    const defaults = Object.fromEntries(
-      Object.entries(exampleSettings(options.repoRoot)).filter(([name]) => !(name in local)),
-    );
+    const settings = mergeSettings(settingsInput, {
+      storage: azurite.connectionString,
+      service: hub.connection.serviceConnectionString,
+      events: hub.connection.eventsConnectionString,
+      eventsName: hub.connection.eventsName,
+    });
+    validateSettings(settings);
+    const appSettings = settings.values;
     const appEnv: NodeJS.ProcessEnv = {
-      ...defaults,
       ...options.env,
       ...appSettings,
       NODE_EXTRA_CA_CERTS: caBundle,
@@ -241,7 +233,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
     let app: ManagedChild;
     if (options.useFunc) {
-      writeFuncSettings(options.repoRoot, { ...exampleSettings(options.repoRoot), ...appSettings });
+      writeFuncSettings(options.repoRoot, appSettings);
       app = startChild('func', 'func', ['start', '--port', String(options.port)], {
         cwd: options.repoRoot,
         env: appEnv,
@@ -260,7 +252,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
           '--data',
           join(options.dataDir, 'devhost'),
         ],
-        { env: appEnv, write: options.write },
+        { env: appEnv, write: (line) => output.write(line) },
       );
     }
     children.push(app);
@@ -281,6 +273,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       eventsConnectionString: appSettings.IOTHUB_EVENTS_CONNECTION ?? '',
       storageConnectionString: appSettings.AzureWebJobsStorage ?? '',
       caBundle,
+      sources: settings.sources,
+      ready: () => output.ready(),
       stop: stopAll,
     };
   } catch (error) {
@@ -289,40 +283,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
 }
 
-export function describeStack(stack: RunningStack): string[] {
-  const hostName = /HostName=([^;]+)/.exec(stack.serviceConnectionString)?.[1] ?? 'localhost:4443';
-  const api = `${stack.apiUrl}/api`;
-  const key = stack.functionKey;
-  return [
-    '',
-    'The local stack is running.',
-    `  API:                      ${api}   (OpenAPI: ${api}/openapi.json)`,
-    `  Function key:             ${key}`,
-    `  Service connection:       ${stack.serviceConnectionString}`,
-    `  Events (Event Hub) conn.: ${stack.eventsConnectionString}`,
-    `  Storage (Azurite):        ${stack.storageConnectionString}`,
-    `  Device connection string: HostName=${hostName};DeviceId=<deviceId>;SharedAccessKey=<primaryKey from POST /devices>`,
-    '',
-    'Trust the local IoT Hub CA in your own shell before using the SDKs:',
-    `  export NODE_EXTRA_CA_CERTS=${stack.caBundle}`,
-    '',
-    'Try it:',
-    `  curl -s -X POST "${api}/devices" -H "x-functions-key: ${key}" -H 'content-type: application/json' -d '{"deviceId":"my-device"}'`,
-    `  curl -s "${api}/devices/sim-1/telemetry?limit=5" -H "x-functions-key: ${key}"`,
-    `  curl -s -X POST "${api}/devices/my-device/messages" -H "x-functions-key: ${key}" -H 'content-type: application/json' -d '{"payload":{"command":"blink"},"ack":"full"}'`,
-    '',
-    'Ctrl-C stops everything; state stays in the data folder.',
-  ];
-}
-
 async function main(): Promise<void> {
   const repoRoot = resolve(__dirname, '..', '..');
   const env = process.env;
   const ephemeral = env.LOCAL_STACK_EPHEMERAL_PORTS === '1';
-  const port = ephemeral ? 0 : Number(env.PORT ?? 7071);
   const write = (line: string) => process.stdout.write(`${line}\n`);
   let stack: RunningStack;
   try {
+    const port = readStackPort(env);
     stack = await startStack({
       repoRoot,
       dataDir: resolve(env.LOCAL_DATA_DIR ?? '.local'),
@@ -331,12 +299,16 @@ async function main(): Promise<void> {
       useFunc: process.argv.includes('--func'),
       env,
       write,
+      verbose: isVerbose(process.argv, env),
     });
   } catch (error) {
-    console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
+    // One line per problem, each naming what to fix.
+    const message = error instanceof Error ? error.message : String(error);
+    for (const line of message.split('\n')) console.error(`npm start: ${line}`);
     process.exit(1);
   }
   describeStack(stack).forEach(write);
+  stack.ready();
   let stopping = false;
   const onSignal = () => {
     if (stopping) return;

@@ -56,10 +56,13 @@ function isErrnoCode(error: unknown, code: string): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
 }
 
-/** Write through a temporary file and rename, so a concurrent reader never sees half a PEM. */
+/**
+ * Write through a temporary file and rename, so a concurrent reader never sees half a PEM. A PEM
+ * ends with a newline (selfsigned's do not), so `cat ca.pem >> bundle.pem` stays valid.
+ */
 async function writeAtomically(file: string, text: string, mode: number): Promise<void> {
   const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await fs.writeFile(temp, text, { mode });
+  await fs.writeFile(temp, text.endsWith('\n') ? text : `${text}\n`, { mode });
   await fs.rename(temp, file);
 }
 

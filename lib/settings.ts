@@ -81,7 +81,7 @@ const booleanText = z
   .string()
   .trim()
   .toLowerCase()
-  .pipe(z.enum(['true', 'false', '1', '0']))
+  .pipe(z.enum(['true', 'false', '1', '0'], 'true or false'))
   .transform((v) => v === 'true' || v === '1');
 
 const intText = (min: number, max: number) =>
@@ -118,8 +118,23 @@ const deviceIdPrefix = z
   .regex(deviceIdPrefixPattern(100), 'a device id prefix of 1 to 100 IoT Hub device id characters');
 
 /**
- * Validate one optional setting with a default. Issues name the setting and say what is
- * expected; the offending value is deliberately left out.
+ * How a rejected value is shown in a problem: quoted and shortened for ordinary settings, never
+ * for secrets (connection strings carry keys).
+ */
+export function describeValue(name: string, raw: string): string {
+  if (isSecretSetting(name)) return 'a value that is not shown (it may hold a key)';
+  const text = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
+  return JSON.stringify(text);
+}
+
+/** The one shape of a problem: `NAME must be <expected>, got <value>`. */
+export function settingProblem(name: string, expected: string, raw: string): string {
+  return `${name} must be ${expected}, got ${describeValue(name, raw)}`;
+}
+
+/**
+ * Validate one optional setting with a default. Issues name the setting, say what is expected
+ * and show the offending value (these settings are never secrets).
  */
 function read<T>(
   env: Env,
@@ -131,18 +146,18 @@ function read<T>(
   const raw = env[name];
   const result = schema.safeParse(raw === undefined || raw.trim() === '' ? fallback : raw);
   if (result.success) return result.data;
-  const expected = result.error.issues.map((i) => i.message).join('; ');
-  problems.push(`${name} is malformed: expected ${expected}`);
+  const expected = [...new Set(result.error.issues.map((i) => i.message))].join('; ');
+  problems.push(settingProblem(name, expected, raw ?? ''));
   return schema.parse(fallback);
 }
 
-function connectionProblem(name: string, check: () => unknown): string | undefined {
+function connectionProblem(name: string, what: string, check: () => unknown): string | undefined {
   try {
     check();
     return undefined;
   } catch (error) {
     // The parser's messages describe the shape only, never the value.
-    return `${name} is malformed: ${(error as Error).message}`;
+    return `${name} must be ${what} (${(error as Error).message}), got ${describeValue(name, '')}`;
   }
 }
 
@@ -150,8 +165,10 @@ function readIotHub(env: Env, problems: string[]): IotHubAccess {
   const connectionString = env[SettingNames.iotHubConnectionString]?.trim();
   const hostName = env[SettingNames.iotHubHostName]?.trim();
   if (connectionString) {
-    const problem = connectionProblem(SettingNames.iotHubConnectionString, () =>
-      parseIotHubConnectionString(connectionString),
+    const problem = connectionProblem(
+      SettingNames.iotHubConnectionString,
+      'an IoT Hub connection string',
+      () => parseIotHubConnectionString(connectionString),
     );
     if (problem) {
       problems.push(problem);
@@ -166,7 +183,11 @@ function readIotHub(env: Env, problems: string[]): IotHubAccess {
   if (hostName) {
     if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(hostName)) {
       problems.push(
-        `${SettingNames.iotHubHostName} is malformed: expected a host name such as myhub.azure-devices.net`,
+        settingProblem(
+          SettingNames.iotHubHostName,
+          'a host name such as myhub.azure-devices.net',
+          hostName,
+        ),
       );
     }
     return { kind: 'identity', hostName };
@@ -185,8 +206,10 @@ function readEvents(env: Env, problems: string[]): void {
     );
     return;
   }
-  const problem = connectionProblem(SettingNames.eventsConnection, () =>
-    parseEventHubConnectionString(value),
+  const problem = connectionProblem(
+    SettingNames.eventsConnection,
+    "the IoT Hub's Event Hub-compatible connection string",
+    () => parseEventHubConnectionString(value),
   );
   if (problem) {
     problems.push(problem);
@@ -206,7 +229,7 @@ function readEvents(env: Env, problems: string[]): void {
 function readStorage(env: Env, problems: string[]): StorageAccess {
   const connectionString = env[SettingNames.storage]?.trim();
   if (connectionString) {
-    const problem = connectionProblem(SettingNames.storage, () => {
+    const problem = connectionProblem(SettingNames.storage, 'a storage connection string', () => {
       const parts = parseConnectionString(connectionString);
       if (parts.UseDevelopmentStorage !== 'true' && !parts.AccountName && !parts.TableEndpoint) {
         throw new Error(
@@ -221,7 +244,11 @@ function readStorage(env: Env, problems: string[]): StorageAccess {
   if (tableServiceUri) {
     if (!/^https?:\/\/\S+$/.test(tableServiceUri)) {
       problems.push(
-        `${SettingNames.storageTableServiceUri} is malformed: expected an https:// table service URI`,
+        settingProblem(
+          SettingNames.storageTableServiceUri,
+          'an https:// table service URI',
+          tableServiceUri,
+        ),
       );
     }
     const clientId = env[SettingNames.storageClientId]?.trim();
@@ -250,7 +277,7 @@ export function loadSettings(env: Env = process.env): Settings {
         z
           .string()
           .trim()
-          .regex(/^[A-Za-z0-9$._-]{1,50}$/, 'a consumer group name'),
+          .regex(/^[A-Za-z0-9$._-]{1,50}$/, 'a consumer group name (letters, digits, $._-)'),
         '$Default',
         problems,
       ),

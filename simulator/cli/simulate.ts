@@ -3,12 +3,16 @@
  * generator. It targets IOTHUB_CONNECTION_STRING when set (any hub, Azure included), else the
  * local IoT Hub described by `--connection-file` (default `$LOCAL_DATA_DIR/iothub/connection.json`,
  * `LOCAL_DATA_DIR` defaulting to `.local`, as `npm start` and `npm run emulator` write it), whose
- * CA it trusts by restarting itself with a bundle.
+ * CA it trusts by restarting itself with a bundle. It checks that the hub answers before it
+ * starts (a hub that is not running, or a stale `connection.json`, is a one-line error), and it
+ * creates missing device identities on a hub of the user's only when asked (`--provision` or
+ * `SIMULATOR_AUTO_PROVISION=true`); on the local hub it creates them unless `--no-provision`.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { checkReachable, readLocalHubFile } from '../../devhost/local-hub';
+import { namesLocalService } from '../../devhost/stack-settings';
 import { processTrusts, writeCaBundle } from '../../emulator/ca-bundle';
 import { registryFromSettings } from '../../lib/iothub/clients';
 import { parseIotHubConnectionString } from '../../lib/connection-string';
@@ -34,28 +38,42 @@ interface Options {
   duration: number;
   prefix: string;
   connectRate: number;
-  provision: boolean;
+  /** `--provision` / `--no-provision`; undefined when neither was given. */
+  provision?: boolean;
   connectionFile: string;
 }
 
-function hubConnectionString(options: Options): { connectionString: string; caFile?: string } {
+interface Target {
+  connectionString: string;
+  caFile?: string;
+  /** The local hub's connection.json it came from. */
+  file?: string;
+}
+
+function hubConnectionString(options: Options): Target {
   const fromEnv = process.env.IOTHUB_CONNECTION_STRING?.trim();
   if (fromEnv) return { connectionString: fromEnv };
-  const file = resolve(options.connectionFile);
-  if (!existsSync(file)) {
-    throw new Error(
-      `no IoT Hub to target: set IOTHUB_CONNECTION_STRING, or start the local stack (npm start) so ${file} exists`,
-    );
-  }
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as {
-    serviceConnectionString?: string;
-    caFile?: string;
-  };
-  if (!parsed.serviceConnectionString) throw new Error(`${file} has no serviceConnectionString`);
+  const hub = readLocalHubFile(resolve(options.connectionFile), 'IOTHUB_CONNECTION_STRING');
   return {
-    connectionString: parsed.serviceConnectionString,
-    ...(parsed.caFile ? { caFile: parsed.caFile } : {}),
+    connectionString: hub.serviceConnectionString,
+    file: hub.file,
+    ...(hub.caFile ? { caFile: hub.caFile } : {}),
   };
+}
+
+/**
+ * Whether to create missing identities: the flag if given, else `SIMULATOR_AUTO_PROVISION`, else
+ * only on the local hub (its well-known keys), never unasked on someone's real hub.
+ */
+export function shouldProvision(
+  flag: boolean | undefined,
+  env: NodeJS.ProcessEnv,
+  connectionString: string,
+): boolean {
+  if (flag !== undefined) return flag;
+  const setting = env.SIMULATOR_AUTO_PROVISION?.trim().toLowerCase();
+  if (setting !== undefined && setting !== '') return setting === 'true' || setting === '1';
+  return namesLocalService(connectionString);
 }
 
 /** Restarts this process trusting `caFile`; resolves with the child's exit code. */
@@ -72,6 +90,7 @@ function restartTrusting(caFile: string, bundleDir: string): Promise<number> {
 
 async function run(options: Options): Promise<number> {
   const target = hubConnectionString(options);
+  await checkReachable(target.connectionString, 'IoT Hub', target.file);
   if (target.caFile && !processTrusts(target.caFile)) {
     return restartTrusting(target.caFile, dirname(resolve(options.connectionFile)));
   }
@@ -84,7 +103,7 @@ async function run(options: Options): Promise<number> {
       connectionString: target.connectionString,
       hostName: hub.hostName,
     }),
-    autoProvision: options.provision,
+    autoProvision: shouldProvision(options.provision, process.env, target.connectionString),
     connectsPerSecond: options.connectRate,
     log: (line) => console.log(line),
     backoff: { initialMs: 500, maxMs: 30_000 },
@@ -133,6 +152,7 @@ const program = new Command('simulate')
   .option('--duration <duration>', 'how long to run (0 = until Ctrl-C)', parseDuration, 60_000)
   .option('--prefix <prefix>', 'device id prefix (<prefix>-1 …)', 'load')
   .option('--connect-rate <n>', 'new connections per second', positiveInt, 100)
+  .option('--provision', 'create missing device identities (default only on the local hub)')
   .option('--no-provision', 'do not create missing device identities')
   .option(
     '--connection-file <path>',

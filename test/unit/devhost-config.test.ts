@@ -41,6 +41,17 @@ describe('local.settings.json', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('secret-value');
     }
+    // The parser quotes the text around an unexpected token; that excerpt is left out too.
+    writeFileSync(
+      join(dir, 'local.settings.json'),
+      '{\n  "Values": {\n    "KEY": HostName=secret-value\n  }\n}',
+    );
+    expect(() => readLocalSettings(dir)).toThrow(/is not valid JSON at line 3, column 12/);
+    try {
+      readLocalSettings(dir);
+    } catch (error) {
+      expect((error as Error).message).not.toContain('secret-value');
+    }
     writeFileSync(join(dir, 'local.settings.json'), '{"Values": {"KEY": {"nested": true}}}');
     expect(() => readLocalSettings(dir)).toThrow('"Values.KEY" must be a string');
   });

@@ -103,18 +103,22 @@ describe('loadSettings', () => {
       /EntityPath/,
     ],
     ['AzureWebJobsStorage', `Foo=${secretKey}`, /storage connection string/],
-    ['TELEMETRY_ALERT_THRESHOLD', 'fast', /a number/],
+    [
+      'TELEMETRY_ALERT_THRESHOLD',
+      'fast',
+      /^TELEMETRY_ALERT_THRESHOLD must be a number, got "fast"$/,
+    ],
     ['SIMULATOR_DEVICE_COUNT', '-1', /whole number from 0 to 10000/],
     ['SIMULATOR_DEVICE_COUNT', '10001', /10000/],
-    ['SIMULATOR_ENABLED', 'yes', /malformed/],
-    ['SIMULATOR_SCHEDULE', '*/5 * * * *', /6-field NCRONTAB/],
+    ['SIMULATOR_ENABLED', 'yes', /true or false, got "yes"$/],
+    ['SIMULATOR_SCHEDULE', '*/5 * * * *', /6-field NCRONTAB.*, got "\*\/5 \* \* \* \*"$/],
     ['SIMULATOR_DEVICE_PREFIX', 'bad prefix/', /device id prefix/],
     ['IOTHUB_EVENTS_CONSUMER_GROUP', 'has space', /consumer group/],
     ['FEEDBACK_DRAIN_SECONDS', '0', /1 to 240/],
   ])('rejects a malformed %s with a message naming it', (name, value, expected) => {
     const problems = problemsOf({ ...valid, [name]: value });
     expect(problems).toHaveLength(1);
-    expect(problems[0]!.startsWith(`${name} is malformed`)).toBe(true);
+    expect(problems[0]!.startsWith(`${name} must be `)).toBe(true);
     expect(problems[0]).toMatch(expected);
   });
 
@@ -134,6 +138,7 @@ describe('loadSettings', () => {
       expect(message).toContain('IOTHUB_EVENTS_CONNECTION');
       expect(message).toContain('AzureWebJobsStorage');
       expect(message).not.toContain(secretKey);
+      expect(message).toContain('got a value that is not shown');
     }
   });
 
