@@ -42,6 +42,11 @@ param simulatorDeviceCount int = 3
 @description('windSpeed above this raises an alert.')
 param telemetryAlertThreshold string = '15'
 
+@description('Days readings, alerts and dead letters are kept (by enqueue time) before the hourly purge deletes them.')
+@minValue(1)
+@maxValue(36500)
+param telemetryRetentionDays int = 7
+
 @description('Node.js version of the Function App (a supported LTS).')
 @allowed(['20', '22'])
 param nodeVersion string = '20'
@@ -124,6 +129,7 @@ module functionApp 'modules/functionapp.bicep' = {
     simulatorEnabled: simulatorEnabled
     simulatorDeviceCount: simulatorDeviceCount
     telemetryAlertThreshold: telemetryAlertThreshold
+    telemetryRetentionDays: telemetryRetentionDays
   }
 }
 

@@ -3,6 +3,7 @@
  * store: for unit tests, benchmarks that exclude storage, and quick local experiments.
  */
 import {
+  maxTransactionOperations,
   transactionChunks,
   type ConditionalWrite,
   type Entity,
@@ -106,8 +107,34 @@ export class MemoryEntityStore implements EntityStore {
       )
       .sort((a, b) => compare(a.rowKey, b.rowKey))
       .slice(0, range.limit)
-      .map((e) => ({ ...e }));
+      .map((e) =>
+        range.keysOnly === true ? { partitionKey: e.partitionKey, rowKey: e.rowKey } : { ...e },
+      );
     return rows;
+  }
+
+  async deleteBatch(
+    table: TableName,
+    partitionKey: string,
+    rowKeys: readonly string[],
+  ): Promise<void> {
+    const unique = [...new Set(rowKeys)];
+    for (let start = 0; start < unique.length; start += maxTransactionOperations) {
+      await this.#request();
+      for (const rowKey of unique.slice(start, start + maxTransactionOperations)) {
+        this.#table(table).delete(key(partitionKey, rowKey));
+      }
+    }
+  }
+
+  async nextPartitionKey(table: TableName, after: string): Promise<string | undefined> {
+    await this.#request();
+    let next: string | undefined;
+    for (const { entity } of this.#table(table).values()) {
+      const pk = entity.partitionKey;
+      if (pk > after && (next === undefined || pk < next)) next = pk;
+    }
+    return next;
   }
 
   async #request(): Promise<void> {
