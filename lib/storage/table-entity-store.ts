@@ -151,7 +151,9 @@ export class TableEntityStore implements EntityStore {
     const rows: Entity[] = [];
     const select = range.keysOnly === true ? ['PartitionKey', 'RowKey'] : undefined;
     const pages = client
-      .listEntities<Record<string, unknown>>({ queryOptions: { filter, ...(select && { select }) } })
+      .listEntities<Record<string, unknown>>({
+        queryOptions: { filter, ...(select && { select }) },
+      })
       .byPage({ maxPageSize: Math.min(range.limit, 1000) });
     // Count each page as it is requested: the iterator issues one request per page.
     for (;;) {
