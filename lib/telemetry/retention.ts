@@ -33,7 +33,10 @@ const dayMs = 86_400_000;
  * age them by (IoT Hub always stamps one, so they only come from a misconfigured source).
  */
 export const timedRowKeysEnd = ':';
-/** About 10 s against Azurite, well under a minute against Azure Table storage. */
+/**
+ * Under a minute: 404 requests deleting 15,000 rows of 100 devices took 19 s against Azurite on a
+ * busy 2-core machine (delete transactions are the slow part).
+ */
 export const defaultMaxRequests = 1000;
 /** Keys per query page (the service's maximum); 10 delete transactions follow each page. */
 const pageSize = 1000;
