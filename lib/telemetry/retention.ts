@@ -38,6 +38,7 @@ export const timedRowKeysEnd = ':';
  * busy 2-core machine (delete transactions are the slow part).
  */
 export const defaultMaxRequests = 1000;
+const minMaxRequests = 5;
 /** Keys per query page (the service's maximum); 10 delete transactions follow each page. */
 const pageSize = 1000;
 
@@ -168,7 +169,8 @@ export async function purgeExpired(
   const scoped = store.scoped();
   const run = new PurgeRun(
     scoped,
-    options.maxRequests ?? defaultMaxRequests,
+    // Below this a run could not finish one partition step (cursor, seek, query, delete, save).
+    Math.max(options.maxRequests ?? defaultMaxRequests, minMaxRequests),
     options.now() - options.retentionDays * dayMs,
   );
   const cursor = await readCursor(scoped);
