@@ -28,6 +28,8 @@ export interface RowRange {
   rowKeyBefore?: string;
   /** At most this many rows, in ascending RowKey order. */
   limit: number;
+  /** Only rows last written before this instant (the service's Timestamp). */
+  writtenBefore?: Date;
   /** Return only PartitionKey and RowKey (a purge needs nothing else; dead letters are large). */
   keysOnly?: boolean;
 }

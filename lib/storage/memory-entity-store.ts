@@ -13,8 +13,13 @@ import {
 } from './entity-store';
 import type { TableName } from './tables';
 
+/** A stored entity and when it was last written (Table storage's Timestamp). */
+interface Row extends StoredEntity {
+  writtenMs: number;
+}
+
 interface SharedState {
-  tables: Map<string, Map<string, StoredEntity>>;
+  tables: Map<string, Map<string, Row>>;
   etagCounter: number;
 }
 
@@ -24,6 +29,8 @@ export class MemoryEntityStore implements EntityStore {
   readonly #parent: MemoryEntityStore | undefined;
   /** When set, every request fails with the error it returns (simulates an outage). */
   failure: (() => Error) | undefined;
+  /** The clock that stamps each write's Timestamp (of the root store); tests pass a fake one. */
+  now: () => number = Date.now;
 
   constructor(parent?: MemoryEntityStore) {
     this.#parent = parent;
@@ -98,6 +105,9 @@ export class MemoryEntityStore implements EntityStore {
   async queryPartition(table: TableName, partitionKey: string, range: RowRange): Promise<Entity[]> {
     await this.#request();
     const rows = [...this.#table(table).values()]
+      .filter(
+        (row) => range.writtenBefore === undefined || row.writtenMs < range.writtenBefore.getTime(),
+      )
       .map((s) => s.entity)
       .filter(
         (e) =>
@@ -145,7 +155,7 @@ export class MemoryEntityStore implements EntityStore {
     if (failure) throw failure();
   }
 
-  #table(table: TableName): Map<string, StoredEntity> {
+  #table(table: TableName): Map<string, Row> {
     let rows = this.#shared.tables.get(table);
     if (!rows) {
       rows = new Map();
@@ -160,6 +170,7 @@ export class MemoryEntityStore implements EntityStore {
     this.#table(table).set(key(entity.partitionKey, entity.rowKey), {
       entity: { ...entity },
       etag,
+      writtenMs: this.#root().now(),
     });
     return etag;
   }

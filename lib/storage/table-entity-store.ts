@@ -148,6 +148,8 @@ export class TableEntityStore implements EntityStore {
     let filter = odata`PartitionKey eq ${partitionKey}`;
     if (range.rowKeyFrom !== undefined) filter += odata` and RowKey ge ${range.rowKeyFrom}`;
     if (range.rowKeyBefore !== undefined) filter += odata` and RowKey lt ${range.rowKeyBefore}`;
+    if (range.writtenBefore !== undefined)
+      filter += odata` and Timestamp lt ${range.writtenBefore}`;
     const rows: Entity[] = [];
     const select = range.keysOnly === true ? ['PartitionKey', 'RowKey'] : undefined;
     const pages = client

@@ -6,14 +6,15 @@
  * so within a partition the expired rows are one contiguous RowKey range at its end. A run walks
  * each table's partitions by key seek (`PartitionKey gt <previous>`, one row), reads only the
  * expired range of each (keys only) and deletes it in 100-row transactions. Rows it keeps are
- * never read, and no query scans a table.
+ * never read, and no query scans a table. (Dead letters without a hub position have a range of
+ * their own, aged by write time: see `unpositionedRowKeys`.)
  *
  * Bounded: a run stops after `maxRequests` storage requests and stores where it stopped in the
  * `retention` table, so the next run (on any instance) continues there instead of starting over.
  * Deleting is idempotent, so two overlapping runs only repeat work.
  */
 import type { InvocationContext, Timer } from '@azure/functions';
-import { maxTransactionOperations, type EntityStore } from '../storage/entity-store';
+import { maxTransactionOperations, type EntityStore, type RowRange } from '../storage/entity-store';
 import { invertedTime } from '../storage/keys';
 import { TableNames } from '../storage/tables';
 import { describeError } from './errors';
@@ -27,12 +28,15 @@ export const purgedTables = [
 export type PurgedTable = (typeof purgedTables)[number];
 
 const dayMs = 86_400_000;
-/**
- * Exclusive upper RowKey bound of time-keyed rows: they start with 13 digits. Dead letters
- * without a hub position (`x_<sha256>`) sort above it and are left alone: they carry no time to
- * age them by (IoT Hub always stamps one, so they only come from a misconfigured source).
- */
+/** Exclusive upper RowKey bound of time-keyed rows: they start with 13 digits. */
 export const timedRowKeysEnd = ':';
+/**
+ * Dead letters without a hub position are keyed `x_<sha256>` (`deadLetterRowKey` in
+ * entities.ts), above every time-keyed row. They carry no enqueue time, so their age is when
+ * they were last written (the service's Timestamp). IoT Hub stamps every event with a position,
+ * so these are rare: only a misconfigured source produces them.
+ */
+export const unpositionedRowKeys = { rowKeyFrom: 'x_', rowKeyBefore: 'x`' } as const;
 /**
  * Under a minute: 404 requests deleting 15,000 rows of 100 devices took 19 s against Azurite on a
  * busy 2-core machine (delete transactions are the slow part).
@@ -75,6 +79,13 @@ export function expiredRowKeyFrom(cutoffMs: number): string {
   return invertedTime(cutoffMs - 1);
 }
 
+/** The expired RowKey ranges of one partition of `table`. */
+function expiredRanges(table: PurgedTable, cutoffMs: number): Omit<RowRange, 'limit'>[] {
+  const timed = { rowKeyFrom: expiredRowKeyFrom(cutoffMs), rowKeyBefore: timedRowKeysEnd };
+  if (table !== TableNames.deadLetters) return [timed];
+  return [timed, { ...unpositionedRowKeys, writtenBefore: new Date(cutoffMs) }];
+}
+
 async function readCursor(store: EntityStore): Promise<Cursor> {
   const stored = await store.get(TableNames.retention, cursorKey.partitionKey, cursorKey.rowKey);
   if (stored === undefined) return start;
@@ -91,14 +102,12 @@ async function saveCursor(store: EntityStore, cursor: Cursor): Promise<void> {
 
 class PurgeRun {
   readonly summary: PurgeSummary;
-  readonly #fromKey: string;
 
   constructor(
     private readonly store: EntityStore,
     private readonly maxRequests: number,
     cutoffMs: number,
   ) {
-    this.#fromKey = expiredRowKeyFrom(cutoffMs);
     this.summary = {
       cutoffMs,
       deleted: { telemetry: 0, alerts: 0, deadletters: 0 },
@@ -136,15 +145,25 @@ class PurgeRun {
     }
   }
 
-  /** Deletes a partition's expired range; false when the budget ran out before its end. */
+  /** Deletes a partition's expired ranges; false when the budget ran out before their end. */
   async #purgePartition(table: PurgedTable, partitionKey: string): Promise<boolean> {
+    for (const range of expiredRanges(table, this.summary.cutoffMs)) {
+      if (!(await this.#purgeRange(table, partitionKey, range))) return false;
+    }
+    return true;
+  }
+
+  async #purgeRange(
+    table: PurgedTable,
+    partitionKey: string,
+    range: Omit<RowRange, 'limit'>,
+  ): Promise<boolean> {
     for (;;) {
       const left = this.#left();
       if (left < 2) return false;
       const limit = Math.min(pageSize, (left - 1) * maxTransactionOperations);
       const rows = await this.store.queryPartition(table, partitionKey, {
-        rowKeyFrom: this.#fromKey,
-        rowKeyBefore: timedRowKeysEnd,
+        ...range,
         limit,
         keysOnly: true,
       });

@@ -13,6 +13,7 @@ import {
   expiredRowKeyFrom,
   purgeExpired,
   timedRowKeysEnd,
+  unpositionedRowKeys,
   type PurgeSummary,
 } from '../../lib/telemetry/retention';
 import { contextLoggingTo } from '../support/http';
@@ -75,6 +76,7 @@ const now0 = Date.parse('2026-11-29T12:00:00.000Z');
 
 async function seeded(nowMs = now0): Promise<MemoryEntityStore> {
   const memory = new MemoryEntityStore();
+  memory.now = () => nowMs;
   const processor = new TelemetryProcessor(memory, {
     alertThreshold,
     deadLetterMaxBodyBytes: 4096,
@@ -129,14 +131,16 @@ describe('purgeExpired', () => {
     const store = new RecordingStore(await seeded());
     const summary = await purgeExpired(store, { retentionDays, now: () => now0 });
 
-    const fromKey = expiredRowKeyFrom(now0 - retentionDays * dayMs);
+    const cutoff = now0 - retentionDays * dayMs;
+    const timed = { rowKeyFrom: expiredRowKeyFrom(cutoff), rowKeyBefore: timedRowKeysEnd };
+    const unpositioned = { ...unpositionedRowKeys, writtenBefore: new Date(cutoff) };
     expect(store.queries.length).toBeGreaterThan(0);
-    for (const query of store.queries) {
-      expect(query.range).toMatchObject({
-        rowKeyFrom: fromKey,
-        rowKeyBefore: timedRowKeysEnd,
-        keysOnly: true,
-      });
+    for (const { table, range } of store.queries) {
+      const { limit: _limit, keysOnly, ...bounds } = range;
+      expect(keysOnly).toBe(true);
+      // Every query is a RowKey range of one partition; dead letters have a second one.
+      if (table === TableNames.deadLetters) expect([timed, unpositioned]).toContainEqual(bounds);
+      else expect(bounds).toEqual(timed);
     }
     const returned = store.queries.reduce((sum, q) => sum + q.returned, 0);
     expect(returned).toBe(store.deleted.value);
@@ -162,28 +166,42 @@ describe('purgeExpired', () => {
     expect(counts(memory)).toEqual({ telemetry: 0, alerts: 0, deadletters: 0, devicestate: 2 });
   });
 
-  it('keeps dead letters without a hub position: they have no enqueue time to age by', async () => {
+  it('ages dead letters without a hub position by when they were written', async () => {
     const memory = await seeded();
-    const letter = deadLetterEntity({
-      reason: 'missing-position',
-      detail: 'no enqueued time',
-      deviceId: 'dev-a',
-      messageId: undefined,
-      correlationId: undefined,
-      enqueuedMs: undefined,
-      partition: '0',
-      sequenceNumber: undefined,
-      offset: undefined,
-      contentType: undefined,
-      contentEncoding: undefined,
-      body: Buffer.from('{}'),
-      bodySize: 2,
-      systemProperties: {},
-      properties: {},
-    });
-    await memory.upsertBatch(TableNames.deadLetters, devicePartitionKey('dev-a'), [letter]);
-    await purgeExpired(memory, { retentionDays, now: () => now0 + 100 * dayMs });
-    expect(memory.rows(TableNames.deadLetters).map((e) => e.rowKey)).toEqual([letter.rowKey]);
+    const letter = (detail: string) =>
+      deadLetterEntity({
+        reason: 'missing-position',
+        detail,
+        deviceId: 'dev-a',
+        messageId: undefined,
+        correlationId: undefined,
+        enqueuedMs: undefined,
+        partition: '0',
+        sequenceNumber: undefined,
+        offset: undefined,
+        contentType: undefined,
+        contentEncoding: undefined,
+        body: Buffer.from(detail),
+        bodySize: detail.length,
+        systemProperties: {},
+        properties: {},
+      });
+    const old = letter('written 10 days ago');
+    const recent = letter('written a day ago');
+    const partitionKey = devicePartitionKey('dev-a');
+    memory.now = () => now0 - 10 * dayMs;
+    await memory.upsertBatch(TableNames.deadLetters, partitionKey, [old]);
+    memory.now = () => now0 - dayMs;
+    await memory.upsertBatch(TableNames.deadLetters, partitionKey, [recent]);
+    const unpositioned = () =>
+      memory.rows(TableNames.deadLetters).filter((e) => e.reason === 'missing-position');
+
+    await purgeExpired(memory, { retentionDays, now: () => now0 });
+    expect(unpositioned().map((e) => e.detail)).toEqual(['written a day ago']);
+    expect(memory.rows(TableNames.deadLetters)).toHaveLength(expectedAfterPurge.deadletters + 1);
+
+    await purgeExpired(memory, { retentionDays, now: () => now0 + 7 * dayMs });
+    expect(unpositioned()).toEqual([]);
   });
 
   it('stops at its request budget and the next run continues where it stopped', async () => {
@@ -229,14 +247,15 @@ describe('purgeExpired', () => {
 
 describe('the retention timer', () => {
   // Requests: cursor read, 11 seeks (2 + 2 + 4 partitions, one end per table), a query and a
-  // delete transaction per partition; no cursor write (the run completed from the start).
+  // delete transaction per partition, a second (position-less) query per dead-letter partition;
+  // no cursor write (the run completed from the start).
   it('logs one line with the counts of the run', async () => {
     const memory = await seeded();
     const logs: string[] = [];
     const timer = createRetentionTimer(() => ({ store: memory, retentionDays, now: () => now0 }));
     await timer({ isPastDue: false, scheduleStatus: undefined } as never, contextLoggingTo(logs));
     expect(logs).toEqual([
-      'telemetry retention cutoff=2026-11-22T12:00:00.000Z telemetry=6 alerts=6 deadletters=4 partitions=8 requests=28 complete=true',
+      'telemetry retention cutoff=2026-11-22T12:00:00.000Z telemetry=6 alerts=6 deadletters=4 partitions=8 requests=32 complete=true',
     ]);
   });
 
