@@ -42,7 +42,12 @@ export const unpositionedRowKeys = { rowKeyFrom: 'x_', rowKeyBefore: 'x`' } as c
  * busy 2-core machine (delete transactions are the slow part).
  */
 export const defaultMaxRequests = 1000;
-const minMaxRequests = 5;
+/**
+ * The smallest budget that always makes progress: reading the cursor, a seek, a query and a
+ * delete for each of a dead-letter partition's two ranges, saving the cursor. With less, a
+ * partition could never be finished and every run would stop at the same place.
+ */
+const minMaxRequests = 7;
 /** Keys per query page (the service's maximum); 10 delete transactions follow each page. */
 const pageSize = 1000;
 
@@ -188,7 +193,6 @@ export async function purgeExpired(
   const scoped = store.scoped();
   const run = new PurgeRun(
     scoped,
-    // Below this a run could not finish one partition step (cursor, seek, query, delete, save).
     Math.max(options.maxRequests ?? defaultMaxRequests, minMaxRequests),
     options.now() - options.retentionDays * dayMs,
   );

@@ -208,7 +208,7 @@ describe('purgeExpired', () => {
     const memory = await seeded();
     const store = new RecordingStore(memory);
     const runs: PurgeSummary[] = [];
-    const maxRequests = 6;
+    const maxRequests = 7;
     for (let i = 0; i < 20 && runs.at(-1)?.complete !== true; i += 1) {
       const seeksBefore = store.seeks.length;
       runs.push(await purgeExpired(store, { retentionDays, now: () => now0, maxRequests }));
@@ -226,6 +226,17 @@ describe('purgeExpired', () => {
     expect(counts(memory)).toEqual(expectedAfterPurge);
     // Every partition was finished exactly once across the runs.
     expect(runs.reduce((sum, r) => sum + r.partitions, 0)).toBe(3 * readingDevices.length + 2);
+  });
+
+  it('raises a budget too small to finish a partition, so runs still make progress', async () => {
+    const memory = await seeded();
+    let last: PurgeSummary | undefined;
+    for (let i = 0; i < 40 && last?.complete !== true; i += 1) {
+      last = await purgeExpired(memory, { retentionDays, now: () => now0, maxRequests: 1 });
+      expect(last.requests).toBeLessThanOrEqual(7);
+    }
+    expect(last?.complete).toBe(true);
+    expect(counts(memory)).toEqual(expectedAfterPurge);
   });
 
   it('deletes a large expired range in pages, 100 rows per transaction', async () => {
