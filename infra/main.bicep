@@ -42,6 +42,11 @@ param simulatorDeviceCount int = 3
 @description('windSpeed above this raises an alert.')
 param telemetryAlertThreshold string = '15'
 
+@description('Days readings, alerts and dead letters are kept (by enqueue time) before the purge deletes them.')
+@minValue(1)
+@maxValue(36500)
+param telemetryRetentionDays int = 7
+
 @description('Node.js version of the Function App: 22 (default) or 24, the LTS versions Flex Consumption runs (Node 20 support ended 2026-04-30). CI tests on 20 and 22.')
 @allowed(['22', '24'])
 param nodeVersion string = '22'
@@ -124,6 +129,7 @@ module functionApp 'modules/functionapp.bicep' = {
     simulatorEnabled: simulatorEnabled
     simulatorDeviceCount: simulatorDeviceCount
     telemetryAlertThreshold: telemetryAlertThreshold
+    telemetryRetentionDays: telemetryRetentionDays
   }
 }
 

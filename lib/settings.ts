@@ -26,6 +26,8 @@ export const SettingNames = {
   storageClientId: 'AzureWebJobsStorage__clientId',
   alertThreshold: 'TELEMETRY_ALERT_THRESHOLD',
   deadLetterMaxBodyBytes: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES',
+  retentionDays: 'TELEMETRY_RETENTION_DAYS',
+  purgeSchedule: 'TELEMETRY_PURGE_SCHEDULE',
   feedbackSchedule: 'FEEDBACK_SCHEDULE',
   feedbackDrainSeconds: 'FEEDBACK_DRAIN_SECONDS',
   simulatorEnabled: 'SIMULATOR_ENABLED',
@@ -56,7 +58,12 @@ export interface Settings {
   iotHub: IotHubAccess;
   events: { connectionSettingName: string; consumerGroup: string };
   storage: StorageAccess;
-  telemetry: { alertThreshold: number; deadLetterMaxBodyBytes: number };
+  telemetry: {
+    alertThreshold: number;
+    deadLetterMaxBodyBytes: number;
+    retentionDays: number;
+    purgeSchedule: string;
+  };
   feedback: { schedule: string; drainSeconds: number };
   simulator: {
     enabled: boolean;
@@ -292,6 +299,9 @@ export function loadSettings(env: Env = process.env): Settings {
         '4096',
         problems,
       ),
+      // Up to 100 years: beyond that the inverted-time keys would clamp.
+      retentionDays: read(env, n.retentionDays, intText(1, 36500), '7', problems),
+      purgeSchedule: read(env, n.purgeSchedule, ncrontab, '0 */5 * * * *', problems),
     },
     feedback: {
       schedule: read(env, n.feedbackSchedule, ncrontab, '*/10 * * * * *', problems),

@@ -15,6 +15,7 @@ param telemetryConsumerGroup string
 param simulatorEnabled bool
 param simulatorDeviceCount int
 param telemetryAlertThreshold string
+param telemetryRetentionDays int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageName
@@ -97,6 +98,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'IOTHUB_EVENTS_CONSUMER_GROUP', value: telemetryConsumerGroup }
         { name: 'TELEMETRY_ALERT_THRESHOLD', value: telemetryAlertThreshold }
         { name: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES', value: '4096' }
+        { name: 'TELEMETRY_RETENTION_DAYS', value: string(telemetryRetentionDays) }
+        { name: 'TELEMETRY_PURGE_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'FEEDBACK_SCHEDULE', value: '*/30 * * * * *' }
         { name: 'FEEDBACK_DRAIN_SECONDS', value: '10' }
         { name: 'SIMULATOR_ENABLED', value: string(simulatorEnabled) }

@@ -37,7 +37,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 }
 
 // The app's tables (lib/storage/tables.ts creates them too; declaring them keeps them visible).
-var appTables = ['telemetry', 'devicestate', 'alerts', 'deadletters', 'messagestatus']
+var appTables = ['telemetry', 'devicestate', 'alerts', 'deadletters', 'messagestatus', 'retention']
 
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
   for table in appTables: {

@@ -28,6 +28,10 @@ export interface RowRange {
   rowKeyBefore?: string;
   /** At most this many rows, in ascending RowKey order. */
   limit: number;
+  /** Only rows last written before this instant (the service's Timestamp). */
+  writtenBefore?: Date;
+  /** Return only PartitionKey and RowKey (a purge needs nothing else; dead letters are large). */
+  keysOnly?: boolean;
 }
 
 export type ConditionalWrite =
@@ -53,6 +57,19 @@ export interface EntityStore {
 
   /** Rows of one partition in ascending RowKey order. */
   queryPartition(table: TableName, partitionKey: string, range: RowRange): Promise<Entity[]>;
+
+  /**
+   * Deletes rows of one partition, as Table transactions of at most 100 operations. A row that is
+   * already gone (another purge got there first) is not an error.
+   */
+  deleteBatch(table: TableName, partitionKey: string, rowKeys: readonly string[]): Promise<void>;
+
+  /**
+   * The smallest PartitionKey greater than `after` that has a row ('' for the first), or
+   * undefined when there is none: one key seek, so partitions can be walked without reading
+   * their rows.
+   */
+  nextPartitionKey(table: TableName, after: string): Promise<string | undefined>;
 
   /** Storage requests made so far (each transaction counts once). */
   readonly roundTrips: number;

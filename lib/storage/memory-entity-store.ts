@@ -3,6 +3,7 @@
  * store: for unit tests, benchmarks that exclude storage, and quick local experiments.
  */
 import {
+  maxTransactionOperations,
   transactionChunks,
   type ConditionalWrite,
   type Entity,
@@ -12,8 +13,13 @@ import {
 } from './entity-store';
 import type { TableName } from './tables';
 
+/** A stored entity and when it was last written (Table storage's Timestamp). */
+interface Row extends StoredEntity {
+  writtenMs: number;
+}
+
 interface SharedState {
-  tables: Map<string, Map<string, StoredEntity>>;
+  tables: Map<string, Map<string, Row>>;
   etagCounter: number;
 }
 
@@ -23,6 +29,8 @@ export class MemoryEntityStore implements EntityStore {
   readonly #parent: MemoryEntityStore | undefined;
   /** When set, every request fails with the error it returns (simulates an outage). */
   failure: (() => Error) | undefined;
+  /** The clock that stamps each write's Timestamp (of the root store); tests pass a fake one. */
+  now: () => number = Date.now;
 
   constructor(parent?: MemoryEntityStore) {
     this.#parent = parent;
@@ -97,6 +105,9 @@ export class MemoryEntityStore implements EntityStore {
   async queryPartition(table: TableName, partitionKey: string, range: RowRange): Promise<Entity[]> {
     await this.#request();
     const rows = [...this.#table(table).values()]
+      .filter(
+        (row) => range.writtenBefore === undefined || row.writtenMs < range.writtenBefore.getTime(),
+      )
       .map((s) => s.entity)
       .filter(
         (e) =>
@@ -106,8 +117,34 @@ export class MemoryEntityStore implements EntityStore {
       )
       .sort((a, b) => compare(a.rowKey, b.rowKey))
       .slice(0, range.limit)
-      .map((e) => ({ ...e }));
+      .map((e) =>
+        range.keysOnly === true ? { partitionKey: e.partitionKey, rowKey: e.rowKey } : { ...e },
+      );
     return rows;
+  }
+
+  async deleteBatch(
+    table: TableName,
+    partitionKey: string,
+    rowKeys: readonly string[],
+  ): Promise<void> {
+    const unique = [...new Set(rowKeys)];
+    for (let start = 0; start < unique.length; start += maxTransactionOperations) {
+      await this.#request();
+      for (const rowKey of unique.slice(start, start + maxTransactionOperations)) {
+        this.#table(table).delete(key(partitionKey, rowKey));
+      }
+    }
+  }
+
+  async nextPartitionKey(table: TableName, after: string): Promise<string | undefined> {
+    await this.#request();
+    let next: string | undefined;
+    for (const { entity } of this.#table(table).values()) {
+      const pk = entity.partitionKey;
+      if (pk > after && (next === undefined || pk < next)) next = pk;
+    }
+    return next;
   }
 
   async #request(): Promise<void> {
@@ -118,7 +155,7 @@ export class MemoryEntityStore implements EntityStore {
     if (failure) throw failure();
   }
 
-  #table(table: TableName): Map<string, StoredEntity> {
+  #table(table: TableName): Map<string, Row> {
     let rows = this.#shared.tables.get(table);
     if (!rows) {
       rows = new Map();
@@ -133,6 +170,7 @@ export class MemoryEntityStore implements EntityStore {
     this.#table(table).set(key(entity.partitionKey, entity.rowKey), {
       entity: { ...entity },
       etag,
+      writtenMs: this.#root().now(),
     });
     return etag;
   }

@@ -13,6 +13,7 @@ import {
 } from '@azure/data-tables';
 import type { StorageAccess } from '../settings';
 import {
+  maxTransactionOperations,
   transactionChunks,
   type ConditionalWrite,
   type Entity,
@@ -147,9 +148,14 @@ export class TableEntityStore implements EntityStore {
     let filter = odata`PartitionKey eq ${partitionKey}`;
     if (range.rowKeyFrom !== undefined) filter += odata` and RowKey ge ${range.rowKeyFrom}`;
     if (range.rowKeyBefore !== undefined) filter += odata` and RowKey lt ${range.rowKeyBefore}`;
+    if (range.writtenBefore !== undefined)
+      filter += odata` and Timestamp lt ${range.writtenBefore}`;
     const rows: Entity[] = [];
+    const select = range.keysOnly === true ? ['PartitionKey', 'RowKey'] : undefined;
     const pages = client
-      .listEntities<Record<string, unknown>>({ queryOptions: { filter } })
+      .listEntities<Record<string, unknown>>({
+        queryOptions: { filter, ...(select && { select }) },
+      })
       .byPage({ maxPageSize: Math.min(range.limit, 1000) });
     // Count each page as it is requested: the iterator issues one request per page.
     for (;;) {
@@ -163,5 +169,57 @@ export class TableEntityStore implements EntityStore {
       if (page.value.continuationToken === undefined) break;
     }
     return rows;
+  }
+
+  async deleteBatch(
+    table: TableName,
+    partitionKey: string,
+    rowKeys: readonly string[],
+  ): Promise<void> {
+    if (rowKeys.length === 0) return;
+    const client = await this.clientFor(table);
+    const unique = [...new Set(rowKeys)];
+    for (let start = 0; start < unique.length; start += maxTransactionOperations) {
+      const chunk = unique.slice(start, start + maxTransactionOperations);
+      this.#count();
+      try {
+        await client.submitTransaction(chunk.map((rowKey) => ['delete', { partitionKey, rowKey }]));
+      } catch (error) {
+        // A transaction fails whole when one row is missing (a concurrent purge deleted it):
+        // delete the rest one by one.
+        if (statusOf(error) !== 404) throw error;
+        await this.#deleteEach(client, partitionKey, chunk);
+      }
+    }
+  }
+
+  async #deleteEach(client: TableClient, partitionKey: string, rowKeys: string[]): Promise<void> {
+    for (const rowKey of rowKeys) {
+      this.#count();
+      try {
+        await client.deleteEntity(partitionKey, rowKey);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+      }
+    }
+  }
+
+  async nextPartitionKey(table: TableName, after: string): Promise<string | undefined> {
+    const client = await this.clientFor(table);
+    const pages = client
+      .listEntities<Record<string, unknown>>({
+        queryOptions: { filter: odata`PartitionKey gt ${after}`, select: ['PartitionKey'] },
+      })
+      .byPage({ maxPageSize: 1 });
+    // The service may answer a page with no rows and a continuation token (at a partition
+    // server boundary); keep following it.
+    for (;;) {
+      this.#count();
+      const page = await pages.next();
+      if (page.done === true) return undefined;
+      const first = page.value[0];
+      if (first !== undefined) return String(first.partitionKey);
+      if (page.value.continuationToken === undefined) return undefined;
+    }
   }
 }

@@ -14,6 +14,8 @@ export const TableNames = {
   alerts: 'alerts',
   deadLetters: 'deadletters',
   messageStatus: 'messagestatus',
+  /** Where the telemetry purge keeps its place between runs (one row). */
+  retention: 'retention',
 } as const;
 export type TableName = (typeof TableNames)[keyof typeof TableNames];
 

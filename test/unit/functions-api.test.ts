@@ -57,6 +57,7 @@ beforeAll(async () => {
   await import('../../functions/health');
   await import('../../functions/openapi');
   await import('../../functions/feedback');
+  await import('../../functions/retention');
 });
 
 afterAll(() => {
@@ -89,6 +90,13 @@ describe('registrations', () => {
       schedule: '%FEEDBACK_SCHEDULE%',
     });
   });
+
+  it('runs the telemetry retention purge on the TELEMETRY_PURGE_SCHEDULE setting', () => {
+    expect(trigger('telemetryRetention')).toMatchObject({
+      type: 'timerTrigger',
+      schedule: '%TELEMETRY_PURGE_SCHEDULE%',
+    });
+  });
 });
 
 describe('exported handlers without settings', () => {
@@ -103,6 +111,13 @@ describe('exported handlers without settings', () => {
     expect(JSON.parse(response.body as string)).toMatchObject({
       type: 'https://iot-hub-functions.dev/problems/internal',
     });
+    expect(logs.join('\n')).toContain('IOTHUB_CONNECTION_STRING is missing');
+  });
+
+  it('fail the retention run with a log line that names the missing setting', async () => {
+    const { retentionTimer } = await import('../../functions/retention');
+    const logs: string[] = [];
+    await expect(retentionTimer({} as never, contextLoggingTo(logs))).rejects.toThrow();
     expect(logs.join('\n')).toContain('IOTHUB_CONNECTION_STRING is missing');
   });
 

@@ -33,7 +33,12 @@ describe('loadSettings', () => {
       kind: 'connectionString',
       connectionString: valid.AzureWebJobsStorage,
     });
-    expect(s.telemetry).toEqual({ alertThreshold: 15, deadLetterMaxBodyBytes: 4096 });
+    expect(s.telemetry).toEqual({
+      alertThreshold: 15,
+      deadLetterMaxBodyBytes: 4096,
+      retentionDays: 7,
+      purgeSchedule: '0 */5 * * * *',
+    });
     expect(s.feedback).toEqual({ schedule: '*/10 * * * * *', drainSeconds: 5 });
     expect(s.simulator).toEqual({
       enabled: false,
@@ -50,6 +55,8 @@ describe('loadSettings', () => {
       ...valid,
       IOTHUB_EVENTS_CONSUMER_GROUP: 'telemetry-fn',
       TELEMETRY_ALERT_THRESHOLD: '12.5',
+      TELEMETRY_RETENTION_DAYS: '30',
+      TELEMETRY_PURGE_SCHEDULE: '0 */10 * * * *',
       SIMULATOR_ENABLED: 'TRUE',
       SIMULATOR_DEVICE_COUNT: '25',
       SIMULATOR_SCHEDULE: '0 */1 * * * *',
@@ -57,6 +64,8 @@ describe('loadSettings', () => {
     });
     expect(s.events.consumerGroup).toBe('telemetry-fn');
     expect(s.telemetry.alertThreshold).toBe(12.5);
+    expect(s.telemetry.retentionDays).toBe(30);
+    expect(s.telemetry.purgeSchedule).toBe('0 */10 * * * *');
     expect(s.simulator.enabled).toBe(true);
     expect(s.simulator.deviceCount).toBe(25);
     expect(s.simulator.schedule).toBe('0 */1 * * * *');
@@ -115,6 +124,9 @@ describe('loadSettings', () => {
     ['SIMULATOR_DEVICE_PREFIX', 'bad prefix/', /device id prefix/],
     ['IOTHUB_EVENTS_CONSUMER_GROUP', 'has space', /consumer group/],
     ['FEEDBACK_DRAIN_SECONDS', '0', /1 to 240/],
+    ['TELEMETRY_RETENTION_DAYS', '0', /whole number from 1 to 36500/],
+    ['TELEMETRY_RETENTION_DAYS', '1.5', /whole number/],
+    ['TELEMETRY_PURGE_SCHEDULE', '0 * * * *', /6-field NCRONTAB/],
   ])('rejects a malformed %s with a message naming it', (name, value, expected) => {
     const problems = problemsOf({ ...valid, [name]: value });
     expect(problems).toHaveLength(1);
