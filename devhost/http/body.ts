@@ -15,7 +15,9 @@ export function maxRequestBodyBytesFrom(value: string | undefined): number {
   if (value === undefined || value.trim() === '') return defaultMaxRequestBodyBytes;
   const bytes = Number(value.trim());
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
-    throw new AppConfigError('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be a positive number of bytes');
+    throw new AppConfigError(
+      'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be a positive number of bytes',
+    );
   }
   return bytes;
 }

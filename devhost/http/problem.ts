@@ -82,11 +82,13 @@ const reasonPhrases: Record<number, string> = {
 /**
  * `clientError` handler: a request Node could not parse (or that timed out before it was
  * complete) gets a problem answer instead of Node's empty one, then the connection is closed.
- * Nothing is written when a response is already under way on the socket.
+ * Nothing is written when a response is already under way on the socket, or when the client has
+ * sent nothing at all.
  */
 export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   const busy = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (!socket.writable || busy?.headersSent) {
+  // A connection that never sent a byte (half-open, or a port scan) is closed without a word.
+  if (!socket.writable || busy?.headersSent || socket.bytesRead === 0) {
     socket.destroy();
     return;
   }

@@ -197,7 +197,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
     }
     const m = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
     if (m && req.method === 'POST') return runNonHttp(req, res, m[1] ?? '');
-    return sendProblem(res, 'notFound', 'devhost serves GET /admin/host/status and POST /admin/functions/{name}.');
+    return sendProblem(
+      res,
+      'notFound',
+      'devhost serves GET /admin/host/status and POST /admin/functions/{name}.',
+    );
   }
 
   async function invokeHttp(
