@@ -42,6 +42,32 @@ export function validate<T extends z.ZodType>(
   throw new ApiError(kind, `Invalid ${where}: ${summary(errors)}`, { errors });
 }
 
+function bodyTooLarge(): ApiError {
+  return new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+}
+
+/**
+ * The body's bytes, read chunk by chunk and abandoned at the first chunk past `max`: nothing
+ * beyond the limit is copied or kept (and with a streamed body, nothing more is received).
+ * The Functions host limits what reaches the app at all (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`).
+ */
+async function readLimited(body: ReadableStream<Uint8Array> | null, max: number): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, size);
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw bodyTooLarge();
+    }
+    chunks.push(value);
+  }
+}
+
 /**
  * Read and parse a JSON body. An empty body counts as `{}` so that `POST /devices` works
  * without one. Content types other than JSON are refused; a missing one is tolerated (curl -d
@@ -49,13 +75,8 @@ export function validate<T extends z.ZodType>(
  */
 export async function readJsonBody(request: HttpRequest): Promise<unknown> {
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
-  }
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
-  }
+  if (Number.isFinite(declared) && declared > maxBodyBytes) throw bodyTooLarge();
+  const bytes = await readLimited(request.body, maxBodyBytes);
   if (bytes.length === 0) return {};
   const contentType = request.headers.get('content-type');
   if (contentType && !/^application\/([a-z0-9.+-]+\+)?json\b/i.test(contentType.trim())) {
