@@ -161,105 +161,114 @@ function decodeSegment(segment: string): string | undefined {
   }
 }
 
+/** What the request handlers share: the options and the route prefix as a path (`/api`). */
+interface Served extends HttpServerOptions {
+  prefix: string;
+}
+
+async function runNonHttp(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawName: string,
+): Promise<void> {
+  const limit = served.maxRequestBodyBytes;
+  const read = await readLimitedBody(req, limit);
+  if (read.kind === 'tooLarge') return tooLarge(res, limit);
+  let input = '';
+  try {
+    const text = read.body.toString('utf8');
+    const parsed = read.body.length > 0 ? (JSON.parse(text) as { input?: unknown } | null) : {};
+    input = typeof parsed?.input === 'string' ? parsed.input : '';
+  } catch {
+    return sendProblem(res, 'badRequest', 'The body must be JSON like {"input": ""}.');
+  }
+  // Malformed percent-encoding cannot name a function: the host leaves it undecoded, so 404.
+  const name = decodeSegment(rawName);
+  const started = name !== undefined && (await served.triggerNonHttp(name, input));
+  if (started) return plain(res, 202, '');
+  return sendProblem(res, 'notFound', 'No timer function has this name.');
+}
+
+async function handleAdmin(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  const key = presentedKey(req.headers['x-functions-key'], url.searchParams);
+  const refused = authFailure('admin', key, served.keys);
+  if (refused) return sendProblem(res, 'unauthorized', refused);
+  if (req.method === 'GET' && /^\/admin\/host\/status\/?$/i.test(url.pathname)) {
+    const body = JSON.stringify({ state: 'Running', version: 'devhost' });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+    return void res.end(body);
+  }
+  const m = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
+  if (m && req.method === 'POST') return runNonHttp(served, req, res, m[1] ?? '');
+  const served404 = 'devhost serves GET /admin/host/status and POST /admin/functions/{name}.';
+  return sendProblem(res, 'notFound', served404);
+}
+
+async function invokeHttp(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  found: Extract<RouteLookup, { kind: 'found' }>,
+): Promise<void> {
+  const { fn } = found;
+  const key = presentedKey(req.headers['x-functions-key'], url.searchParams);
+  const refused = authFailure(fn.authLevel, key, served.keys);
+  if (refused) return sendProblem(res, 'unauthorized', refused);
+  const read = await readLimitedBody(req, served.maxRequestBodyBytes);
+  if (read.kind === 'tooLarge') return tooLarge(res, served.maxRequestBodyBytes);
+  const data = toRpcHttpRequest({
+    method: (req.method ?? 'GET').toUpperCase(),
+    url: url.toString(),
+    headers: req.headers,
+    params: found.params,
+    body: read.body,
+  });
+  const result = await served.invoke(fn.fn, { inputData: [{ name: fn.triggerName, data }] });
+  if (!result.ok) {
+    return sendProblem(res, 'internal', `The function '${fn.name}' failed; see the host's log.`);
+  }
+  writeResponse(res, fromRpcHttpResponse(findHttpOutput(fn.fn, result.response)));
+}
+
+async function handle(served: Served, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = requestUrl(req);
+  if (!target.ok) return sendProblem(res, 'badRequest', target.detail, { connection: 'close' });
+  const { url } = target;
+  if (!served.accepting()) {
+    const detail = 'Retry once the host has restarted.';
+    return sendProblem(res, 'stopping', detail, { connection: 'close' });
+  }
+  if (/^\/admin(\/|$)/i.test(url.pathname)) return handleAdmin(served, req, res, url);
+  if (url.pathname === '/' && served.prefix !== '')
+    return plain(res, 200, 'devhost: the Functions app is running.\n');
+  const path = belowPrefix(url.pathname, served.prefix);
+  const found =
+    path === undefined
+      ? ({ kind: 'notFound' } as const)
+      : lookupRoute(served.functions, req.method ?? 'GET', path);
+  if (found.kind === 'notFound')
+    return sendProblem(res, 'notFound', `No function route matches ${url.pathname}.`);
+  if (found.kind === 'methodNotAllowed') {
+    const allow = found.allow.join(', ');
+    return sendProblem(res, 'methodNotAllowed', `This route accepts ${allow}.`, { allow });
+  }
+  return invokeHttp(served, req, res, url, found);
+}
+
 export function createHttpServer(options: HttpServerOptions): Server {
-  const prefix = options.routePrefix ? `/${options.routePrefix}` : '';
-  const limit = options.maxRequestBodyBytes;
-
-  async function runNonHttp(req: IncomingMessage, res: ServerResponse, rawName: string) {
-    const read = await readLimitedBody(req, limit);
-    if (read.kind === 'tooLarge') return tooLarge(res, limit);
-    let input = '';
-    try {
-      const text = read.body.toString('utf8');
-      const parsed = read.body.length > 0 ? (JSON.parse(text) as { input?: unknown } | null) : {};
-      input = typeof parsed?.input === 'string' ? parsed.input : '';
-    } catch {
-      return sendProblem(res, 'badRequest', 'The body must be JSON like {"input": ""}.');
-    }
-    // Malformed percent-encoding cannot name a function: the host leaves it undecoded, so 404.
-    const name = decodeSegment(rawName);
-    const started = name !== undefined && (await options.triggerNonHttp(name, input));
-    if (started) return plain(res, 202, '');
-    return sendProblem(res, 'notFound', 'No timer function has this name.');
-  }
-
-  async function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const refused = authFailure(
-      'admin',
-      presentedKey(req.headers['x-functions-key'], url.searchParams),
-      options.keys,
-    );
-    if (refused) return sendProblem(res, 'unauthorized', refused);
-    if (req.method === 'GET' && /^\/admin\/host\/status\/?$/i.test(url.pathname)) {
-      const body = JSON.stringify({ state: 'Running', version: 'devhost' });
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-      return void res.end(body);
-    }
-    const m = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
-    if (m && req.method === 'POST') return runNonHttp(req, res, m[1] ?? '');
-    return sendProblem(
-      res,
-      'notFound',
-      'devhost serves GET /admin/host/status and POST /admin/functions/{name}.',
-    );
-  }
-
-  async function invokeHttp(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    found: Extract<RouteLookup, { kind: 'found' }>,
-  ): Promise<void> {
-    const { fn } = found;
-    const refused = authFailure(
-      fn.authLevel,
-      presentedKey(req.headers['x-functions-key'], url.searchParams),
-      options.keys,
-    );
-    if (refused) return sendProblem(res, 'unauthorized', refused);
-    const read = await readLimitedBody(req, limit);
-    if (read.kind === 'tooLarge') return tooLarge(res, limit);
-    const data = toRpcHttpRequest({
-      method: (req.method ?? 'GET').toUpperCase(),
-      url: url.toString(),
-      headers: req.headers,
-      params: found.params,
-      body: read.body,
-    });
-    const result = await options.invoke(fn.fn, { inputData: [{ name: fn.triggerName, data }] });
-    if (!result.ok) {
-      return sendProblem(res, 'internal', `The function '${fn.name}' failed; see the host's log.`);
-    }
-    writeResponse(res, fromRpcHttpResponse(findHttpOutput(fn.fn, result.response)));
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const target = requestUrl(req);
-    if (!target.ok) return sendProblem(res, 'badRequest', target.detail, { connection: 'close' });
-    const { url } = target;
-    if (!options.accepting())
-      return sendProblem(res, 'stopping', 'Retry once the host has restarted.', {
-        connection: 'close',
-      });
-    if (/^\/admin(\/|$)/i.test(url.pathname)) return handleAdmin(req, res, url);
-    if (url.pathname === '/' && prefix !== '')
-      return plain(res, 200, 'devhost: the Functions app is running.\n');
-    const path = belowPrefix(url.pathname, prefix);
-    const found =
-      path === undefined
-        ? ({ kind: 'notFound' } as const)
-        : lookupRoute(options.functions, req.method ?? 'GET', path);
-    if (found.kind === 'notFound')
-      return sendProblem(res, 'notFound', `No function route matches ${url.pathname}.`);
-    if (found.kind === 'methodNotAllowed') {
-      const allow = found.allow.join(', ');
-      return sendProblem(res, 'methodNotAllowed', `This route accepts ${allow}.`, { allow });
-    }
-    return invokeHttp(req, res, url, found);
-  }
-
+  const served: Served = {
+    ...options,
+    prefix: options.routePrefix ? `/${options.routePrefix}` : '',
+  };
   return configureServer(options, (req, res) => {
-    handle(req, res).catch((error: unknown) => {
+    handle(served, req, res).catch((error: unknown) => {
       options.log.error(
         `HTTP request failed: ${error instanceof Error ? error.message : String(error)}`,
       );
