@@ -30,8 +30,8 @@ export type RequestUrl = { ok: true; url: URL } | { ok: false; detail: string };
 export function requestUrl(req: IncomingMessage): RequestUrl {
   const host = req.headers.host ?? (req.httpVersion === '1.0' ? 'localhost' : undefined);
   if (host === undefined) return { ok: false, detail: 'HTTP/1.1 requests need a Host header.' };
-  const port = hostPattern.exec(host)?.[1];
-  if (!hostPattern.test(host) || (port !== undefined && Number(port) > 65535)) {
+  const match = hostPattern.exec(host);
+  if (!match || (match[1] !== undefined && Number(match[1]) > 65535)) {
     return { ok: false, detail: 'The Host header is not a valid host[:port].' };
   }
   const target = req.url ?? '/';
