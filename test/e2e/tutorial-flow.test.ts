@@ -137,8 +137,12 @@ describe('the tutorial on the local stack', () => {
     const wrong = await api.get('/devices', { key: `${stack.functionKey}x` });
     expect([missing.status, wrong.status]).toEqual([401, 401]);
     expectDocumented('GET', '/devices', missing);
-    // The host refuses before the app runs, with no body (as the Azure Functions host does).
-    expect(missing.text + wrong.text).toBe('');
+    // The host refuses before the app runs. Azure's host sends no body; devhost says which key
+    // is missing or wrong (problem+json), never the key itself.
+    expect(missing.headers.get('content-type')).toBe('application/problem+json');
+    expect(missing.text).toMatch(/none was sent/);
+    expect(wrong.text).toMatch(/x-functions-key header does not carry a valid one/);
+    expect(missing.text + wrong.text).not.toContain(stack.functionKey);
     const anonymousCreate = await api.post(
       '/devices',
       { deviceId: 'no-key-device' },
