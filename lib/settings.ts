@@ -25,6 +25,7 @@ export const SettingNames = {
   storageClientId: 'AzureWebJobsStorage__clientId',
   alertThreshold: 'TELEMETRY_ALERT_THRESHOLD',
   deadLetterMaxBodyBytes: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES',
+  stallSeconds: 'TELEMETRY_STALL_SECONDS',
   feedbackSchedule: 'FEEDBACK_SCHEDULE',
   feedbackDrainSeconds: 'FEEDBACK_DRAIN_SECONDS',
   simulatorEnabled: 'SIMULATOR_ENABLED',
@@ -55,7 +56,7 @@ export interface Settings {
   iotHub: IotHubAccess;
   events: { connectionSettingName: string; consumerGroup: string };
   storage: StorageAccess;
-  telemetry: { alertThreshold: number; deadLetterMaxBodyBytes: number };
+  telemetry: { alertThreshold: number; deadLetterMaxBodyBytes: number; stallSeconds: number };
   feedback: { schedule: string; drainSeconds: number };
   simulator: {
     enabled: boolean;
@@ -267,6 +268,7 @@ export function loadSettings(env: Env = process.env): Settings {
         '4096',
         problems,
       ),
+      stallSeconds: read(env, n.stallSeconds, intText(1, 86400), '60', problems),
     },
     feedback: {
       schedule: read(env, n.feedbackSchedule, ncrontab, '*/10 * * * * *', problems),
