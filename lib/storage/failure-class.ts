@@ -18,17 +18,11 @@ import { RestError } from '@azure/data-tables';
 
 /** Why a transient failure happened: safe for logs and the health report (no data in it). */
 export type TransientReason =
-  | 'throttled'
-  | 'timeout'
-  | 'unreachable'
-  | 'server-error'
-  | 'auth'
-  | 'unexpected';
+  'throttled' | 'timeout' | 'unreachable' | 'server-error' | 'auth' | 'unexpected';
 
 export type StorageFailure =
   /** `code`: the service's error code, e.g. `PropertyValueTooLarge` (`BadRequest` if none). */
-  | { kind: 'permanent'; code: string }
-  | { kind: 'transient'; reason: TransientReason };
+  { kind: 'permanent'; code: string } | { kind: 'transient'; reason: TransientReason };
 
 /** 400s about the request's headers, URL or credentials: every entity would fail alike. */
 const requestLevelCodes = new Set([
@@ -70,7 +64,10 @@ function stringField(value: unknown, name: string): string | undefined {
  * in `details.errorCode` (the response header) or the OData error body in the message.
  */
 export function storageErrorCode(error: unknown): string | undefined {
-  const details = typeof error === 'object' && error !== null ? (error as { details?: unknown }).details : undefined;
+  const details =
+    typeof error === 'object' && error !== null
+      ? (error as { details?: unknown }).details
+      : undefined;
   const fromDetails = stringField(details, 'errorCode');
   if (fromDetails) return fromDetails;
   const code = stringField(error, 'code');
@@ -95,7 +92,10 @@ export function classifyStorageFailure(error: unknown): StorageFailure {
   const code = storageErrorCode(error);
   if (error instanceof RestError && (status === 400 || status === 413)) {
     if (code === undefined || !requestLevelCodes.has(code)) {
-      return { kind: 'permanent', code: code ?? (status === 413 ? 'RequestBodyTooLarge' : 'BadRequest') };
+      return {
+        kind: 'permanent',
+        code: code ?? (status === 413 ? 'RequestBodyTooLarge' : 'BadRequest'),
+      };
     }
     return { kind: 'transient', reason: 'auth' };
   }

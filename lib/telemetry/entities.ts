@@ -181,7 +181,11 @@ export function deadLetterEntity(letter: DeadLetter): Entity {
   optional(entity, 'sequenceNumber', letter.sequenceNumber?.toString());
   optional(entity, 'offset', letter.offset && sliceText(letter.offset, 256));
   optional(entity, 'contentType', letter.contentType && sliceText(letter.contentType, 256));
-  optional(entity, 'contentEncoding', letter.contentEncoding && sliceText(letter.contentEncoding, 256));
+  optional(
+    entity,
+    'contentEncoding',
+    letter.contentEncoding && sliceText(letter.contentEncoding, 256),
+  );
   const truncated = letter.body.byteLength < letter.bodySize;
   const textCandidate = truncated ? truncateUtf8(letter.body) : letter.body;
   if (isUtf8(textCandidate)) {

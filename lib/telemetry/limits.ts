@@ -43,8 +43,14 @@ function tooLarge(field: string, length: number, limit: number): FieldProblem {
   };
 }
 
-function checkText(field: string, value: string | undefined, limit: number): FieldProblem | undefined {
-  return value !== undefined && value.length > limit ? tooLarge(field, value.length, limit) : undefined;
+function checkText(
+  field: string,
+  value: string | undefined,
+  limit: number,
+): FieldProblem | undefined {
+  return value !== undefined && value.length > limit
+    ? tooLarge(field, value.length, limit)
+    : undefined;
 }
 
 function checkProperties(properties: Record<string, string>): FieldProblem | undefined {
@@ -61,7 +67,11 @@ function checkProperties(properties: Record<string, string>): FieldProblem | und
       };
     }
     if (name.length > fieldLimits.propertyNameChars) {
-      return tooLarge(`the name of property ${shown(name)}`, name.length, fieldLimits.propertyNameChars);
+      return tooLarge(
+        `the name of property ${shown(name)}`,
+        name.length,
+        fieldLimits.propertyNameChars,
+      );
     }
     if (value.length > fieldLimits.propertyValueChars) {
       return tooLarge(`property ${shown(name)}`, value.length, fieldLimits.propertyValueChars);
@@ -72,7 +82,11 @@ function checkProperties(properties: Record<string, string>): FieldProblem | und
   if (bound > fieldLimits.propertiesJsonChars) {
     const json = JSON.stringify(properties).length;
     if (json > fieldLimits.propertiesJsonChars) {
-      return tooLarge('the application properties (as JSON)', json, fieldLimits.propertiesJsonChars);
+      return tooLarge(
+        'the application properties (as JSON)',
+        json,
+        fieldLimits.propertiesJsonChars,
+      );
     }
   }
   return undefined;
