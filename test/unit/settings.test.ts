@@ -33,7 +33,11 @@ describe('loadSettings', () => {
       kind: 'connectionString',
       connectionString: valid.AzureWebJobsStorage,
     });
-    expect(s.telemetry).toEqual({ alertThreshold: 15, deadLetterMaxBodyBytes: 4096 });
+    expect(s.telemetry).toEqual({
+      alertThreshold: 15,
+      deadLetterMaxBodyBytes: 4096,
+      stallSeconds: 60,
+    });
     expect(s.feedback).toEqual({ schedule: '*/10 * * * * *', drainSeconds: 5 });
     expect(s.simulator).toEqual({
       enabled: false,
