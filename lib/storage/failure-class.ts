@@ -97,7 +97,8 @@ export function classifyStorageFailure(error: unknown): StorageFailure {
         code: code ?? (status === 413 ? 'RequestBodyTooLarge' : 'BadRequest'),
       };
     }
-    return { kind: 'transient', reason: 'auth' };
+    const auth = code === 'InvalidAuthenticationInfo' || code === 'AuthenticationFailed';
+    return { kind: 'transient', reason: auth ? 'auth' : 'unexpected' };
   }
   if (error instanceof Error && error.name === 'AbortError') {
     return { kind: 'transient', reason: 'timeout' };

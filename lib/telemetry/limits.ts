@@ -39,7 +39,7 @@ function shown(name: string): string {
 function tooLarge(field: string, length: number, limit: number): FieldProblem {
   return {
     reason: 'field-too-large',
-    detail: `${field} is ${length} characters; Table storage keeps at most ${limit} for it`,
+    detail: `${field} is ${length} characters; a stored reading holds at most ${limit}`,
   };
 }
 
