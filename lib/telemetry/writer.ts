@@ -96,18 +96,22 @@ export class TelemetryWriter {
     };
     const byDevice = groupBy(records, (r) => devicePartitionKey(r.deviceId));
     summary.devices = byDevice.size;
+    const concurrency = this.options.concurrency ?? 8;
     const tasks = [...byDevice].map(
       ([partitionKey, deviceRecords]) =>
         () =>
           this.#writeDevice(store, partitionKey, deviceRecords, summary),
     );
-    await runLimited(tasks, this.options.concurrency ?? 8);
-    // After the readings: the ones storage rejected are dead letters too.
-    summary.deadLettered = await writeDeadLetters(
-      store,
-      [...letters, ...summary.rejected],
-      this.options.concurrency ?? 8,
-    );
+    // The event's own dead letters alongside the readings; wait for both before rethrowing.
+    const [readings, early] = await Promise.allSettled([
+      runLimited(tasks, concurrency),
+      writeDeadLetters(store, letters, concurrency),
+    ]);
+    if (readings.status === 'rejected') throw readings.reason;
+    if (early.status === 'rejected') throw early.reason;
+    // Then the readings storage rejected (usually none: no round trip).
+    const late = await writeDeadLetters(store, summary.rejected, concurrency);
+    summary.deadLettered = early.value + late;
     return summary;
   }
 
