@@ -103,6 +103,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES', value: '4096' }
         { name: 'TELEMETRY_RETENTION_DAYS', value: string(telemetryRetentionDays) }
         { name: 'TELEMETRY_PURGE_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'TELEMETRY_STALL_SECONDS', value: '60' }
         { name: 'FEEDBACK_SCHEDULE', value: '*/30 * * * * *' }
         { name: 'FEEDBACK_DRAIN_SECONDS', value: '10' }
         { name: 'SIMULATOR_ENABLED', value: string(simulatorEnabled) }

@@ -430,10 +430,12 @@ describe('the tutorial on the local stack', () => {
     await device.client.sendEvent(noWindSpeed);
 
     const telemetry = await waitFor(
-      'three processed readings',
+      'three processed readings and the latest state',
       async () => {
+        // The device's state row is written after its readings (it follows stored readings
+        // only), so a read can see the readings a moment before `latest`.
         const read = await readTelemetry(api, deviceId);
-        return read.items.length >= readings.length ? read : undefined;
+        return read.items.length >= readings.length && read.latest ? read : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
