@@ -159,8 +159,11 @@ function lockDataFolder(dataDir: string): DataLock {
     process.on('exit', () => lock.release());
     return lock;
   } catch (error) {
-    if (!(error instanceof DataLockedError)) throw error;
-    throw new StartupError(`${error.message}; stop it, or give this one another --data folder`);
+    if (error instanceof DataLockedError) {
+      throw new StartupError(`${error.message}; stop it, or give this one another --data folder`);
+    }
+    const why = error instanceof Error ? error.message : String(error);
+    throw new StartupError(`data folder ${dataDir} is not usable: ${why}`);
   }
 }
 
