@@ -21,6 +21,11 @@ export function watchedNodeArgs(): string[] {
   return ['--require', join(__dirname, 'stack', 'parent-watch.js')];
 }
 
+/** Script arguments that run a non-Node command so that it ends with the stack, too. */
+export function watchdogArgs(): string[] {
+  return [join(__dirname, 'stack', 'watchdog.js')];
+}
+
 /** Lines a quiet child still relays: its own errors must reach the stack's output. */
 const problemLine = /\b(error|warn(ing)?|fatal|exception|failed|cannot)\b|EADDRINUSE|EACCES/i;
 

@@ -22,7 +22,7 @@ import type { DataLock } from '../emulator/data-lock';
 import { acquireDataLock, DataLockedError } from '../emulator/data-lock';
 import { readLocalSettings } from './app-config';
 import type { ManagedChild } from './child-process';
-import { startChild, watchedNodeArgs } from './child-process';
+import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
 import { watchLaunchers } from './stack/launcher-watch';
 import type { AzuritePorts, Storage } from './stack/storage';
 import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './stack/storage';
@@ -226,11 +226,13 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     let app: ManagedChild;
     if (options.useFunc) {
       writeFuncSettings(options.repoRoot, { ...exampleSettings(options.repoRoot), ...appSettings });
-      app = startChild('func', 'func', ['start', '--port', String(options.port)], {
-        cwd: options.repoRoot,
-        env: appEnv,
-        write: options.write,
-      });
+      // Not a Node process: run through the watchdog so that it, too, ends with the stack.
+      app = startChild(
+        'func',
+        process.execPath,
+        [...watchedNodeArgs(), ...watchdogArgs(), 'func', 'start', '--port', String(options.port)],
+        { cwd: options.repoRoot, env: appEnv, write: options.write },
+      );
     } else {
       app = startChild(
         'app',

@@ -3,7 +3,8 @@
  * it, a failed start and a service that dies leave no process running in the data folder and no
  * port bound. `--help` starts nothing.
  */
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { readLockHolder } from '../../emulator/data-lock';
@@ -120,6 +121,28 @@ test('a failed start (Azurite cannot listen) leaves nothing running', async () =
   } finally {
     busy.close();
   }
+});
+
+test('a non-Node service (func) run through the watchdog ends when the stack is gone', async () => {
+  const stackDir = join(repoRoot, 'dist', 'devhost', 'stack');
+  const watchdog = spawn(
+    process.execPath,
+    ['--require', join(stackDir, 'parent-watch.js'), join(stackDir, 'watchdog.js'), 'sleep', '600'],
+    { stdio: ['pipe', 'ignore', 'ignore'] },
+  );
+  const watchdogPid = watchdog.pid ?? -1;
+  const exited = new Promise((done) => watchdog.once('exit', done));
+  const childrenFile = `/proc/${watchdogPid}/task/${watchdogPid}/children`;
+  const sleepPid = await waitFor('the watchdog to start its command', () => {
+    const pid = Number(readFileSync(childrenFile, 'utf8').trim().split(' ')[0]);
+    return pid > 0 ? pid : undefined;
+  });
+  // What the end of the stack looks like to its children: their stdin pipe closes.
+  watchdog.stdin.destroy();
+  await exited;
+  await waitFor('the command to end', () => (alive(sleepPid) ? undefined : true), {
+    timeoutMs: 10_000,
+  });
 });
 
 test('--help prints the usage and starts nothing', async () => {
