@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ephemeralPortArgs } from '../support/emulator';
+import type { NodeChild } from '../support/processes';
 import { startNode } from '../support/processes';
 import type { StackProcess } from './support';
 import {
@@ -42,6 +43,16 @@ function snapshotFiles(dir: string): Record<string, string> {
   return out;
 }
 
+/** The exit code of a start that must end by itself; a start that keeps running is killed. */
+async function exitWithin(run: NodeChild, timeoutMs: number): Promise<number | null> {
+  const timer = setTimeout(() => run.process.kill('SIGTERM'), timeoutMs);
+  try {
+    return await run.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 beforeAll(async () => {
   dataDir = createStackDataDir('e2e-lock-');
   stack = await startStackProcess(dataDir, settings);
@@ -58,7 +69,7 @@ test('a second start on the same data folder is refused, changes nothing, and no
   const before = snapshotFiles(dataDir);
 
   const second = startNode(stackScript(), [], { env: stackEnv(dataDir, settings), cwd: repoRoot });
-  expect(await second.exited).toBe(1);
+  expect(await exitWithin(second, 30_000)).toBe(1);
   expect(second.output()).toContain(
     `a local stack is already running (pid ${first.pid}, API ${first.apiUrl});`,
   );
@@ -81,7 +92,7 @@ test('the local IoT Hub refuses a data folder another hub holds', async () => {
     hubDir,
     ...ephemeralPortArgs,
   ]);
-  expect(await hub.exited).toBe(1);
+  expect(await exitWithin(hub, 30_000)).toBe(1);
   expect(hub.output()).toMatch(
     /a local IoT Hub is already using .*iothub \(pid \d+, https:\/\/localhost:\d+\); stop it/,
   );
