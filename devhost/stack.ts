@@ -277,6 +277,13 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
 }
 
+/** Azurite's well-known account is shown; a real account's key is a secret and is not. */
+function shownStorage(connectionString: string): string {
+  return /AccountName=devstoreaccount1(;|$)/.test(connectionString)
+    ? connectionString
+    : '(your AzureWebJobsStorage; not shown)';
+}
+
 export function describeStack(stack: RunningStack): string[] {
   const hostName = /HostName=([^;]+)/.exec(stack.serviceConnectionString)?.[1] ?? 'localhost:4443';
   const api = `${stack.apiUrl}/api`;
@@ -288,7 +295,7 @@ export function describeStack(stack: RunningStack): string[] {
     `  Function key:             ${key}`,
     `  Service connection:       ${stack.serviceConnectionString}`,
     `  Events (Event Hub) conn.: ${stack.eventsConnectionString}`,
-    `  Storage (Azurite):        ${stack.storageConnectionString}`,
+    `  Storage (Azurite):        ${shownStorage(stack.storageConnectionString)}`,
     `  Device connection string: HostName=${hostName};DeviceId=<deviceId>;SharedAccessKey=<primaryKey from POST /devices>`,
     '',
     'Trust the local IoT Hub CA in your own shell before using the SDKs:',
