@@ -57,20 +57,30 @@ export class DataLockedError extends Error {
   }
 }
 
-/** A process's start time in clock ticks since boot, from `/proc` (undefined off Linux). */
-function startTicksOf(pid: number): number | undefined {
+/**
+ * A process's state letter and start time in clock ticks since boot, from `/proc` (undefined off
+ * Linux or when it is gone).
+ */
+function procStat(pid: number): { state: string; startTicks: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: count from its closing ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
-    return Number.isFinite(ticks) ? ticks : undefined;
+    const startTicks = Number(fields[19]);
+    return Number.isFinite(startTicks) ? { state: fields[0] ?? '', startTicks } : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Whether the holder still runs: its pid is alive and, where known, it is the same process. */
+function startTicksOf(pid: number): number | undefined {
+  return procStat(pid)?.startTicks;
+}
+
+/**
+ * Whether the holder still runs: its pid is alive (not a zombie) and, where `/proc` tells, it is
+ * the same process that wrote the lock (not a later one that got the same pid).
+ */
 export function holderAlive(holder: LockHolder): boolean {
   if (holder.pid === process.pid) return false;
   try {
@@ -79,8 +89,11 @@ export function holderAlive(holder: LockHolder): boolean {
     // EPERM: alive, but owned by another user.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  const ticks = startTicksOf(holder.pid);
-  return holder.startTicks === undefined || ticks === undefined || ticks === holder.startTicks;
+  const stat = procStat(holder.pid);
+  if (stat === undefined) return true;
+  // A zombie (killed, not yet reaped by its parent) holds nothing any more.
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return holder.startTicks === undefined || stat.startTicks === holder.startTicks;
 }
 
 function parseHolder(text: string): LockHolder | undefined {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LockHolder } from '../../emulator/data-lock';
 import { acquireDataLock, DataLockedError, readLockHolder } from '../../emulator/data-lock';
+import { until } from '../support/wait';
 
 let folder: string;
 const sleepers: { kill: () => boolean }[] = [];
@@ -66,6 +67,21 @@ test('a lock whose pid now belongs to another process (pid reuse) is taken over'
   const pid = otherLiveProcess();
   writeLock({ pid, owner: 'a local stack', startTicks: 1, startedAt: 'then' });
   const lock = acquireDataLock(folder, 'lock.json', { owner: 'a local stack' });
+  expect(readLockHolder(lock.file)?.pid).toBe(process.pid);
+});
+
+test('a holder that was killed but not yet reaped (a zombie) is dead', async () => {
+  // `sleep 0` exits at once; its parent became `sleep 30`, which never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & exec sleep 30'], { stdio: 'ignore' });
+  sleepers.push(parent);
+  const zombie = await until('a zombie child', () => {
+    const pid = Number(
+      readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ')[0],
+    );
+    return pid > 0 && readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ') ? pid : undefined;
+  });
+  writeLock({ pid: zombie, owner: 'a local IoT Hub', startedAt: 'then' });
+  const lock = acquireDataLock(folder, 'lock.json', { owner: 'a local IoT Hub' });
   expect(readLockHolder(lock.file)?.pid).toBe(process.pid);
 });
 
