@@ -158,6 +158,8 @@ export function stackEnv(dataDir: string, env: Record<string, string> = {}): Nod
 /**
  * Starts `node dist/devhost/stack.js` on ephemeral ports with `dataDir` and waits until it says
  * it is running (it waits for `/api/health` itself). `env` adds or overrides app settings.
+ * `launcher: 'npm'` starts it through `npm exec` (npm → `sh -c` → node, as `npm start` does);
+ * `pid` is then npm's, and the stack's own pid is in `lock.json` of the data folder.
  */
 export async function startStackProcess(
   dataDir: string,
