@@ -35,6 +35,7 @@ import {
   readStackPort,
   validateSettings,
 } from './stack-settings';
+import type { StackSummary } from './stack-summary';
 import { coreToolsMissing, describeStack } from './stack-summary';
 
 export { describeStack };
@@ -63,15 +64,8 @@ export interface StackOptions {
   settings?: SettingsInput;
 }
 
-export interface RunningStack {
-  apiUrl: string;
-  functionKey: string;
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  /** The app's storage (Azurite's well-known development account), for Storage Explorer and tools. */
-  storageConnectionString: string;
-  caBundle: string;
-  /** Where each app setting came from, for the summary. */
+/** What the summary shows (`StackSummary`), with every setting's source, and the controls. */
+export interface RunningStack extends StackSummary {
   sources: Record<string, SettingSource>;
   /** Call once the summary is printed: app events and status lines follow it. */
   ready: () => void;
