@@ -170,15 +170,20 @@ describe('twin query evaluation', () => {
     expect(ids(query)).toEqual(expected);
   });
 
+  /** The code of the HubError a query throws. */
+  const codeOf = (query: string): unknown => {
+    try {
+      runTwinQuery(query, docs, 10);
+    } catch (error) {
+      return (error as { code?: unknown }).code;
+    }
+    return undefined;
+  };
+
   test('unsupported parts answer NotImplemented, broken text ArgumentInvalid', () => {
-    expect(() => runTwinQuery('SELECT * FROM devices.jobs', docs, 10)).toThrow(
-      expect.objectContaining({ code: 'NotImplemented' }),
-    );
-    expect(() =>
-      runTwinQuery("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'a')", docs, 10),
-    ).toThrow(expect.objectContaining({ code: 'NotImplemented' }));
-    expect(() => runTwinQuery("SELECT * FROM devices WHERE deviceId = 'a", docs, 10)).toThrow(
-      expect.objectContaining({ code: 'ArgumentInvalid' }),
-    );
+    expect(codeOf('SELECT * FROM devices.jobs')).toBe('NotImplemented');
+    expect(codeOf("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'a')")).toBe('NotImplemented');
+    expect(codeOf("SELECT * FROM devices WHERE deviceId = 'a")).toBe('ArgumentInvalid');
+    expect(codeOf('SELECT * FROM devices WHERE deviceId =')).toBe('ArgumentInvalid');
   });
 });
