@@ -213,6 +213,46 @@ describe('telemetry over Http', () => {
   });
 });
 
+describe('reaching a host:port hub', () => {
+  it('works with the documented recipe: a stock https.Agent pinned to the port, and the CA file', async () => {
+    const { deviceId, key } = await createDevice();
+    const client = DeviceClient.fromConnectionString(
+      emulator.connection.deviceConnectionString(deviceId, key),
+      Http,
+    );
+    client.setRetryPolicy(new NoRetry());
+    clients.push(client);
+    // Node's Agent lays its own options over every request's, so host and port win over the
+    // `localhost:<port>` the transport passes as the host.
+    const agent = new https.Agent({ host: 'localhost', port: emulator.connection.ports.gateway });
+    // `receivePolicy` (here the SDK's default) is not optional in practice: without it the
+    // transport's setOptions never calls back (azure-iot-device-http 1.14.4).
+    await client.setOptions({
+      ca: emulator.connection.caFile,
+      http: { agent, receivePolicy: { interval: 1 } },
+    });
+    const message = new Message('via a stock agent');
+    message.messageId = 'stock-agent';
+    await client.sendEvent(message);
+    await eventWithId(deviceId, 'stock-agent');
+  });
+
+  it('fails without an agent: the transport dials the whole host:port as a host name', async () => {
+    const { deviceId, key } = await createDevice();
+    const client = DeviceClient.fromConnectionString(
+      emulator.connection.deviceConnectionString(deviceId, key),
+      Http,
+    );
+    client.setRetryPolicy(new NoRetry());
+    clients.push(client);
+    const error = await client.sendEvent(new Message('x')).then(
+      () => undefined,
+      (e: unknown) => e as NodeJS.ErrnoException,
+    );
+    expect(error?.code).toBe('ENOTFOUND');
+  });
+});
+
 describe('authentication over Http', () => {
   it('answers a wrong key with 401 before parsing the body (a non-JSON body is not a 400)', async () => {
     const { deviceId } = await createDevice();
