@@ -47,11 +47,20 @@ function parseExpiry(value: string): number {
   return time;
 }
 
+/** The SDK percent-encodes the device id in `iothub-to` (its own, stricter encoding). */
+function namesPath(value: string, path: string): boolean {
+  try {
+    return decodeURIComponent(value) === path;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Splits name/value pairs (request headers with their original case, or a batch entry's
  * `properties`) into system and application properties. Anything else (`User-Agent`,
- * `Authorization`, `dt-subject`…) is not part of the message. `iothub-to` equal to the events path
- * is the SDK addressing the request, not a property the device set.
+ * `Authorization`, `dt-subject`…) is not part of the message. `iothub-to` naming the events path
+ * (`eventsPath`, not encoded) is the SDK addressing the request, not a property the device set.
  */
 export function telemetryFromPairs(
   pairs: Iterable<readonly [string, string]>,
@@ -69,7 +78,7 @@ export function telemetryFromPairs(
       message.expiryTime = parseExpiry(value);
     } else {
       const field = systemHeaders[lower];
-      if (field === undefined || (field === 'to' && value === eventsPath)) continue;
+      if (field === undefined || (field === 'to' && namesPath(value, eventsPath))) continue;
       message[field] = value;
     }
   }

@@ -125,7 +125,7 @@ export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
     authMethod: string,
   ): Promise<void> => {
     const raw = await readBody(req, maxRequestBytes);
-    const eventsPath = `/devices/${encodeURIComponent(deviceId)}/messages/events`;
+    const eventsPath = `/devices/${deviceId}/messages/events`;
     const contentType = headerOf(req, 'content-type') ?? '';
     const isBatch = contentType.split(';')[0]?.trim().toLowerCase() === batchContentType;
     const messages = isBatch
