@@ -270,6 +270,19 @@ describe('authentication over Http', () => {
     expect(response.body).toContain('IotHubUnauthorizedAccess');
   });
 
+  it('the registry routes too: a bad service token with a non-JSON body is 401, not 400', async () => {
+    const response = await rawRequest(
+      'PUT',
+      '/devices/http-registry-probe?api-version=2021-04-12',
+      {
+        authorization: `SharedAccessSignature sr=localhost&sig=${encodeURIComponent(Buffer.alloc(32).toString('base64'))}&se=4102444800&skn=iothubowner`,
+        'content-type': 'application/json',
+      },
+      'this is { not JSON',
+    );
+    expect(response.status).toBe(401);
+  });
+
   it('a wrong key through the SDK is an UnauthorizedError', async () => {
     const { deviceId } = await createDevice();
     const client = await httpDevice(deviceId, Buffer.alloc(32, 9).toString('base64'));
