@@ -41,6 +41,12 @@ const ACK_MODES: readonly AckMode[] = ['none', 'positive', 'negative', 'full'];
 interface QueueEntry {
   message: C2DMessage;
   locked: boolean;
+  /**
+   * The lock token of the current delivery while locked: new on every delivery, so a device that
+   * lost its lock cannot settle a later delivery of the same message. (`message.lockToken` stays
+   * the message's key in the journal.)
+   */
+  lock?: string;
   /** False until the enqueue is durable: not delivered before the sender heard success. */
   ready: boolean;
   /** Ends a timed lock (HTTPS polling); absent for locks held by a connection (MQTT). */
@@ -202,6 +208,7 @@ export class C2DQueues implements CloudToDevice {
     const entry = this.queues.get(deviceId)?.find((e) => e.ready && !e.locked);
     if (!entry) return undefined;
     entry.locked = true;
+    entry.lock = randomUUID();
     entry.message.deliveryCount++;
     if (lockTimeoutMs !== undefined) this.startLockTimer(deviceId, entry, lockTimeoutMs);
     // The count only matters after a crash (to stop redelivering forever); not worth a wait.
@@ -213,7 +220,7 @@ export class C2DQueues implements CloudToDevice {
         deliveryCount: entry.message.deliveryCount,
       },
     ]);
-    return copyMessage(entry.message);
+    return { ...copyMessage(entry.message), lockToken: entry.lock };
   }
 
   async complete(deviceId: string, lockToken: string): Promise<void> {
@@ -229,6 +236,7 @@ export class C2DQueues implements CloudToDevice {
   private async unlock(deviceId: string, entry: QueueEntry): Promise<void> {
     this.stopLockTimer(entry);
     entry.locked = false;
+    entry.lock = undefined;
     if (entry.message.deliveryCount >= this.maxDeliveryCount) {
       await this.options.store.record(this.remove(deviceId, [entry], 'DeliveryCountExceeded'));
       return;
@@ -298,8 +306,8 @@ export class C2DQueues implements CloudToDevice {
   }
 
   private lockedEntry(deviceId: string, lockToken: string): QueueEntry {
-    const entry = this.queues.get(deviceId)?.find((e) => e.message.lockToken === lockToken);
-    if (entry?.locked) return entry;
+    const entry = this.queues.get(deviceId)?.find((e) => e.locked && e.lock === lockToken);
+    if (entry) return entry;
     if (!this.options.device(deviceId)) {
       throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
     }

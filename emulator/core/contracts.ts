@@ -126,7 +126,10 @@ export interface C2DMessage extends Omit<C2DMessageInput, 'expiryTime'> {
   /** Assigned by the hub when the sender gave none. */
   messageId: string;
   deviceId: string;
-  /** Unique per enqueued message, used as the lock token on delivery. */
+  /**
+   * From `enqueue`: the message's key in the store. From `lockNext`: that delivery's lock token,
+   * new on every delivery (the token `complete`, `abandon`, `reject` and `deadLetter` take).
+   */
   lockToken: string;
   /** ms since the epoch. */
   enqueuedTime: number;

@@ -376,7 +376,7 @@ describe('cloud-to-device over Http', () => {
     expect(error?.response?.statusCode).toBe(412);
   });
 
-  it('raw protocol: 204 when empty, ETag lock token, delivery count rising after an abandon', async () => {
+  it('raw protocol: 204 when empty, a new ETag lock token per delivery, delivery count rising after an abandon', async () => {
     const { deviceId, key } = await createDevice();
     const auth = () => ({ authorization: deviceToken(deviceId, key) });
     const path = `/devices/${deviceId}/messages/deviceBound?api-version=2021-04-12`;
@@ -401,9 +401,14 @@ describe('cloud-to-device over Http', () => {
     expect(abandoned.status).toBe(204);
     const second = await rawRequest('GET', path, auth());
     expect(second.headers['iothub-deliverycount']).toBe('2');
+    const secondLock = String(second.headers.etag).replace(/^"|"$/g, '');
+    // Every delivery has its own lock token; the first one no longer settles anything.
+    expect(secondLock).not.toBe(lockToken);
+    const stale = await rawRequest('DELETE', `${feedbackPath}?api-version=2021-04-12`, auth());
+    expect(stale.status).toBe(412);
     const rejected = await rawRequest(
       'DELETE',
-      `${feedbackPath}?api-version=2021-04-12&reject`,
+      `/devices/${deviceId}/messages/deviceBound/${secondLock}?api-version=2021-04-12&reject`,
       auth(),
     );
     expect(rejected.status).toBe(204);

@@ -363,6 +363,9 @@ function coreSuite(name: string, factory: CoreFactory): void {
         await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
         const second = core.c2d.lockNext('dev', 60_000)!;
         expect(second).toMatchObject({ messageId: 'polled', deliveryCount: 2 });
+        // Each delivery has its own lock: the lost one cannot settle the new delivery.
+        expect(second.lockToken).not.toBe(first.lockToken);
+        await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
         // Settled in time: the old timer must not unlock it later.
         await core.c2d.complete('dev', second.lockToken);
         clock.advance(60_000);
