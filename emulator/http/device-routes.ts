@@ -98,7 +98,10 @@ export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
     const device = core.registry.get(deviceId);
     if (!device) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
     if (!viaPolicy) verifyDeviceToken(token, device, now);
-    if (device.status === 'disabled') throw new HubError('Unauthorized', 'the device is disabled');
+    // IoT Hub answers a disabled device over HTTPS as if it did not exist (404).
+    if (device.status === 'disabled') {
+      throw new HubError('DeviceNotFound', `Device ${deviceId} is disabled`);
+    }
     return viaPolicy ? authMethods.hub : authMethods.device;
   };
 

@@ -303,6 +303,16 @@ describe('authentication over Http', () => {
     expect(error?.name).toBe('DeviceNotFoundError');
   });
 
+  it('a disabled device is DeviceNotFoundError (404), as IoT Hub answers over HTTPS', async () => {
+    const { deviceId, key } = await registerDevice(registry, 'http-disabled', 'disabled');
+    const client = await httpDevice(deviceId, key);
+    const error = await client.sendEvent(new Message('x')).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.name).toBe('DeviceNotFoundError');
+  });
+
   it('a valid token with a malformed batch is a 400, after authentication', async () => {
     const { deviceId, key } = await createDevice();
     const response = await rawRequest(
