@@ -11,10 +11,11 @@
  */
 import https from 'node:https';
 import type { ReceivedEventData } from '@azure/event-hubs';
-import { Message, NoRetry } from 'azure-iot-common';
+import { Message, NoRetry, SharedAccessSignature as PolicySignature } from 'azure-iot-common';
 import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
 import { Client as ServiceClient, type Registry } from 'azure-iothub';
+import { wellKnownHubIdentity } from '../../emulator/config';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
 import { createRegistry, HostPortAgent } from '../../lib/iothub/registry-agent';
 import { dataText, registerDevice, type TestDevice } from '../support/devices';
@@ -281,6 +282,30 @@ describe('authentication over Http', () => {
       'this is { not JSON',
     );
     expect(response.status).toBe(401);
+  });
+
+  it('accepts a policy token with DeviceConnect (auth method scope hub), refuses one without', async () => {
+    const { deviceId } = await createDevice();
+    const policyToken = (name: string): string => {
+      const policy = wellKnownHubIdentity.policies.find((p) => p.name === name);
+      if (!policy) throw new Error(`no policy ${name}`);
+      const expiry = Math.floor(Date.now() / 1000) + 3600;
+      const resource = encodeURIComponent(emulator.connection.hostName);
+      return PolicySignature.create(resource, name, policy.primaryKey, expiry).toString();
+    };
+    const send = (token: string) =>
+      rawRequest(
+        'POST',
+        `/devices/${deviceId}/messages/events?api-version=2021-04-12`,
+        { authorization: token, 'iothub-messageid': 'via-policy' },
+        'from the hub owner',
+      );
+    expect((await send(policyToken('service'))).status).toBe(401);
+    expect((await send(policyToken('iothubowner'))).status).toBe(204);
+    const event = await eventWithId(deviceId, 'via-policy');
+    expect(event.systemProperties?.['iothub-connection-auth-method']).toBe(
+      '{"scope":"hub","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
+    );
   });
 
   it('a wrong key through the SDK is an UnauthorizedError', async () => {
