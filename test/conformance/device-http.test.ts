@@ -328,6 +328,17 @@ describe('authentication over Http', () => {
     expect(error?.name).toBe('DeviceNotFoundError');
   });
 
+  it('file upload with a valid device token is 501 NotImplemented, not a misleading 401', async () => {
+    const { deviceId, key } = await createDevice();
+    const response = await rawRequest(
+      'POST',
+      `/devices/${deviceId}/files?api-version=2021-04-12`,
+      { authorization: deviceToken(deviceId, key), 'content-type': 'application/json' },
+      '{"blobName":"a.txt"}',
+    );
+    expect(response.status).toBe(501);
+  });
+
   it('a disabled device is DeviceNotFoundError (404), as IoT Hub answers over HTTPS', async () => {
     const { deviceId, key } = await registerDevice(registry, 'http-disabled', 'disabled');
     const client = await httpDevice(deviceId, key);
