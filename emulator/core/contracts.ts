@@ -128,7 +128,10 @@ export interface C2DMessage extends Omit<C2DMessageInput, 'expiryTime'> {
   /** Assigned by the hub when the sender gave none. */
   messageId: string;
   deviceId: string;
-  /** Unique per enqueued message, used as the lock token on delivery. */
+  /**
+   * From `enqueue`: the message's key in the store. From `lockNext`: that delivery's lock token,
+   * new on every delivery (the token `complete`, `abandon`, `reject` and `deadLetter` take).
+   */
   lockToken: string;
   /** ms since the epoch. */
   enqueuedTime: number;
@@ -151,9 +154,12 @@ export interface CloudToDevice {
   enqueue(deviceId: string, input: C2DMessageInput): Promise<C2DMessage>;
   /**
    * Locks and returns the next deliverable message (expired ones are removed with feedback on the
-   * way), incrementing its delivery count; undefined when none is waiting.
+   * way), incrementing its delivery count; undefined when none is waiting. With `lockTimeoutMs`
+   * (HTTPS polling: IoT Hub's one-minute lock) the lock ends by itself, as an `abandon` would,
+   * when the device settles nothing in time; without it the lock lasts until settled (MQTT: the
+   * connection abandons what is in flight when it closes).
    */
-  lockNext(deviceId: string): C2DMessage | undefined;
+  lockNext(deviceId: string, lockTimeoutMs?: number): C2DMessage | undefined;
   /** Device accepted it (MQTT PUBACK): removed, `Success` feedback if the ack mode asks. */
   complete(deviceId: string, lockToken: string): Promise<void>;
   /** Back to the queue; past the max delivery count it is dropped with `DeliveryCountExceeded`. */

@@ -19,15 +19,28 @@ import { parseDeviceBody, toCreateInput, toDeviceJson, toUpdateInput } from './d
 import { toErrorResponse } from './errors';
 import { header, ifMatchOf, type Request, type Response, type Route } from './route';
 import { twinRoutes } from './twin-routes';
+import { readBody } from './body';
+import { createDeviceRoutes } from './device-routes';
 
 const maxBodyBytes = 1024 * 1024;
-/** How much of an oversized body is read and dropped before the connection is cut. */
-const maxDiscardBytes = 16 * 1024 * 1024;
 const defaultPageSize = 100;
 const maxPageSize = 10_000;
 const maxListSize = 1000;
 
-type Handler = (request: Request) => Promise<Response> | Response;
+/** A request before authentication: the body is still raw bytes, unparsed. */
+type RawRequest = Omit<Request, 'body'> & { raw: Buffer };
+
+/** Parsed only once the caller is authenticated: a bad token must not learn about JSON errors. */
+function parseJsonBody(raw: Buffer): unknown {
+  if (raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new HubError('ArgumentInvalid', 'the request body is not valid JSON');
+  }
+}
+
+type Handler = (request: RawRequest) => Promise<Response> | Response;
 
 function pageSizeOf(headers: http.IncomingHttpHeaders): number {
   const value = header(headers, 'x-ms-max-item-count');
@@ -42,6 +55,7 @@ function pageSizeOf(headers: http.IncomingHttpHeaders): number {
 export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const { core, log } = ctx;
   const registry = core.registry;
+  const deviceRoutes = createDeviceRoutes(ctx);
 
   const requireDevice = (deviceId: string): DeviceRecord => {
     const device = registry.get(deviceId);
@@ -138,7 +152,7 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     ...twinRoutes(core),
   ];
 
-  const matchRoute = (request: Request): { route: Route; deviceId: string } | undefined => {
+  const matchRoute = (request: RawRequest): { route: Route; deviceId: string } | undefined => {
     for (const route of routes) {
       if (route.method !== request.method || route.pattern.length !== request.segments.length) {
         continue;
@@ -157,7 +171,7 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     return undefined;
   };
 
-  const authenticate = (request: Request, right: PolicyRight | undefined): void => {
+  const authenticate = (request: RawRequest, right: PolicyRight | undefined): void => {
     const token = header(request.headers, 'authorization');
     if (!token) throw new HubError('Unauthorized', 'the request has no Authorization header');
     const now = core.clock.now();
@@ -188,7 +202,8 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
         `${request.method} /${request.segments.join('/')} is not implemented by the local IoT Hub`,
       );
     }
-    return matched.route.handler(request, matched.deviceId);
+    const { raw, ...rest } = request;
+    return matched.route.handler({ ...rest, body: parseJsonBody(raw) }, matched.deviceId);
   };
 
   const send = (res: http.ServerResponse, response: Response): void => {
@@ -201,50 +216,11 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     res.end(payload);
   };
 
-  /**
-   * Collects the body up to the limit. Beyond it the request fails with MessageTooLarge, but the
-   * rest is still read and dropped (up to `maxDiscardBytes`), so the client that is still sending
-   * gets to read the 413 instead of a connection reset.
-   */
-  const tooLarge = () =>
-    new HubError('MessageTooLarge', `the request body exceeds ${maxBodyBytes} bytes`);
-  const discardRest = (req: http.IncomingMessage): void => {
-    let discarded = 0;
-    req.removeAllListeners('data');
-    req.on('data', (chunk: Buffer) => {
-      discarded += chunk.length;
-      if (discarded > maxDiscardBytes) req.socket.destroy();
-    });
-    req.resume();
-  };
-  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBodyBytes) {
-          discardRest(req);
-          reject(tooLarge());
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
-    });
-
   const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'https://local-iothub');
     let label = `${method} ${url.pathname}`;
     try {
-      const declared = Number(header(req.headers, 'content-length') ?? '0');
-      if (declared > maxBodyBytes) {
-        discardRest(req);
-        throw tooLarge();
-      }
-      const raw = await readBody(req);
       let segments: string[];
       try {
         segments = url.pathname
@@ -255,17 +231,16 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
         throw new HubError('ArgumentInvalid', 'the request path is not valid percent-encoding');
       }
       label = `${method} /${segments.join('/')}`;
-      let body: unknown;
-      if (raw.length > 0) {
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch {
-          throw new HubError('ArgumentInvalid', 'the request body is not valid JSON');
-        }
+      // Device-facing paths authenticate a device before they read any body.
+      const deviceRequest = deviceRoutes.match(method, segments, url.searchParams);
+      if (deviceRequest) {
+        await deviceRoutes.serve(req, res, deviceRequest);
+        return;
       }
+      const raw = await readBody(req, maxBodyBytes);
       send(
         res,
-        await handle({ method, segments, query: url.searchParams, headers: req.headers, body }),
+        await handle({ method, segments, query: url.searchParams, headers: req.headers, raw }),
       );
     } catch (error) {
       const response = toErrorResponse(error);

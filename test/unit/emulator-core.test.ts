@@ -354,6 +354,32 @@ function coreSuite(name: string, factory: CoreFactory): void {
         expect(seen).toHaveLength(2);
       });
 
+      test('a timed lock (HTTPS) ends by itself: the message comes back and the delivery counts', async () => {
+        await core.c2d.enqueue('dev', c2dInput({ messageId: 'polled' }));
+        const first = core.c2d.lockNext('dev', 60_000)!;
+        clock.advance(59_999);
+        expect(core.c2d.lockNext('dev')).toBeUndefined();
+        clock.advance(1);
+        await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
+        const second = core.c2d.lockNext('dev', 60_000)!;
+        expect(second).toMatchObject({ messageId: 'polled', deliveryCount: 2 });
+        // Each delivery has its own lock: the lost one cannot settle the new delivery.
+        expect(second.lockToken).not.toBe(first.lockToken);
+        await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
+        // Settled in time: the old timer must not unlock it later.
+        await core.c2d.complete('dev', second.lockToken);
+        clock.advance(60_000);
+        expect(core.c2d.depth('dev')).toBe(0);
+      });
+
+      test('a lock held by a connection (no timeout) never ends by itself', async () => {
+        await core.c2d.enqueue('dev', c2dInput({ messageId: 'held' }));
+        const held = core.c2d.lockNext('dev')!;
+        clock.advance(HOUR / 2);
+        expect(core.c2d.lockNext('dev')).toBeUndefined();
+        await core.c2d.complete('dev', held.lockToken);
+      });
+
       test('the tenth abandon drops the message with DeliveryCountExceeded', async () => {
         expect(core.c2d.maxDeliveryCount).toBe(10);
         await core.c2d.enqueue('dev', c2dInput({ messageId: 'bouncy', ack: 'negative' }));
