@@ -34,6 +34,8 @@ export function isJsonObject(value: unknown): value is JsonObject {
 
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
+// eslint-disable-next-line no-control-regex
+const allControlCharacters = /[\u0000-\u001f\u007f-\u009f]/g;
 
 function invalid(message: string): HubError {
   return new HubError('ArgumentInvalid', message);
@@ -104,7 +106,7 @@ export function validateSection(value: unknown, where: string, allowNull: boolea
 
 /** IoT Hub's size of a value (see the file comment). */
 function sizeOf(value: unknown): number {
-  if (typeof value === 'string') return value.replace(controlCharacters, '').length;
+  if (typeof value === 'string') return value.replace(allControlCharacters, '').length;
   if (typeof value === 'number') return 8;
   if (typeof value === 'boolean') return 4;
   if (Array.isArray(value)) return value.reduce((n: number, item) => n + sizeOf(item), 0);

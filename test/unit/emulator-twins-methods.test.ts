@@ -10,6 +10,7 @@ import { FakeClock } from '../../emulator/core/clock';
 import type { MethodRequest } from '../../emulator/core/contracts';
 import type { CreateCoreOptions, InspectableCore } from '../../emulator/core/create-core';
 import { createCore } from '../../emulator/core/create-core';
+import { assertSize } from '../../emulator/core/twin-json';
 import { runTwinQuery } from '../../emulator/core/twin-query';
 
 /** Lets the core's pending promise callbacks run (invoke hands over after a microtask). */
@@ -185,5 +186,14 @@ describe('twin query evaluation', () => {
     expect(codeOf("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'a')")).toBe('NotImplemented');
     expect(codeOf("SELECT * FROM devices WHERE deviceId = 'a")).toBe('ArgumentInvalid');
     expect(codeOf('SELECT * FROM devices WHERE deviceId =')).toBe('ArgumentInvalid');
+  });
+});
+
+describe('twin section size (core)', () => {
+  it('does not count any control character of a string, not only the first', () => {
+    // 10 characters of text plus 20 control characters: 11 bytes with the key, under 12.
+    const section = { k: `${'\u0001'.repeat(10)}abcde${'\u0002'.repeat(10)}fghij` };
+    expect(() => assertSize(section, 'desired', 11)).not.toThrow();
+    expect(() => assertSize(section, 'desired', 10)).toThrow(/over IoT Hub's limit of 10 bytes/);
   });
 });
