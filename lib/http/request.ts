@@ -47,14 +47,18 @@ export function validate<T extends z.ZodType>(
  * without one. Content types other than JSON are refused; a missing one is tolerated (curl -d
  * sends form encoding by default, which is refused, but scripts often send none).
  */
-export async function readJsonBody(request: HttpRequest): Promise<unknown> {
+export async function readJsonBody(
+  request: HttpRequest,
+  /** A route whose IoT Hub limit is larger (direct methods: 128 KB) passes its own. */
+  limitBytes = maxBodyBytes,
+): Promise<unknown> {
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${limitBytes} bytes.`);
   }
   const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBodyBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBodyBytes} bytes.`);
+  if (bytes.length > limitBytes) {
+    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${limitBytes} bytes.`);
   }
   if (bytes.length === 0) return {};
   const contentType = request.headers.get('content-type');
