@@ -37,11 +37,11 @@ export function adaptMethodClient(client: Client): MethodClient {
   return {
     invoke: async (deviceId, call) => {
       // The SDK's typing wants an object payload; any JSON value goes through as is.
-      const { result } = await client.invokeDeviceMethod(deviceId, {
+      const response: { result: unknown } = await client.invokeDeviceMethod(deviceId, {
         ...call,
         payload: call.payload as object,
       });
-      const answer = (result ?? {}) as { status?: unknown; payload?: MethodResult['payload'] };
+      const answer = (response.result ?? {}) as { status?: unknown; payload?: MethodResult['payload'] };
       return {
         status: typeof answer.status === 'number' ? answer.status : 200,
         payload: answer.payload ?? null,
