@@ -41,7 +41,10 @@ export function adaptMethodClient(client: Client): MethodClient {
         ...call,
         payload: call.payload as object,
       });
-      const answer = (response.result ?? {}) as { status?: unknown; payload?: MethodResult['payload'] };
+      const answer = (response.result ?? {}) as {
+        status?: unknown;
+        payload?: MethodResult['payload'];
+      };
       return {
         status: typeof answer.status === 'number' ? answer.status : 200,
         payload: answer.payload ?? null,
