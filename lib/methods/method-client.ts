@@ -8,18 +8,7 @@ import { NoRetry } from 'azure-iot-common';
 import { Client } from 'azure-iothub';
 import type { MethodResult } from './schemas';
 import type { IotHubAccess } from '../settings';
-import { parseIotHubConnectionString } from '../connection-string';
-import { installHostPortAgent, splitHostPort } from '../iothub/registry-agent';
-
-// TEMPORARY until h-twins' createServiceClient lands in lib/iothub/registry-agent.ts.
-function createServiceClient(connectionString: string): Client {
-  const client = Client.fromConnectionString(connectionString);
-  const { hostName } = parseIotHubConnectionString(connectionString);
-  if (splitHostPort(hostName).port !== undefined) {
-    installHostPortAgent(client as unknown as Parameters<typeof installHostPortAgent>[0], hostName);
-  }
-  return client;
-}
+import { createServiceClient } from '../iothub/registry-agent';
 
 export interface MethodCall {
   methodName: string;
