@@ -44,6 +44,11 @@ export function intervalProblem(value: unknown): string | undefined {
   return undefined;
 }
 
+/** The answer to a method the device does not have. */
+export function unknownMethodAnswer(methodName: string): MethodAnswer {
+  return { status: 404, payload: { error: `unknown method '${methodName}'` } };
+}
+
 export class DeviceControl {
   /** The desired `$version` last acknowledged (0: none yet). */
   private acknowledgedVersion = 0;
@@ -86,9 +91,7 @@ export class DeviceControl {
 
   /** A direct method call: `SetTelemetryInterval` changes the interval; anything else is 404. */
   onMethod(methodName: string, payload: unknown): MethodAnswer {
-    if (methodName !== setIntervalMethod) {
-      return { status: 404, payload: { error: `unknown method '${methodName}'` } };
-    }
+    if (methodName !== setIntervalMethod) return unknownMethodAnswer(methodName);
     const problem = intervalProblem(payload);
     if (problem) return { status: 400, payload: { error: problem } };
     this.seconds = payload as number;

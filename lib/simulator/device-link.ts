@@ -11,20 +11,20 @@
 import type { Client as DeviceClient, DeviceMethodRequest, Twin } from 'azure-iot-device';
 import { DeviceMethodResponse } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
-import { DeviceControl, setIntervalMethod, type ReportedPatch } from './device-control';
+import { withHubTimeout } from '../iothub/errors';
+import {
+  setIntervalMethod,
+  unknownMethodAnswer,
+  type DeviceControl,
+  type ReportedPatch,
+} from './device-control';
+
+/** A hub that never answers the twin request must not hold the device's connect forever. */
+const twinTimeoutMs = 15_000;
 
 interface MethodMessage {
   requestId?: string;
   methods?: { methodName?: string };
-}
-
-function parsePayload(body: unknown): unknown {
-  if (!Buffer.isBuffer(body) || body.length === 0) return null;
-  try {
-    return JSON.parse(body.toString('utf8')) as unknown;
-  } catch {
-    return body.toString('utf8');
-  }
 }
 
 /** The MQTT transport, answering 404 to methods no handler was registered for. */
@@ -35,11 +35,10 @@ export class ControlledMqtt extends Mqtt {
       event.startsWith('method_') &&
       this.listenerCount(event) === 0
     ) {
-      const message = (args[0] ?? {}) as MethodMessage & { body?: unknown };
+      const message = (args[0] ?? {}) as MethodMessage;
       if (message.requestId) {
-        const answer = new DeviceControl(1, '').onMethod(
+        const answer = unknownMethodAnswer(
           message.methods?.methodName ?? event.slice('method_'.length),
-          parsePayload(message.body),
         );
         new DeviceMethodResponse(message.requestId, this)
           .send(answer.status, answer.payload)
@@ -79,25 +78,28 @@ function report(twin: Twin, patch: ReportedPatch, options: LinkOptions): Promise
 }
 
 /**
- * Reads the twin, reports the connect-time properties, registers the method handler and follows
- * desired-property changes. Resolves after the connect report; the method subscription (an MQTT
- * SUBSCRIBE the SDK sends on its own) follows moments later.
+ * Registers the method handler, reads the twin, reports the connect-time properties and follows
+ * desired-property changes. Resolves after the connect report; the method subscription is an MQTT
+ * SUBSCRIBE the SDK sends on its own, moments after registration.
  */
 export async function linkDeviceControl(
   client: DeviceClient,
   control: DeviceControl,
   options: LinkOptions,
 ): Promise<void> {
-  const twin = await client.getTwin();
-  await report(twin, control.connectReport(twin.properties.desired), options);
+  // Methods first, so that a hub without twins still gets answers; reports wait for the twin.
+  const linked: { twin?: Twin } = {};
   client.onDeviceMethod(setIntervalMethod, (request: DeviceMethodRequest, response) => {
     const answer = control.onMethod(request.methodName, request.payload);
     options.log(
       `simulator: ${options.deviceId} ${request.methodName} → ${answer.status}; interval ${control.intervalSeconds} s`,
     );
     response.send(answer.status, answer.payload).catch(() => options.onError());
-    if (answer.report) void report(twin, answer.report, options);
+    if (answer.report && linked.twin) void report(linked.twin, answer.report, options);
   });
+  const twin = await withHubTimeout('Reading the twin', twinTimeoutMs, client.getTwin());
+  linked.twin = twin;
+  await report(twin, control.connectReport(twin.properties.desired), options);
   twin.on('properties.desired', (desired: Record<string, unknown>) => {
     const patch = control.onDesired(desired);
     if (!patch) return;
