@@ -66,6 +66,7 @@ export class TwinMethodHandler {
     target: TwinOrMethodTarget,
     payload: Buffer,
   ): void {
+    this.options.core.registry.recordActivity(deviceId);
     switch (target.kind) {
       case 'twin-get':
         this.answerGet(client, deviceId, target.requestId);

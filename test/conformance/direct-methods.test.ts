@@ -44,7 +44,7 @@ async function answering(
 ): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     client.onDeviceMethod(name, handler);
-    // The SDK subscribes asynchronously; its twin-free way to learn it is done is a round trip.
+    // The SDK subscribes asynchronously; a twin round trip on the same connection comes after it.
     void client.getTwin().then(() => resolve(), reject);
   });
 }
