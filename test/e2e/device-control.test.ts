@@ -84,13 +84,15 @@ afterAll(async () => {
 }, 90_000);
 
 describe('controlling a simulated device through the API', () => {
-  it('shows the interval the device reported on connect (the 1 s tick, as its default)', async () => {
+  it('shows the interval the device reported on connect (the 1 s tick, as its default), and keeps it', async () => {
     const read = await waitFor('the connect report', async () => {
       const current = await twin();
       return intervalAck(current) ? current : undefined;
     });
     expect(intervalAck(read)).toMatchObject({ value: 1, ac: 203, av: 0 });
     expect(read.reported.properties.firmwareVersion).toBe('1.0.0');
+    // The baseline the changes below are measured against: a reading about every second.
+    for (const gap of await gapsSince(Date.now(), 3)) expect(gap).toBeLessThan(2.5);
   });
 
   it('slows the device to one reading every 4 s through a desired property', async () => {
