@@ -52,6 +52,8 @@ export interface OperationSpec {
   pathParams?: string[];
   query?: z.ZodObject;
   headers?: Record<string, string>;
+  /** Headers the operation refuses to run without (documented as required). */
+  requiredHeaders?: Record<string, string>;
   body?: z.ZodType;
   /** Success responses; every operation also documents its problem responses. */
   responses: Record<number, ResponseSpec>;
@@ -184,7 +186,9 @@ export const operations: readonly OperationSpec[] = [
     summary:
       'Merge tags and/or desired properties into the twin (null removes); If-Match is required.',
     pathParams: ['deviceId'],
-    headers: { 'If-Match': 'Required: the twin etag last read (or *); 412 if it changed since.' },
+    requiredHeaders: {
+      'If-Match': 'The twin etag last read (or *); 412 if it changed since, 428 without it.',
+    },
     body: UpdateTwinRequest,
     responses: {
       200: { description: 'Updated', schema: DeviceTwin, headers: { ETag: 'The new etag.' } },
