@@ -53,12 +53,15 @@ export class DeviceControl {
   /** The desired `$version` last acknowledged (0: none yet). */
   private acknowledgedVersion = 0;
   private seconds: number;
+  /** What the device last reported for its interval, reported again on every reconnect. */
+  private lastAck: WritableAck;
 
   constructor(
     defaultIntervalSeconds: number,
     private readonly startTime: string,
   ) {
     this.seconds = defaultIntervalSeconds;
+    this.lastAck = this.ack(203, 'the device default');
   }
 
   get intervalSeconds(): number {
@@ -67,16 +70,15 @@ export class DeviceControl {
 
   /**
    * The report on (every) connect: firmware, start time, and the interval — acknowledging the
-   * desired value when there is one the device has not answered yet, else as its default
-   * (status 203, version 0, as Plug and Play reports a value no one asked for).
+   * desired value when there is one the device has not answered yet, else what it last reported
+   * (at first its default: status 203, version 0, as Plug and Play reports a value no one asked
+   * for).
    */
   connectReport(desired: Record<string, unknown>): ReportedPatch {
-    const answer = this.applyDesired(desired);
-    const telemetryIntervalSeconds: WritableAck = answer ?? this.ack(203, 'the device default');
     return {
       firmwareVersion: simulatorFirmwareVersion,
       startTime: this.startTime,
-      telemetryIntervalSeconds,
+      telemetryIntervalSeconds: this.applyDesired(desired) ?? this.lastAck,
     };
   }
 
@@ -118,6 +120,7 @@ export class DeviceControl {
   }
 
   private ack(code: number, description: string): WritableAck {
-    return { value: this.seconds, ac: code, av: this.acknowledgedVersion, ad: description };
+    this.lastAck = { value: this.seconds, ac: code, av: this.acknowledgedVersion, ad: description };
+    return this.lastAck;
   }
 }

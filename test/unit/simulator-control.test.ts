@@ -35,6 +35,21 @@ describe('DeviceControl', () => {
     expect(control.onDesired({ other: true, $version: 3 })).toBeUndefined();
   });
 
+  it('reports what it last acknowledged when it reconnects, not its default again', () => {
+    const control = new DeviceControl(10, start);
+    control.connectReport({ $version: 1 });
+    control.onDesired({ telemetryIntervalSeconds: 4, $version: 2 });
+    control.onMethod('SetTelemetryInterval', 6);
+    const again = control.connectReport({ telemetryIntervalSeconds: 4, $version: 2 });
+    expect(again.telemetryIntervalSeconds).toEqual({
+      value: 6,
+      ac: 200,
+      av: 2,
+      ad: 'set by the direct method SetTelemetryInterval',
+    });
+    expect(control.intervalSeconds).toBe(6);
+  });
+
   it.each([0, -5, 2.5, intervalRange.maxSeconds + 1, '5', true])(
     'refuses the desired value %j with a 400 acknowledgement and keeps its interval',
     (value) => {
