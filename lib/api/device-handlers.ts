@@ -30,7 +30,8 @@ function childUrl(request: HttpRequest, id: string): string {
   return `${url.pathname.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
 }
 
-function quoted(etag: string): string {
+/** An etag as an HTTP header value (quoted). */
+export function quoted(etag: string): string {
   return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 

@@ -8,6 +8,9 @@ export const apiOperations: readonly string[] = [
   'POST /devices/{deviceId}/messages',
   'GET /devices/{deviceId}/messages/{messageId}',
   'GET /devices/{deviceId}/telemetry',
+  'GET /devices/{deviceId}/twin',
+  'PATCH /devices/{deviceId}/twin',
+  'POST /devices/{deviceId}/methods/{methodName}',
   'GET /health',
   'GET /openapi.json',
 ];
