@@ -29,6 +29,7 @@ export type HubErrorCode =
   | 'DeviceDisabled'
   | 'ThrottlingException'
   | 'NotImplemented'
+  | 'InvalidProtocolVersion'
   | 'ServerError';
 
 /** Errors as data: one code per failure, mapped once per protocol (HTTP status, AMQP condition, CONNACK). */

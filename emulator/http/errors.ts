@@ -24,6 +24,7 @@ const httpErrors: Record<HubErrorCode, HttpError> = {
   DeviceDisabled: { status: 400, code: 'DeviceDisabled' },
   ThrottlingException: { status: 429, code: 'ThrottlingException' },
   NotImplemented: { status: 501, code: 'NotImplemented' },
+  InvalidProtocolVersion: { status: 400, code: 'InvalidProtocolVersion' },
   ServerError: { status: 500, code: 'ServerError' },
 };
 
