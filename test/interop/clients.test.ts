@@ -74,12 +74,18 @@ function eventsFrom(deviceId: string, count: number) {
   });
 }
 
-/** mosquitto_pub as a device: the doc's user name and a SAS token, TLS with the hub's CA. */
-function mosquittoPubArgs(device: TestDevice, topicTail: string, message: string): string[] {
+/** mosquitto_pub / mosquitto_sub as a device: the doc's user name, a SAS token, TLS with the CA. */
+function mosquittoDeviceArgs(device: TestDevice): string[] {
   return [
     ...['-h', 'localhost', '-p', mqttPort(), '--cafile', emulator.connection.caFile],
     ...['-i', device.deviceId, '-P', tokenFor(device)],
     ...['-u', `${emulator.connection.hostName}/${device.deviceId}/?api-version=2021-04-12`],
+  ];
+}
+
+function mosquittoPubArgs(device: TestDevice, topicTail: string, message: string): string[] {
+  return [
+    ...mosquittoDeviceArgs(device),
     ...['-t', `devices/${device.deviceId}/messages/events/${topicTail}`, '-m', message, '-q', '1'],
   ];
 }
@@ -126,6 +132,19 @@ describe('mosquitto clients', () => {
     expect(Buffer.from(first?.body as Uint8Array).toString()).toBe('from mosquitto');
     expect(first?.properties).toEqual({ source: 'cli' });
     expect(second?.properties).toEqual({ 'mqtt-retain': 'true' });
+  });
+
+  it('mosquitto_sub receives a cloud-to-device message queued for the device', async () => {
+    const device = await registerDevice(registry, 'mosquitto-sub');
+    await service.send(device.deviceId, new CommonMessage('queued for mosquitto'));
+    const sub = run('mosquitto_sub', [
+      ...mosquittoDeviceArgs(device),
+      ...['-t', `devices/${device.deviceId}/messages/devicebound/#`, '-q', '1', '-C', '1', '-v'],
+    ]);
+    expect(await sub.exited).toBe(0);
+    expect(sub.output()).toMatch(
+      new RegExp(`^devices/${device.deviceId}/messages/devicebound/\\S* queued for mosquitto`),
+    );
   });
 
   it('mosquitto_pub over MQTT 3.1 is refused: IoT Hub speaks 3.1.1 only', async () => {
