@@ -547,7 +547,9 @@ export function createEventsAdapter(
     async close(): Promise<void> {
       closing = true;
       unsubscribe();
-      const open = [...connections];
+      // Shared connections belong to the service adapter, which closes them; only forget them.
+      const open = [...connections].filter((state) => !state.shared);
+      for (const state of connections) if (state.shared) closeConnectionState(state);
       await Promise.all(
         open.map(
           (state) =>
