@@ -107,7 +107,7 @@ describe('CONNECT', () => {
 });
 
 describe('PUBLISH', () => {
-  it('marks a RETAIN publish with mqtt-retain=true and keeps nothing retained', async () => {
+  it('marks a RETAIN publish with mqtt-retain=true, and only that one', async () => {
     const device = await createDevice();
     const client = await connect(device);
     const topic = `devices/${device.deviceId}/messages/events/`;
@@ -133,5 +133,23 @@ describe('PUBLISH', () => {
     const [will] = await eventsOf(device, 1);
     expect(Buffer.from(will?.body as Uint8Array).toString()).toBe('gone');
     expect(will?.properties).toMatchObject({ 'iothub-MessageType': 'Will', reason: 'lost' });
+  });
+
+  it('discards the Will of a connection that ends with DISCONNECT', async () => {
+    const device = await createDevice();
+    const client = await connect(device, {
+      will: {
+        topic: `devices/${device.deviceId}/messages/events/`,
+        payload: Buffer.from('never sent'),
+        qos: 1,
+        retain: false,
+      },
+    });
+    await client.endAsync();
+    // A later message is read after anything the disconnect could have produced.
+    const next = await connect(device);
+    await next.publishAsync(`devices/${device.deviceId}/messages/events/`, 'after', { qos: 1 });
+    const events = await eventsOf(device, 1);
+    expect(events.map((e) => Buffer.from(e.body as Uint8Array).toString())).toEqual(['after']);
   });
 });

@@ -195,6 +195,9 @@ describe('Python azure-eventhub', () => {
       partitionIds: ['0', '1', '2', '3'],
     });
     expect(result?.partitions.map((p) => p.id)).toEqual(['0', '1', '2', '3']);
+    // Sequence numbers start at 0 in every partition: the last ones account for every event.
+    const counted = result?.partitions.reduce((sum, p) => sum + p.lastSequenceNumber + 1, 0);
+    expect(counted).toBe(total);
     expect(result?.events).toHaveLength(total);
     const mine = result?.events.filter(
       (e) => e.system['iothub-connection-device-id'] === device.deviceId,
