@@ -5,7 +5,9 @@
  * Listeners:
  * - the TLS gateway (default 4443) serves HTTPS, AMQPS and MQTTS, told apart by their first bytes;
  * - the standard MQTTS (8883) and AMQPS (5671) ports, each going straight to its adapter;
- * - the Event Hub-compatible endpoint (default 5672), plain TCP.
+ * - the Event Hub-compatible endpoint (default 5672), plain TCP; the same endpoint also answers on
+ *   the AMQPS ports, on the service surface's connections, told apart by link address (for
+ *   clients that only speak TLS and dial 5671, see amqp/shared-surface.ts).
  * Every listener sniffs before it hands a socket over, so garbage is turned away at the door and
  * never reaches a protocol parser.
  */
@@ -21,6 +23,7 @@ import type { EmulatorContext, Logger, ProtocolAdapter } from './context';
 import type { CoreOptions, IotHubCore } from './core/contracts';
 import { createCore } from './core/create-core';
 import { createServiceAdapter } from './amqp/service-adapter';
+import type { SharedSurface } from './amqp/shared-surface';
 import { createEventsAdapter } from './events/events-adapter';
 import { createRegistryAdapter } from './http/registry-adapter';
 import { prefixed } from './log';
@@ -68,6 +71,11 @@ export interface BoundPorts {
 export interface ConnectionInfo {
   serviceConnectionString: string;
   eventsConnectionString: string;
+  /**
+   * The Event Hub-compatible endpoint over TLS on the AMQPS port (no `UseDevelopmentEmulator`):
+   * for clients that only speak TLS. `sb://localhost/` when that port is 5671.
+   */
+  eventsTlsConnectionString: string;
   eventsName: string;
   caFile: string;
   ports: BoundPorts;
@@ -96,12 +104,17 @@ type AdapterName = 'registry' | 'mqtt' | 'service' | 'events';
  */
 const adapterFactories: Record<
   AdapterName,
-  | ((ctx: EmulatorContext, options: ServerOptions) => ProtocolAdapter | Promise<ProtocolAdapter>)
+  | ((
+      ctx: EmulatorContext,
+      options: ServerOptions,
+      adapters: ReadonlyMap<AdapterName, ProtocolAdapter>,
+    ) => ProtocolAdapter | Promise<ProtocolAdapter>)
   | undefined
 > = {
   registry: (ctx) => createRegistryAdapter(ctx),
   mqtt: (ctx) => createMqttAdapter(ctx),
-  service: (ctx) => createServiceAdapter(ctx),
+  service: (ctx, _options, adapters) =>
+    createServiceAdapter(ctx, { shared: () => asSharedSurface(adapters.get('events')) }),
   events: (ctx, options) =>
     createEventsAdapter(ctx, { consumerGroups: options.consumerGroups ?? [] }),
 };
@@ -119,6 +132,10 @@ interface ListenerSpec {
   allowed: ReadonlySet<SniffedProtocol>;
   /** Where an accepted protocol goes; defaults to `adapterFor`. */
   route?: (protocol: SniffedProtocol) => AdapterName;
+}
+
+function asSharedSurface(adapter: ProtocolAdapter | undefined): SharedSurface | undefined {
+  return adapter && 'join' in adapter ? (adapter as ProtocolAdapter & SharedSurface) : undefined;
 }
 
 const loopbackHosts = new Set(['127.0.0.1', '::1', '0.0.0.0', '::', 'localhost']);
@@ -396,7 +413,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         log.warn(`the ${name} surface is not part of this build; its connections are refused`);
         continue;
       }
-      adapters.set(name, await factory(ctx(name), options));
+      adapters.set(name, await factory(ctx(name), options, adapters));
     }
   } catch (error) {
     await closeAll().catch(() => {});
@@ -410,6 +427,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await closeAll();
     throw new StartupError('the hub identity needs an iothubowner policy');
   }
+  // The standard AMQPS port when served, else the gateway (which also speaks AMQPS).
+  const tlsEventsPort = ports.amqp ?? ports.gateway;
   const connection: ConnectionInfo = {
     serviceConnectionString: buildConnectionString({
       HostName: hostName,
@@ -422,6 +441,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       SharedAccessKey: servicePolicy.primaryKey,
       EntityPath: identity.hubName,
       UseDevelopmentEmulator: 'true',
+    }),
+    eventsTlsConnectionString: buildConnectionString({
+      Endpoint: `sb://${host}${tlsEventsPort === 5671 ? '' : `:${tlsEventsPort}`}/`,
+      SharedAccessKeyName: servicePolicy.name,
+      SharedAccessKey: servicePolicy.primaryKey,
+      EntityPath: identity.hubName,
     }),
     eventsName: identity.hubName,
     caFile: material.files.caFile,

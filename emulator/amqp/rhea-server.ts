@@ -128,3 +128,71 @@ export function guardFrameSizes(
     }
   });
 }
+
+/** How many fields each AMQP 1.0 performative has, by descriptor code (open … close). */
+const performativeFieldCounts = new Map<number, number>([
+  [0x10, 10], // open
+  [0x11, 8], // begin
+  [0x12, 14], // attach
+  [0x13, 11], // flow
+  [0x14, 11], // transfer
+  [0x15, 6], // disposition
+  [0x16, 3], // detach
+  [0x17, 1], // end
+  [0x18, 1], // close
+]);
+
+/** A rhea performative keeps its fields in `value`, up to the last one set: fill the rest with null. */
+function padFields(performative: unknown): void {
+  const code = (performative as { constructor?: { descriptor?: { numeric?: unknown } } })
+    .constructor?.descriptor?.numeric;
+  const count = typeof code === 'number' ? performativeFieldCounts.get(code) : undefined;
+  const value = (performative as { value?: unknown }).value;
+  if (count === undefined || !Array.isArray(value)) return;
+  for (let i = 0; i < count; i++) if (value[i] === undefined) value[i] = null;
+}
+
+type Output = (frame: unknown, payload?: unknown) => unknown;
+
+/**
+ * rhea leaves trailing unset fields out of every performative (legal AMQP), but Python
+ * azure-eventhub's decoder indexes them and crashes (`IndexError` in `_incoming_open`,
+ * `_incoming_begin`, and on a transfer, whose payload it expects right after the 11th field);
+ * Azure sends them all. This sends every field, null when unset, the default `handle-max`
+ * explicitly, and both termini of an attach. Call right after accepting, before other handlers
+ * are registered, so what they set still wins.
+ */
+export function sendAllFields(connection: Connection): void {
+  const local = (target: unknown) => (target as { local?: Record<string, unknown> }).local;
+  padFields(local(connection)?.open);
+  connection.on('session_open', (context: { session?: unknown }) => {
+    const session = context.session as { output?: Output } | undefined;
+    const begin = local(session)?.begin as { handle_max?: unknown } | undefined;
+    if (begin && (begin.handle_max === undefined || begin.handle_max === null)) {
+      begin.handle_max = 4294967295;
+    }
+    const output = session?.output;
+    if (!session || typeof output !== 'function') return;
+    // Every frame of the session (begin, attach, flow, transfer, …) passes through `output`.
+    session.output = function (this: unknown, frame: unknown, payload?: unknown) {
+      padFields(frame);
+      return output.call(this, frame, payload);
+    };
+  });
+  const echoTermini = (context: { sender?: link; receiver?: link }) => {
+    const amqpLink = context.sender ?? context.receiver;
+    const attach = local(amqpLink)?.attach as { source?: unknown; target?: unknown } | undefined;
+    if (!amqpLink || !attach) return;
+    // Python also requires both termini in the reply: echo the address of any the peer sent.
+    const echo = (terminus: unknown) => {
+      const address = (terminus as { address?: unknown } | undefined)?.address;
+      return typeof address === 'string' ? { address } : undefined;
+    };
+    const source = echo(amqpLink.source);
+    const target = echo(amqpLink.target);
+    if (!attach.source && source) amqpLink.set_source(source);
+    if (!attach.target && target) amqpLink.set_target(target);
+  };
+  connection.on('sender_open', echoTermini);
+  connection.on('receiver_open', echoTermini);
+}

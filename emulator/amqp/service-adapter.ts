@@ -16,7 +16,7 @@ import {
 } from 'rhea';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { HubError } from '../core/contracts';
-import { attachCbs, isCbsAddress, type CbsEndpoint } from './cbs';
+import { attachCbs, isCbsAddress, type CbsEndpoint, type CbsGrant } from './cbs';
 import { serveFeedback, type FeedbackLink } from './feedback-link';
 import {
   acceptAmqpConnection,
@@ -24,8 +24,10 @@ import {
   guardFrameSizes,
   messageFields,
   remoteAddress,
+  sendAllFields,
 } from './rhea-server';
 import { serviceTokenVerifier } from './service-auth';
+import type { SharedSession, SharedSurface } from './shared-surface';
 import {
   deviceboundAddress,
   feedbackAddress,
@@ -49,12 +51,22 @@ interface ServiceConnection {
   socket: Duplex;
   connection: Connection;
   feedbackLinks: Set<FeedbackLink>;
+  /** The Event Hub-compatible links this connection may also carry (see shared-surface.ts). */
+  shared: SharedSession | undefined;
   gone: boolean;
   /** Resolves once the socket has closed. */
   closed: Promise<void>;
 }
 
-export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
+export interface ServiceAdapterOptions {
+  /** Another surface served on the same connections, resolved when a connection arrives. */
+  shared?: () => SharedSurface | undefined;
+}
+
+export function createServiceAdapter(
+  ctx: EmulatorContext,
+  options: ServiceAdapterOptions = {},
+): ProtocolAdapter {
   const container = create_container({ id: ctx.identity.hubName });
   const connections = new Set<ServiceConnection>();
   const verify = serviceTokenVerifier(ctx);
@@ -80,7 +92,8 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     cbs: CbsEndpoint,
     link: Sender | Receiver,
   ): boolean => {
-    if (cbs.findGrant(ctx.core.clock.now())) return true;
+    const serviceGrant = sc.shared ? (g: CbsGrant) => !sc.shared?.ownsGrant(g) : undefined;
+    if (cbs.findGrant(ctx.core.clock.now(), serviceGrant)) return true;
     refuse(sc, link, 'amqp:unauthorized-access', 'put a valid token on $cbs first');
     return false;
   };
@@ -122,7 +135,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
 
   const onReceiverOpen = (sc: ServiceConnection, cbs: CbsEndpoint, receiver: Receiver): void => {
     const address = remoteAddress(receiver);
-    if (isCbsAddress(address)) return;
+    if (isCbsAddress(address) || sc.shared?.ownsAddress(address)) return;
     if (!authorized(sc, cbs, receiver)) return;
     if (!sameAddress(address, deviceboundAddress)) {
       refuse(
@@ -143,7 +156,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
 
   const onSenderOpen = (sc: ServiceConnection, cbs: CbsEndpoint, sender: Sender): void => {
     const address = remoteAddress(sender);
-    if (isCbsAddress(address)) return;
+    if (isCbsAddress(address) || sc.shared?.ownsAddress(address)) return;
     if (!authorized(sc, cbs, sender)) return;
     if (sameAddress(address, fileNotificationsAddress)) {
       // The emulator has no file upload endpoint, so there never is a notification; an empty
@@ -202,19 +215,22 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
       socket.destroy();
       return;
     }
+    sendAllFields(connection);
     const sc: ServiceConnection = {
       peer,
       socket,
       connection,
       feedbackLinks: new Set(),
+      shared: options.shared?.()?.join(connection, socket),
       gone: false,
       closed,
     };
     connections.add(sc);
     void closed.then(() => forget(sc, ''));
 
+    const { shared } = sc;
     const cbs = attachCbs(connection, {
-      verify,
+      verify: shared ? (request) => shared.verify(request) ?? verify(request) : verify,
       onDenied: (request, statusCode, description) => {
         ctx.log.warn(`${peer}: put-token refused (${statusCode}): ${description}`);
       },

@@ -31,6 +31,7 @@ export type HubErrorCode =
   | 'DeviceNotOnline'
   | 'GatewayTimeout'
   | 'NotImplemented'
+  | 'InvalidProtocolVersion'
   | 'ServerError';
 
 /** Errors as data: one code per failure, mapped once per protocol (HTTP status, AMQP condition, CONNACK). */

@@ -7,6 +7,7 @@
 import type { Message } from 'rhea';
 import { parseSasToken, verifyEventHubToken } from '../auth/sas';
 import type { HubIdentity } from '../config';
+import type { CbsGrant, PutTokenRequest } from '../amqp/cbs';
 import { HubError } from '../core/contracts';
 import { addressPath } from './entity-address';
 import { readStringProperty, replyTo } from './replies';
@@ -48,7 +49,38 @@ export interface PutTokenOutcome {
   refusal?: string;
 }
 
-const tokenTypes = new Set(['servicebus.windows.net:sastoken', 'azure-devices.net:sastoken']);
+/**
+ * Azure takes a SAS token under any of these types; Python azure-eventhub sends `jwt` (its
+ * token-type default) with a SAS token in the body.
+ */
+const tokenTypes = new Set([
+  'servicebus.windows.net:sastoken',
+  'azure-devices.net:sastoken',
+  'jwt',
+]);
+
+/**
+ * A put-token on a shared connection (the AMQPS ports), already parsed by the service surface's
+ * `$cbs`: verifies it as `handlePutToken` does and grants the audience on `claims`. Throws a
+ * HubError (Unauthorized) for a token that does not verify; never mentions the token.
+ */
+export function verifyPutToken(
+  request: PutTokenRequest,
+  identity: HubIdentity,
+  claims: ClaimSet,
+  now: number,
+): CbsGrant {
+  if (!tokenTypes.has(request.tokenType)) {
+    throw new HubError(
+      'Unauthorized',
+      `token type ${JSON.stringify(request.tokenType)} is not accepted`,
+    );
+  }
+  const policy = verifyEventHubToken(request.token, identity, request.audience, now);
+  const expiresAt = parseSasToken(request.token).se * 1000;
+  claims.grant(request.audience, expiresAt);
+  return { audience: request.audience, expiresAt, principal: policy.name };
+}
 
 export function handlePutToken(
   request: Message,

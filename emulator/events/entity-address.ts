@@ -48,3 +48,13 @@ export function isManagementNode(address: string): boolean {
 export function sameName(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
+
+/**
+ * An audience on this endpoint: `sb://<host>/<hub>[/…]`. IoT Hub's own audiences (service and
+ * device tokens) are the bare host name, `<host>[/devices/<id>]`, with no scheme.
+ */
+export function isEventsAudience(audience: string, hubName: string): boolean {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(audience)) return false;
+  const [first = ''] = addressPath(audience).split('/');
+  return sameName(decodeSegment(first), hubName);
+}

@@ -19,10 +19,14 @@ import {
   type Sender,
 } from 'rhea';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
-import { ClaimSet, handlePutToken } from './cbs';
+import type { CbsGrant } from '../amqp/cbs';
+import { sendAllFields } from '../amqp/rhea-server';
+import type { SharedSession, SharedSurface } from '../amqp/shared-surface';
+import { ClaimSet, handlePutToken, verifyPutToken } from './cbs';
 import {
   addressPath,
   isCbsNode,
+  isEventsAudience,
   isManagementNode,
   parsePartitionAddress,
   sameName,
@@ -76,7 +80,20 @@ interface ConnectionState {
   claims: ClaimSet;
   replyLinks: ReplyLink[];
   readers: Map<Sender, { reader: PartitionReader; release: () => void }>;
+  /**
+   * Joined onto a service-surface connection (the AMQPS ports): only this endpoint's links are
+   * ours, `$cbs` and the connection's lifecycle belong to the service adapter.
+   */
+  shared: boolean;
   closed: boolean;
+}
+
+/** The addresses this endpoint serves on a shared connection: partitions and `$management`. */
+export function isEventsAddress(address: string | undefined): boolean {
+  return (
+    address !== undefined &&
+    (isManagementNode(address) || parsePartitionAddress(address) !== undefined)
+  );
 }
 
 function asStringArray(value: unknown): string[] {
@@ -123,7 +140,7 @@ function remoteAddressOf(socket: Duplex): string {
 export function createEventsAdapter(
   ctx: EmulatorContext,
   options: EventsAdapterOptions,
-): ProtocolAdapter {
+): ProtocolAdapter & SharedSurface {
   const { core, identity, log } = ctx;
   const consumerGroups = ['$Default', ...options.consumerGroups];
   const createdAt = core.clock.now();
@@ -248,6 +265,12 @@ export function createEventsAdapter(
       .attach;
     // Event Hubs never redelivers; pre-settle unless the client insists on unsettled transfers.
     local.snd_settle_mode = sender.snd_settle_mode === 0 ? 0 : 1;
+    // Event Hubs echoes the link properties (epoch, receiver name); Python azure-eventhub merges
+    // the reply's properties into its own and fails on a reply without them.
+    const remoteProperties: unknown = sender.properties;
+    if (typeof remoteProperties === 'object' && remoteProperties !== null) {
+      local.properties = remoteProperties;
+    }
     if (offeredCapabilities.length > 0) local.offered_capabilities = offeredCapabilities;
   }
 
@@ -343,8 +366,9 @@ export function createEventsAdapter(
       guard('attach', (context: EventContext) => {
         const sender = context.sender;
         if (!sender) return;
-        sanitizeLinkName(sender);
         const address = addressOf(sender.source);
+        if (state.shared && !isEventsAddress(address)) return;
+        sanitizeLinkName(sender);
         if (isCbsNode(address) || isManagementNode(address)) {
           acceptSender(sender, []);
           state.replyLinks.push({
@@ -363,6 +387,7 @@ export function createEventsAdapter(
         const receiver = context.receiver;
         if (!receiver) return;
         const address = addressOf(receiver.target);
+        if (state.shared && !isManagementNode(address)) return;
         if (isCbsNode(address) || isManagementNode(address)) {
           acceptReceiver(receiver);
           return;
@@ -378,6 +403,7 @@ export function createEventsAdapter(
       'message',
       guard('request', (context: EventContext) => {
         const { receiver, message } = context;
+        if (state.shared && !isManagementNode(addressOf(receiver?.target))) return;
         if (receiver && message) onRequest(state, receiver, message);
       }),
     );
@@ -424,6 +450,8 @@ export function createEventsAdapter(
     connection.on('connection_close', () => closeConnectionState(state));
     connection.on('connection_error', () => closeConnectionState(state));
     connection.on('disconnected', () => closeConnectionState(state));
+    // On a shared connection the service adapter reports and handles connection failures.
+    if (state.shared) return;
     connection.on('protocol_error', (error: unknown) => {
       log.warn(
         `connection ${state.id}: refused connection: ${error instanceof Error ? error.message.slice(0, 200) : 'protocol error'}`,
@@ -440,7 +468,36 @@ export function createEventsAdapter(
     });
   }
 
+  /** This endpoint's links on a connection the service adapter accepted (see shared-surface.ts). */
+  function join(connection: Connection, socket: Duplex): SharedSession {
+    const state: ConnectionState = {
+      id: `#${++connectionCounter} (${remoteAddressOf(socket)}, AMQPS)`,
+      connection,
+      socket,
+      claims: new ClaimSet(),
+      replyLinks: [],
+      readers: new Map(),
+      shared: true,
+      closed: closing,
+    };
+    if (!closing) connections.add(state);
+    wire(state);
+    socket.once('close', () => closeConnectionState(state));
+    const issued = new WeakSet<CbsGrant>();
+    return {
+      ownsAddress: isEventsAddress,
+      ownsGrant: (grant) => issued.has(grant),
+      verify(request) {
+        if (!isEventsAudience(request.audience, identity.hubName)) return undefined;
+        const grant = verifyPutToken(request, identity, state.claims, core.clock.now());
+        issued.add(grant);
+        return grant;
+      },
+    };
+  }
+
   return {
+    join,
     handle(socket: Duplex): void {
       if (closing) {
         socket.destroy();
@@ -466,9 +523,11 @@ export function createEventsAdapter(
           claims: new ClaimSet(),
           replyLinks: [],
           readers: new Map(),
+          shared: false,
           closed: false,
         };
         connections.add(state);
+        sendAllFields(connection);
         wire(state);
         socket.once('close', () => closeConnectionState(state));
         guardFrameSizes(socket, maxFrameSize, (reason) => {
@@ -488,7 +547,9 @@ export function createEventsAdapter(
     async close(): Promise<void> {
       closing = true;
       unsubscribe();
-      const open = [...connections];
+      // Shared connections belong to the service adapter, which closes them; only forget them.
+      const open = [...connections].filter((state) => !state.shared);
+      for (const state of connections) if (state.shared) closeConnectionState(state);
       await Promise.all(
         open.map(
           (state) =>

@@ -26,6 +26,7 @@ const httpErrors: Record<HubErrorCode, HttpError> = {
   DeviceNotOnline: { status: 404, code: 'DeviceNotOnline' },
   GatewayTimeout: { status: 504, code: 'GatewayTimeout' },
   NotImplemented: { status: 501, code: 'NotImplemented' },
+  InvalidProtocolVersion: { status: 400, code: 'InvalidProtocolVersion' },
   ServerError: { status: 500, code: 'ServerError' },
 };
 

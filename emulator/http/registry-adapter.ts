@@ -14,6 +14,7 @@ import { verifyServiceToken } from '../auth/sas';
 import type { PolicyRight } from '../config';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import type { DeviceRecord } from '../core/contracts';
+import { isKnownApiVersion } from '../core/api-version';
 import { HubError } from '../core/contracts';
 import { parseDeviceBody, toCreateInput, toDeviceJson, toUpdateInput } from './device-json';
 import { toErrorResponse } from './errors';
@@ -194,6 +195,16 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
   };
 
   const handle: Handler = async (request) => {
+    // Every IoT Hub REST request names a protocol version it knows, checked before anything else.
+    const apiVersion = request.query.get('api-version');
+    if (!isKnownApiVersion(apiVersion)) {
+      throw new HubError(
+        'InvalidProtocolVersion',
+        apiVersion === null
+          ? 'the api-version query parameter is required'
+          : `api-version ${JSON.stringify(apiVersion.slice(0, 40))} is not supported`,
+      );
+    }
     const matched = matchRoute(request);
     authenticate(request, matched?.route.right);
     if (!matched) {

@@ -14,9 +14,11 @@
  */
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
-import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import type { AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes';
+import { hostOf } from '../amqp/service-auth';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
+import { apiVersionInUserName, isKnownApiVersion } from '../core/api-version';
 import type { TelemetryInput } from '../core/contracts';
 import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
 import { MqttFrameWatcher } from './frame-watcher';
@@ -52,6 +54,38 @@ function hostWithoutPort(host: string): string {
 }
 
 const loopbackNames = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * Why a CONNECT gets CONNACK 1 (unacceptable protocol version), or `undefined`: IoT Hub speaks
+ * MQTT 3.1.1 (level 4) only, and refuses an `api-version` it does not know. A user name that
+ * names no api-version is accepted, as IoT Hub accepts it; a malformed one is left to
+ * authentication.
+ */
+function protocolRefusal(packet: ConnectPacket): string | undefined {
+  if (packet.protocolVersion !== 4) {
+    return `MQTT protocol level ${String(packet.protocolVersion)} is not supported (IoT Hub speaks MQTT 3.1.1 only)`;
+  }
+  const username = packet.username ?? '';
+  const afterHost = username.slice(username.indexOf('/') + 1);
+  const prefix = `${packet.clientId}/`;
+  if (username.indexOf('/') < 0 || !afterHost.startsWith(prefix)) return undefined;
+  const version = apiVersionInUserName(afterHost.slice(prefix.length));
+  if (version === undefined || isKnownApiVersion(version)) return undefined;
+  return `unknown api-version ${JSON.stringify(version.slice(0, 40))} in the user name`;
+}
+
+/**
+ * Application properties IoT Hub adds to telemetry for MQTT features it does not keep: a RETAIN
+ * publish carries `mqtt-retain: true`, and the Will message (aedes publishes `client.will` when a
+ * connection ends without DISCONNECT) carries `iothub-MessageType: Will`.
+ */
+function publishMarkers(client: Client, packet: PublishPacket): Record<string, string> {
+  const markers: Record<string, string> = {};
+  if (packet.retain) markers['mqtt-retain'] = 'true';
+  if (packet === (client as Client & { will?: unknown }).will)
+    markers['iothub-MessageType'] = 'Will';
+  return markers;
+}
 
 function asBuffer(payload: Buffer | string): Buffer {
   return Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
@@ -203,7 +237,12 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     let expiresAt: number;
     try {
       verifyDeviceToken(token, device, core.clock.now());
-      expiresAt = parseSasToken(token).se * 1000;
+      const parsed = parseSasToken(token);
+      // A token signed for the same device id on another hub must not open this one.
+      if (!hostMatches(hostOf(parsed.sr))) {
+        return refuse(connack.notAuthorized, 'the token resource (sr) names another hub');
+      }
+      expiresAt = parsed.se * 1000;
     } catch (error) {
       return refuse(connack.notAuthorized, describe(error));
     }
@@ -231,6 +270,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     packet: PublishPacket,
     bag: string,
     callback: (error?: Error | null) => void,
+    markers: Record<string, string> = {},
   ): void {
     const refuse = (reason: string): void => {
       drop(client, `telemetry refused: ${reason}`);
@@ -251,7 +291,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     const input: TelemetryInput = {
       deviceId: session.deviceId,
       body,
-      properties: decoded.properties,
+      properties: Object.assign(decoded.properties, markers),
       ...decoded.system,
       generationId: device.generationId,
       authMethod: sasAuthMethod,
@@ -293,7 +333,8 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       callback(new Error('only authenticated devices publish'));
       return;
     }
-    // IoT Hub keeps no retained messages; aedes must not either.
+    const markers = publishMarkers(client, packet);
+    // IoT Hub keeps no retained messages (it marks them, see publishMarkers); aedes must not.
     packet.retain = false;
     if (packet.qos === 2) {
       drop(client, 'QoS 2 is not supported');
@@ -303,7 +344,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     const target = classifyPublish(session.deviceId, packet.topic);
     switch (target.kind) {
       case 'telemetry':
-        appendTelemetry(client, session, packet, target.bag, callback);
+        appendTelemetry(client, session, packet, target.bag, callback, markers);
         return;
       case 'twin-get':
       case 'twin-patch-reported':
@@ -339,8 +380,18 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
   const broker = await Aedes.createBroker({
     // Every session is clean for aedes: IoT Hub's C2D queue lives in the core, and aedes' own
     // offline queue would deliver duplicates. The SDK re-subscribes on every connect.
-    preConnect(_client, packet, callback) {
+    preConnect(client, packet, callback) {
       packet.clean = true;
+      const refusal = protocolRefusal(packet);
+      if (refusal !== undefined) {
+        droppedByUs.add(client);
+        log.warn(
+          `refused ${quote(packet.clientId)} from ${remoteOf(client)} (CONNACK 1): ${refusal}`,
+        );
+        // The `authenticate` hook cannot answer CONNACK 1; aedes itself answers it (and closes)
+        // for a protocol level it does not know, so the packet is presented as such a level.
+        (packet as { protocolVersion: number }).protocolVersion = 0;
+      }
       callback(null, true);
     },
     authenticate,

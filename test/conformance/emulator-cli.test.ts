@@ -82,6 +82,7 @@ describe('connection.json and the printed details', () => {
           'caFile',
           'eventsConnectionString',
           'eventsName',
+          'eventsTlsConnectionString',
           'ports',
           'serviceConnectionString',
         ].sort(),
@@ -104,6 +105,13 @@ describe('connection.json and the printed details', () => {
         SharedAccessKey: service?.primaryKey,
         EntityPath: 'local-iothub',
         UseDevelopmentEmulator: 'true',
+      });
+      // TLS on the standard AMQPS port, for clients that only speak TLS (no port when it is 5671).
+      expect(parseConnectionString(file.eventsTlsConnectionString)).toEqual({
+        Endpoint: `sb://localhost:${ports.amqp}/`,
+        SharedAccessKeyName: 'service',
+        SharedAccessKey: service?.primaryKey,
+        EntityPath: 'local-iothub',
       });
       expect(file.eventsName).toBe('local-iothub');
       expect(path.isAbsolute(file.caFile)).toBe(true);

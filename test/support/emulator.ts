@@ -30,6 +30,8 @@ export interface EmulatorPorts {
 export interface EmulatorConnectionFile {
   serviceConnectionString: string;
   eventsConnectionString: string;
+  /** The Event Hub-compatible endpoint over TLS on the AMQPS port (for TLS-only clients). */
+  eventsTlsConnectionString: string;
   eventsName: string;
   caFile: string;
   ports: EmulatorPorts;
