@@ -17,6 +17,7 @@ import type {
 import { HubError } from './contracts';
 import type { FeedbackBatcher } from './feedback-batcher';
 import { Listeners } from './listeners';
+import { countedMessageBytes } from './message-size';
 import type { CoreStore, StateChange } from './store';
 
 /**
@@ -88,24 +89,6 @@ function checkProperties(properties: Readonly<Record<string, string>>): void {
   }
 }
 
-/** The size IoT Hub counts against the limit. */
-function messageBytes(message: C2DMessage): number {
-  let total = message.body.length;
-  const system = [
-    message.messageId,
-    message.correlationId,
-    message.userId,
-    message.to,
-    message.contentType,
-    message.contentEncoding,
-  ];
-  for (const value of system) if (value !== undefined) total += Buffer.byteLength(value, 'utf8');
-  for (const [name, value] of Object.entries(message.properties)) {
-    total += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
-  }
-  return total;
-}
-
 function copyMessage(message: C2DMessage): C2DMessage {
   return { ...message, properties: { ...message.properties } };
 }
@@ -151,7 +134,7 @@ export class C2DQueues implements CloudToDevice {
     }
     checkProperties(input.properties);
     const message = this.newMessage(deviceId, input);
-    const size = messageBytes(message);
+    const size = countedMessageBytes(message);
     if (size > MAX_C2D_MESSAGE_BYTES) {
       throw new HubError(
         'MessageTooLarge',

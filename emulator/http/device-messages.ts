@@ -95,24 +95,6 @@ export function headerPairs(rawHeaders: readonly string[]): Array<[string, strin
   return pairs;
 }
 
-/** What IoT Hub counts against the 256 KB limit: the body, property names and values. */
-export function telemetryBytes(message: DeviceTelemetry): number {
-  let total = message.body.length;
-  const system = [
-    message.messageId,
-    message.correlationId,
-    message.userId,
-    message.to,
-    message.contentType,
-    message.contentEncoding,
-  ];
-  for (const value of system) if (value !== undefined) total += Buffer.byteLength(value, 'utf8');
-  for (const [name, value] of Object.entries(message.properties)) {
-    total += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
-  }
-  return total;
-}
-
 function invalidBatch(why: string): HubError {
   return new HubError('ArgumentInvalid', `the batch is not valid: ${why}`);
 }

@@ -16,6 +16,7 @@ import http from 'node:http';
 import { parseSasToken, verifyDeviceToken, verifyServiceToken } from '../auth/sas';
 import type { EmulatorContext } from '../context';
 import type { C2DMessage, DeviceRecord, TelemetryInput } from '../core/contracts';
+import { countedMessageBytes } from '../core/message-size';
 import { HubError } from '../core/contracts';
 import { ignoreBody, readBody } from './body';
 import {
@@ -24,7 +25,6 @@ import {
   headerPairs,
   maxTelemetryBytes,
   parseBatch,
-  telemetryBytes,
   telemetryFromPairs,
   type DeviceTelemetry,
 } from './device-messages';
@@ -134,7 +134,7 @@ export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
     const messages = isBatch
       ? parseBatch(raw, eventsPath)
       : [telemetryFromPairs(headerPairs(req.rawHeaders), eventsPath, raw)];
-    const size = messages.reduce((sum, m) => sum + telemetryBytes(m), 0);
+    const size = messages.reduce((sum, m) => sum + countedMessageBytes(m), 0);
     if (size > maxTelemetryBytes) {
       throw new HubError(
         'MessageTooLarge',

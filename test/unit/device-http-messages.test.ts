@@ -3,12 +3,12 @@
  * message to response headers (the conformance suite drives the same through the official SDK).
  */
 import type { C2DMessage } from '../../emulator/core/contracts';
+import { countedMessageBytes } from '../../emulator/core/message-size';
 import { HubError } from '../../emulator/core/contracts';
 import {
   c2dResponseHeaders,
   headerPairs,
   parseBatch,
-  telemetryBytes,
   telemetryFromPairs,
 } from '../../emulator/http/device-messages';
 
@@ -107,9 +107,9 @@ describe('parseBatch', () => {
   });
 });
 
-describe('telemetryBytes', () => {
+describe('countedMessageBytes (the 256 KB count)', () => {
   it('counts the body, system property values, and property names and values', () => {
-    const size = telemetryBytes({
+    const size = countedMessageBytes({
       body: Buffer.alloc(10),
       messageId: 'abc',
       properties: { key: 'value' },
