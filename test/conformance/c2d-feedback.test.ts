@@ -8,10 +8,11 @@
  */
 import { Message, type Message as CommonMessage } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
-import { Client as ServiceClient, type Registry } from 'azure-iothub';
+import type { Client as ServiceClient } from 'azure-iothub';
+import { type Registry } from 'azure-iothub';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
-import { createRegistry } from '../../lib/iothub/registry-agent';
-import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { startC2dService, type C2dService } from '../support/c2d-service';
+import type { EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
 import {
   dataText,
@@ -24,12 +25,12 @@ import {
 let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
-const feedback: FeedbackRecord[] = [];
+let hub: C2dService;
 const devices: DeviceClient[] = [];
 let nextDevice = 0;
 
 function feedbackFor(messageId: string): FeedbackRecord | undefined {
-  return feedback.find((record) => record.originalMessageId === messageId);
+  return hub.feedbackFor(messageId);
 }
 
 function createDevice(): Promise<TestDevice> {
@@ -52,21 +53,13 @@ function c2dMessage(messageId: string, ack: string, body = messageId): Message {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
-  registry = createRegistry(emulator.connection.serviceConnectionString);
-  service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
-  await service.open();
-  const { result: receiver } = await service.getFeedbackReceiver();
-  receiver.on('message', (message: CommonMessage) => {
-    feedback.push(...(JSON.parse(dataText(message)) as FeedbackRecord[]));
-    void receiver.complete(message);
-  });
+  hub = await startC2dService();
+  ({ emulator, registry, service } = hub);
 });
 
 afterAll(async () => {
   await Promise.allSettled(devices.map((client) => client.close()));
-  await service?.close();
-  await emulator?.stop();
+  await hub?.stop();
 });
 
 describe('C2D feedback through getFeedbackReceiver', () => {

@@ -8,12 +8,12 @@
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
-import { Message, type Message as CommonMessage } from 'azure-iot-common';
+import { Message } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
-import { Client as ServiceClient, type Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
-import { createRegistry } from '../../lib/iothub/registry-agent';
-import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import type { Client as ServiceClient } from 'azure-iothub';
+import { type Registry } from 'azure-iothub';
+import { startC2dService, type C2dService } from '../support/c2d-service';
+import type { EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
 import { dataText, mqttDeviceClient, openCompleting, registerDevice } from '../support/devices';
 
@@ -22,7 +22,7 @@ const limit = 64 * 1024;
 let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
-const feedback: FeedbackRecord[] = [];
+let hub: C2dService;
 const devices: DeviceClient[] = [];
 let nextDevice = 0;
 
@@ -57,21 +57,13 @@ function messageOfSize(deviceId: string, messageId: string, size: number): Messa
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
-  registry = createRegistry(emulator.connection.serviceConnectionString);
-  service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
-  await service.open();
-  const { result: receiver } = await service.getFeedbackReceiver();
-  receiver.on('message', (message: CommonMessage) => {
-    feedback.push(...(JSON.parse(dataText(message)) as FeedbackRecord[]));
-    void receiver.complete(message);
-  });
+  hub = await startC2dService();
+  ({ emulator, registry, service } = hub);
 });
 
 afterAll(async () => {
   await Promise.allSettled(devices.map((client) => client.close()));
-  await service?.close();
-  await emulator?.stop();
+  await hub?.stop();
 });
 
 describe('C2D limits at the local IoT Hub', () => {
@@ -129,12 +121,12 @@ describe('C2D limits at the local IoT Hub', () => {
     const received = await openCompleting(client);
 
     const dead = await until('feedback for the unsendable message', () =>
-      feedback.find((r) => r.originalMessageId === 'unsendable'),
+      hub.feedbackFor('unsendable'),
     );
     expect(dead).toMatchObject({ deviceId, statusCode: 'DeliveryCountExceeded' });
     expect(dead.description).toMatch(/MQTT.*65535/);
     const delivered = await until('Success feedback for the good message', () =>
-      feedback.find((r) => r.originalMessageId === 'good-after'),
+      hub.feedbackFor('good-after'),
     );
     expect(delivered.statusCode).toBe('Success');
     expect(received.map((m) => m.messageId)).toEqual(['good-after']);

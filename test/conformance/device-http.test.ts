@@ -14,12 +14,13 @@ import type { ReceivedEventData } from '@azure/event-hubs';
 import { Message, NoRetry, SharedAccessSignature as PolicySignature } from 'azure-iot-common';
 import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
-import { Client as ServiceClient, type Registry } from 'azure-iothub';
+import type { Client as ServiceClient, Registry } from 'azure-iothub';
 import { wellKnownHubIdentity } from '../../emulator/config';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
-import { createRegistry, HostPortAgent } from '../../lib/iothub/registry-agent';
+import { HostPortAgent } from '../../lib/iothub/registry-agent';
 import { dataText, registerDevice, type TestDevice } from '../support/devices';
-import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import { startC2dService, type C2dService } from '../support/c2d-service';
+import type { EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
 
@@ -27,7 +28,7 @@ let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
 let events: EventLog;
-const feedback: FeedbackRecord[] = [];
+let hub: C2dService;
 const clients: DeviceClient[] = [];
 let nextDevice = 0;
 
@@ -71,9 +72,7 @@ function c2dMessage(messageId: string, ack = 'full'): Message {
 }
 
 function feedbackFor(messageId: string): Promise<FeedbackRecord> {
-  return until(`feedback for ${messageId}`, () =>
-    feedback.find((record) => record.originalMessageId === messageId),
-  );
+  return until(`feedback for ${messageId}`, () => hub.feedbackFor(messageId));
 }
 
 function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEventData> {
@@ -130,23 +129,15 @@ function deviceToken(deviceId: string, key: string): string {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
-  registry = createRegistry(emulator.connection.serviceConnectionString);
+  hub = await startC2dService();
+  ({ emulator, registry, service } = hub);
   events = collectEvents(emulator.connection.eventsConnectionString);
-  service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
-  await service.open();
-  const { result: receiver } = await service.getFeedbackReceiver();
-  receiver.on('message', (message: Message) => {
-    feedback.push(...(JSON.parse(dataText(message)) as FeedbackRecord[]));
-    void receiver.complete(message);
-  });
 });
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((client) => client.close()));
-  await service?.close();
   await events?.close();
-  await emulator?.stop();
+  await hub?.stop();
 });
 
 describe('telemetry over Http', () => {
