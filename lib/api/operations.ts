@@ -18,6 +18,7 @@ import {
   UpdateDeviceRequest,
 } from './schemas';
 import { TelemetryQuery, TelemetryResponse } from '../telemetry/read';
+import { AlertList, AlertsQuery, DeadLetterList, DeadLettersQuery } from './history';
 
 // The telemetry route lives in lib/telemetry; its response joins the document's components here.
 apiSchemas.add(TelemetryResponse, { id: 'TelemetryResponse' });
@@ -29,6 +30,8 @@ export const routes = {
   messages: 'devices/{deviceId}/messages',
   message: 'devices/{deviceId}/messages/{messageId}',
   telemetry: 'devices/{deviceId}/telemetry',
+  alerts: 'devices/{deviceId}/alerts',
+  deadLetters: 'devices/{deviceId}/deadletters',
   health: 'health',
   openapi: 'openapi.json',
 } as const;
@@ -160,6 +163,27 @@ export const operations: readonly OperationSpec[] = [
         schema: TelemetryResponse,
       },
     },
+    problems: [400, 503],
+  },
+  {
+    operationId: 'getAlerts',
+    method: 'get',
+    route: routes.alerts,
+    summary:
+      "A device's alerts (readings above the threshold), newest first, within an enqueue-time range, and the threshold in force.",
+    pathParams: ['deviceId'],
+    query: AlertsQuery,
+    responses: { 200: { description: 'Alerts newest first', schema: AlertList } },
+    problems: [400, 503],
+  },
+  {
+    operationId: 'getDeadLetters',
+    method: 'get',
+    route: routes.deadLetters,
+    summary: "A device's dead letters (events that could not become readings), newest first.",
+    pathParams: ['deviceId'],
+    query: DeadLettersQuery,
+    responses: { 200: { description: 'Dead letters newest first', schema: DeadLetterList } },
     problems: [400, 503],
   },
   {
