@@ -29,7 +29,9 @@ export async function buildExplorer(root: string): Promise<string> {
 if (require.main === module) {
   // dist/devhost → the repository root.
   buildExplorer(join(__dirname, '..', '..')).catch((error: unknown) => {
-    console.error(`explorer build failed: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      `explorer build failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
     process.exit(1);
   });
 }

@@ -75,8 +75,9 @@ export function createExplorerHandler(
   dir: string = defaultAssetDir,
 ): (request: HttpRequest) => Promise<HttpResponseInit> {
   let assets: Map<string, Asset> | undefined;
-  return async (request) => {
-    assets ??= loadAssets(dir);
+  const serve = (request: HttpRequest): HttpResponseInit => {
+    // Reloaded while empty: a first request before the build finished must not stick.
+    if (!assets || assets.size === 0) assets = loadAssets(dir);
     const path = request.params.path ?? '';
     const pathname = new URL(request.url).pathname;
     // Relative asset URLs need the trailing slash: /api/explorer → /api/explorer/.
@@ -86,9 +87,7 @@ export function createExplorerHandler(
     const asset = assets.get(path === '' ? 'index.html' : path);
     if (!asset) {
       const text =
-        assets.size === 0
-          ? 'The explorer assets are not built: run npm run build.'
-          : 'Not found.';
+        assets.size === 0 ? 'The explorer assets are not built: run npm run build.' : 'Not found.';
       return {
         status: 404,
         headers: { ...securityHeaders(), 'Content-Type': 'text/plain; charset=utf-8' },
@@ -100,4 +99,5 @@ export function createExplorerHandler(
     if (request.method === 'HEAD') return { status: 200, headers };
     return { status: 200, headers, body: asset.body };
   };
+  return (request) => Promise.resolve(serve(request));
 }

@@ -86,8 +86,17 @@ export class ApiClient {
     private readonly key: () => string | undefined,
   ) {}
 
-  async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResult<T>> {
-    const init: RequestInit = { method, headers: { ...headers, accept: 'application/json' }, cache: 'no-store' };
+  async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResult<T>> {
+    const init: RequestInit = {
+      method,
+      headers: { ...headers, accept: 'application/json' },
+      cache: 'no-store',
+    };
     const key = this.key();
     if (key) (init.headers as Record<string, string>)['x-functions-key'] = key;
     if (body !== undefined) {
@@ -98,7 +107,11 @@ export class ApiClient {
     try {
       response = await fetch(new URL(path, this.base), init);
     } catch {
-      throw new ApiProblem({ status: 0, title: 'The API could not be reached', detail: 'Check that the app is running.' });
+      throw new ApiProblem({
+        status: 0,
+        title: 'The API could not be reached',
+        detail: 'Check that the app is running.',
+      });
     }
     const text = await response.text();
     let parsed: unknown = text;
@@ -107,7 +120,8 @@ export class ApiClient {
     } catch {
       // Not JSON (a proxy's page): shown as text.
     }
-    if (!response.ok) throw new ApiProblem(problemFrom(response.status, response.statusText, parsed));
+    if (!response.ok)
+      throw new ApiProblem(problemFrom(response.status, response.statusText, parsed));
     return { status: response.status, body: parsed as T, headers: response.headers };
   }
 
@@ -117,7 +131,10 @@ export class ApiClient {
     // A few pages at most: the explorer is for looking, not for fleets of thousands.
     for (let page = 0; page < 5; page += 1) {
       const query = `devices?pageSize=1000${token ? `&continuationToken=${id(token)}` : ''}`;
-      const { body } = await this.call<{ items: Device[]; continuationToken?: string }>('GET', query);
+      const { body } = await this.call<{ items: Device[]; continuationToken?: string }>(
+        'GET',
+        query,
+      );
       devices.push(...body.items);
       token = body.continuationToken;
       if (!token) break;
@@ -137,25 +154,51 @@ export class ApiClient {
     await this.call('DELETE', `devices/${id(deviceId)}`);
   }
 
-  async telemetry(deviceId: string, fromIso: string | undefined, limit: number): Promise<{ items: Reading[]; latest?: Reading }> {
+  async telemetry(
+    deviceId: string,
+    fromIso: string | undefined,
+    limit: number,
+  ): Promise<{ items: Reading[]; latest?: Reading }> {
     const from = fromIso ? `&from=${id(fromIso)}` : '';
-    return (await this.call<{ items: Reading[]; latest?: Reading }>('GET', `devices/${id(deviceId)}/telemetry?limit=${limit}${from}`)).body;
+    return (
+      await this.call<{ items: Reading[]; latest?: Reading }>(
+        'GET',
+        `devices/${id(deviceId)}/telemetry?limit=${limit}${from}`,
+      )
+    ).body;
   }
 
-  async alerts(deviceId: string, fromIso: string, limit: number): Promise<{ items: Alert[]; threshold: number }> {
-    return (await this.call<{ items: Alert[]; threshold: number }>('GET', `devices/${id(deviceId)}/alerts?from=${id(fromIso)}&limit=${limit}`)).body;
+  async alerts(
+    deviceId: string,
+    fromIso: string,
+    limit: number,
+  ): Promise<{ items: Alert[]; threshold: number }> {
+    return (
+      await this.call<{ items: Alert[]; threshold: number }>(
+        'GET',
+        `devices/${id(deviceId)}/alerts?from=${id(fromIso)}&limit=${limit}`,
+      )
+    ).body;
   }
 
   async deadLetters(deviceId: string, limit: number): Promise<DeadLetter[]> {
-    return (await this.call<{ items: DeadLetter[] }>('GET', `devices/${id(deviceId)}/deadletters?limit=${limit}`)).body.items;
+    return (
+      await this.call<{ items: DeadLetter[] }>(
+        'GET',
+        `devices/${id(deviceId)}/deadletters?limit=${limit}`,
+      )
+    ).body.items;
   }
 
   async sendMessage(deviceId: string, message: Record<string, unknown>): Promise<MessageStatus> {
-    return (await this.call<MessageStatus>('POST', `devices/${id(deviceId)}/messages`, message)).body;
+    return (await this.call<MessageStatus>('POST', `devices/${id(deviceId)}/messages`, message))
+      .body;
   }
 
   async messageStatus(deviceId: string, messageId: string): Promise<MessageStatus> {
-    return (await this.call<MessageStatus>('GET', `devices/${id(deviceId)}/messages/${id(messageId)}`)).body;
+    return (
+      await this.call<MessageStatus>('GET', `devices/${id(deviceId)}/messages/${id(messageId)}`)
+    ).body;
   }
 
   async twin(deviceId: string): Promise<{ twin: Twin; etag: string }> {
@@ -163,12 +206,26 @@ export class ApiClient {
     return { twin: body, etag: headers.get('etag') ?? `"${body.etag}"` };
   }
 
-  async updateDesired(deviceId: string, desired: Record<string, unknown>, etag: string): Promise<{ twin: Twin; etag: string }> {
-    const { body, headers } = await this.call<Twin>('PATCH', `devices/${id(deviceId)}/twin`, { desired }, { 'if-match': etag });
+  async updateDesired(
+    deviceId: string,
+    desired: Record<string, unknown>,
+    etag: string,
+  ): Promise<{ twin: Twin; etag: string }> {
+    const { body, headers } = await this.call<Twin>(
+      'PATCH',
+      `devices/${id(deviceId)}/twin`,
+      { desired },
+      { 'if-match': etag },
+    );
     return { twin: body, etag: headers.get('etag') ?? `"${body.etag}"` };
   }
 
-  async invokeMethod(deviceId: string, name: string, payload: unknown, timeoutSeconds: number): Promise<MethodResult> {
+  async invokeMethod(
+    deviceId: string,
+    name: string,
+    payload: unknown,
+    timeoutSeconds: number,
+  ): Promise<MethodResult> {
     return (
       await this.call<MethodResult>('POST', `devices/${id(deviceId)}/methods/${id(name)}`, {
         payload,

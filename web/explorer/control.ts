@@ -5,7 +5,14 @@
  */
 import { ApiProblem, type ApiClient, type Twin } from './api';
 import { byId, clearProblem, every, h, say, showProblem } from './dom';
-import { clockTime, isFinalMessageState, parseJsonObject, parsePayload, parseProperties, prettyJson } from './format';
+import {
+  clockTime,
+  isFinalMessageState,
+  parseJsonObject,
+  parsePayload,
+  parseProperties,
+  prettyJson,
+} from './format';
 
 /** Stop polling a message's status after this long (the hub's default TTL is an hour). */
 const statusPollMs = 120_000;
@@ -22,14 +29,41 @@ export class ControlView {
 
   start(): void {
     const signal = this.abort.signal;
-    byId('c2d-form').addEventListener('submit', (event) => { event.preventDefault(); void this.send(); }, { signal });
-    byId('method-form').addEventListener('submit', (event) => { event.preventDefault(); void this.invoke(); }, { signal });
-    byId('twin-form').addEventListener('submit', (event) => { event.preventDefault(); void this.saveDesired(); }, { signal });
+    byId('c2d-form').addEventListener(
+      'submit',
+      (event) => {
+        event.preventDefault();
+        void this.send();
+      },
+      { signal },
+    );
+    byId('method-form').addEventListener(
+      'submit',
+      (event) => {
+        event.preventDefault();
+        void this.invoke();
+      },
+      { signal },
+    );
+    byId('twin-form').addEventListener(
+      'submit',
+      (event) => {
+        event.preventDefault();
+        void this.saveDesired();
+      },
+      { signal },
+    );
     byId('twin-reload').addEventListener('click', () => void this.loadTwin(true), { signal });
     byId('c2d-log').replaceChildren();
     byId('method-result').hidden = true;
     byId('twin-desired').dataset.loaded = '';
-    this.stops.push(every(3_000, () => this.loadTwin(false), (error) => showProblem(byId('twin-problem'), error)));
+    this.stops.push(
+      every(
+        3_000,
+        () => this.loadTwin(false),
+        (error) => showProblem(byId('twin-problem'), error),
+      ),
+    );
   }
 
   stop(): void {
@@ -43,16 +77,29 @@ export class ControlView {
     const payload = parsePayload(byId<HTMLTextAreaElement>('c2d-payload').value);
     const properties = parseProperties(byId<HTMLTextAreaElement>('c2d-properties').value);
     if (!payload.ok || !properties.ok) {
-      showProblem(problem, new Error(!payload.ok ? payload.error : !properties.ok ? properties.error : ''));
+      showProblem(
+        problem,
+        new Error(!payload.ok ? payload.error : !properties.ok ? properties.error : ''),
+      );
       return;
     }
     const ack = byId<HTMLSelectElement>('c2d-ack').value;
-    const message = { payload: payload.value, ack, ...(Object.keys(properties.value).length ? { properties: properties.value } : {}) };
+    const message = {
+      payload: payload.value,
+      ack,
+      ...(Object.keys(properties.value).length ? { properties: properties.value } : {}),
+    };
     try {
       const accepted = await this.api.sendMessage(this.deviceId, message);
       clearProblem(problem);
       const status = h('span', { class: 'badge', 'data-status': accepted.status }, accepted.status);
-      const item = h('li', { 'data-message': accepted.messageId }, h('code', {}, accepted.messageId), ' ', status);
+      const item = h(
+        'li',
+        { 'data-message': accepted.messageId },
+        h('code', {}, accepted.messageId),
+        ' ',
+        status,
+      );
       byId('c2d-log').prepend(item);
       if (ack !== 'none' && ack !== 'negative') this.watch(accepted.messageId, status);
       else status.after(' (no delivery feedback with this ack)');
@@ -64,13 +111,20 @@ export class ControlView {
   /** Polls the message status until it is final, showing each change. */
   private watch(messageId: string, badge: HTMLElement): void {
     const started = Date.now();
-    const stop = every(1_000, async () => {
-      const current = await this.api.messageStatus(this.deviceId, messageId);
-      badge.textContent = current.status;
-      badge.dataset.status = current.status;
-      if (current.description) badge.title = current.description;
-      if (isFinalMessageState(current.status) || Date.now() - started > statusPollMs) stop();
-    }, (error) => { showProblem(byId('c2d-problem'), error); stop(); });
+    const stop = every(
+      1_000,
+      async () => {
+        const current = await this.api.messageStatus(this.deviceId, messageId);
+        badge.textContent = current.status;
+        badge.dataset.status = current.status;
+        if (current.description) badge.title = current.description;
+        if (isFinalMessageState(current.status) || Date.now() - started > statusPollMs) stop();
+      },
+      (error) => {
+        showProblem(byId('c2d-problem'), error);
+        stop();
+      },
+    );
     this.stops.push(stop);
   }
 
@@ -121,14 +175,24 @@ export class ControlView {
     if (!desired.ok) return showProblem(problem, new Error(desired.error));
     if (!this.twinEtag) return showProblem(problem, new Error('The twin has not been read yet.'));
     try {
-      const { twin, etag } = await this.api.updateDesired(this.deviceId, desired.value, this.twinEtag);
+      const { twin, etag } = await this.api.updateDesired(
+        this.deviceId,
+        desired.value,
+        this.twinEtag,
+      );
       clearProblem(problem);
       this.fillEditor(twin, etag);
-      say(byId('twin-status'), `Saved: desired version ${twin.desired.version} at ${clockTime(new Date().toISOString())}.`);
+      say(
+        byId('twin-status'),
+        `Saved: desired version ${twin.desired.version} at ${clockTime(new Date().toISOString())}.`,
+      );
     } catch (error) {
       showProblem(problem, error);
       if (error instanceof ApiProblem && error.problem.status === 412) {
-        say(byId('twin-status'), 'The twin changed since it was loaded: nothing was overwritten. Reload, then edit again.');
+        say(
+          byId('twin-status'),
+          'The twin changed since it was loaded: nothing was overwritten. Reload, then edit again.',
+        );
       }
     }
   }

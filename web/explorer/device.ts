@@ -6,10 +6,10 @@
 import uPlot from 'uplot';
 import type { ApiClient, Reading } from './api';
 import { byId, clearProblem, every, h, showProblem } from './dom';
-import { clockTime, formatNumber, mergePoints, type ChartPoint } from './format';
+import { clockTime, formatNumber, mergePoints, shortId, type ChartPoint } from './format';
 
 const windowSeconds = 5 * 60;
-const readingsShown = 20;
+const readingsShown = 10;
 
 export class DeviceView {
   private points: ChartPoint[] = [];
@@ -44,17 +44,33 @@ export class DeviceView {
     const options: uPlot.Options = {
       width: Math.max(target.clientWidth, 280),
       height: 260,
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(max, (this.threshold ?? 0) * 1.1, 1)] } },
+      scales: {
+        x: { time: true },
+        y: {
+          range: (_u, min, max) => [
+            Math.min(0, min),
+            Math.max(max, (this.threshold ?? 0) * 1.1, 1),
+          ],
+        },
+      },
       series: [
         {},
         { label: 'windSpeed', stroke: '#0b5cad', width: 2, points: { show: true, size: 5 } },
-        { label: 'alert threshold', stroke: '#b3261e', width: 1.5, dash: [6, 4], points: { show: false } },
+        {
+          label: 'alert threshold',
+          stroke: '#b3261e',
+          width: 1.5,
+          dash: [6, 4],
+          points: { show: false },
+        },
       ],
       axes: [{ stroke: '#222' }, { stroke: '#222', label: 'm/s' }],
       legend: { live: false },
     };
     const chart = new uPlot(options, [[], [], []], target);
-    new ResizeObserver(() => chart.setSize({ width: Math.max(target.clientWidth, 280), height: 260 })).observe(target);
+    new ResizeObserver(() =>
+      chart.setSize({ width: Math.max(target.clientWidth, 280), height: 260 }),
+    ).observe(target);
     return chart;
   }
 
@@ -85,7 +101,13 @@ export class DeviceView {
   private renderReadings(items: Reading[]): void {
     byId('reading-rows').replaceChildren(
       ...items.map((item) =>
-        h('tr', {}, h('td', {}, clockTime(item.enqueuedTime)), h('td', { class: 'num' }, formatNumber(item.windSpeed)), h('td', {}, item.messageId ?? '')),
+        h(
+          'tr',
+          {},
+          h('td', {}, clockTime(item.enqueuedTime)),
+          h('td', { class: 'num' }, formatNumber(item.windSpeed)),
+          h('td', { title: item.messageId ?? '' }, shortId(item.messageId)),
+        ),
       ),
     );
     byId('readings-empty').hidden = items.length > 0;
@@ -93,17 +115,35 @@ export class DeviceView {
 
   private async pollHistory(): Promise<void> {
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-    const [alerts, deadLetters] = await Promise.all([this.api.alerts(this.deviceId, hourAgo, 50), this.api.deadLetters(this.deviceId, 20)]);
+    const [alerts, deadLetters] = await Promise.all([
+      this.api.alerts(this.deviceId, hourAgo, 50),
+      this.api.deadLetters(this.deviceId, 20),
+    ]);
     this.threshold = alerts.threshold;
     byId('threshold').textContent = `${alerts.threshold} m/s`;
     this.drawChart();
     byId('alert-rows').replaceChildren(
-      ...alerts.items.map((a) => h('tr', {}, h('td', {}, clockTime(a.enqueuedTime)), h('td', { class: 'num' }, formatNumber(a.windSpeed)), h('td', { class: 'num' }, formatNumber(a.threshold)))),
+      ...alerts.items.map((a) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, clockTime(a.enqueuedTime)),
+          h('td', { class: 'num' }, formatNumber(a.windSpeed)),
+          h('td', { class: 'num' }, formatNumber(a.threshold)),
+        ),
+      ),
     );
     byId('alerts-empty').hidden = alerts.items.length > 0;
     byId('deadletter-rows').replaceChildren(
       ...deadLetters.map((d) =>
-        h('tr', {}, h('td', {}, d.enqueuedTime ? clockTime(d.enqueuedTime) : '–'), h('td', {}, d.reason), h('td', {}, d.detail), h('td', {}, h('code', {}, (d.bodyText ?? '').slice(0, 120)))),
+        h(
+          'tr',
+          {},
+          h('td', {}, d.enqueuedTime ? clockTime(d.enqueuedTime) : '–'),
+          h('td', {}, d.reason),
+          h('td', {}, d.detail),
+          h('td', {}, h('code', {}, (d.bodyText ?? '').slice(0, 120))),
+        ),
       ),
     );
     byId('deadletters-empty').hidden = deadLetters.length > 0;

@@ -32,10 +32,14 @@ export class DevicesView {
       event.preventDefault();
       void this.create();
     });
-    byId<HTMLButtonElement>('copy-connection').addEventListener('click', () => void this.copyConnection());
+    byId<HTMLButtonElement>('copy-connection').addEventListener(
+      'click',
+      () => void this.copyConnection(),
+    );
     const dialog = byId<HTMLDialogElement>('delete-dialog');
     dialog.addEventListener('close', () => {
-      if (dialog.returnValue === 'delete' && this.pendingDelete) void this.remove(this.pendingDelete);
+      if (dialog.returnValue === 'delete' && this.pendingDelete)
+        void this.remove(this.pendingDelete);
       this.pendingDelete = undefined;
     });
   }
@@ -58,7 +62,9 @@ export class DevicesView {
           this.api.alerts(device.deviceId, hourAgo, alertCap),
         ]);
         this.figures.set(device.deviceId, {
-          ...(typeof telemetry.latest?.windSpeed === 'number' ? { windSpeed: telemetry.latest.windSpeed } : {}),
+          ...(typeof telemetry.latest?.windSpeed === 'number'
+            ? { windSpeed: telemetry.latest.windSpeed }
+            : {}),
           alerts: alerts.items.length,
         });
       }),
@@ -78,20 +84,47 @@ export class DevicesView {
     const toggle = device.status === 'enabled' ? 'disabled' : 'enabled';
     const openButton = h('button', { type: 'button', class: 'link' }, device.deviceId);
     openButton.addEventListener('click', () => this.open(device.deviceId));
-    const toggleButton = h('button', { type: 'button', 'aria-label': `${toggle === 'disabled' ? 'Disable' : 'Enable'} ${device.deviceId}` }, toggle === 'disabled' ? 'Disable' : 'Enable');
+    const toggleButton = h(
+      'button',
+      {
+        type: 'button',
+        'aria-label': `${toggle === 'disabled' ? 'Disable' : 'Enable'} ${device.deviceId}`,
+      },
+      toggle === 'disabled' ? 'Disable' : 'Enable',
+    );
     toggleButton.addEventListener('click', () => void this.setStatus(device.deviceId, toggle));
-    const deleteButton = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${device.deviceId}` }, 'Delete');
+    const deleteButton = h(
+      'button',
+      { type: 'button', class: 'danger', 'aria-label': `Delete ${device.deviceId}` },
+      'Delete',
+    );
     deleteButton.addEventListener('click', () => this.confirmDelete(device.deviceId));
     const connected = device.connectionState === 'Connected';
     return h(
       'tr',
       { 'data-device': device.deviceId },
       h('th', { scope: 'row' }, openButton),
-      h('td', { 'data-label': 'Status' }, h('span', { class: `badge ${device.status}` }, device.status)),
-      h('td', { 'data-label': 'Connection' }, h('span', { class: `badge ${connected ? 'connected' : 'disconnected'}` }, device.connectionState)),
+      h(
+        'td',
+        { 'data-label': 'Status' },
+        h('span', { class: `badge ${device.status}` }, device.status),
+      ),
+      h(
+        'td',
+        { 'data-label': 'Connection' },
+        h(
+          'span',
+          { class: `badge ${connected ? 'connected' : 'disconnected'}` },
+          device.connectionState,
+        ),
+      ),
       h('td', { 'data-label': 'Last activity' }, timeAgo(device.lastActivityTime, now)),
       h('td', { 'data-label': 'windSpeed', class: 'num' }, formatNumber(figures.windSpeed)),
-      h('td', { 'data-label': 'Alerts (1 h)', class: 'num' }, figures.alerts === undefined ? '–' : alertCountLabel(figures.alerts, alertCap)),
+      h(
+        'td',
+        { 'data-label': 'Alerts (1 h)', class: 'num' },
+        figures.alerts === undefined ? '–' : alertCountLabel(figures.alerts, alertCap),
+      ),
       h('td', { class: 'actions' }, toggleButton, deleteButton),
     );
   }

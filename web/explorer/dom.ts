@@ -31,7 +31,11 @@ export function showProblem(target: HTMLElement, error: unknown): void {
   const problem =
     error instanceof ApiProblem
       ? error.problem
-      : { status: 0, title: 'Something went wrong', detail: error instanceof Error ? error.message : String(error) };
+      : {
+          status: 0,
+          title: 'Something went wrong',
+          detail: error instanceof Error ? error.message : String(error),
+        };
   const title = h('strong', { class: 'problem-title' }, problem.title);
   const detail = h('span', { class: 'problem-detail' }, problem.detail ? ` ${problem.detail}` : '');
   target.replaceChildren(title, detail);
@@ -49,7 +53,11 @@ export function say(target: HTMLElement, text: string): void {
 }
 
 /** Runs `task` every `ms` while `active()` holds; one run at a time, failures go to `onError`. */
-export function every(ms: number, task: () => Promise<void>, onError: (error: unknown) => void): () => void {
+export function every(
+  ms: number,
+  task: () => Promise<void>,
+  onError: (error: unknown) => void,
+): () => void {
   let stopped = false;
   let timer: number | undefined;
   const run = async () => {

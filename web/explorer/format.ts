@@ -66,7 +66,13 @@ export function alertCountLabel(count: number, cap: number): string {
   return count >= cap ? `${cap}+` : String(count);
 }
 
-const finalStates = new Set(['delivered', 'rejected', 'expired', 'deliveryCountExceeded', 'purged']);
+const finalStates = new Set([
+  'delivered',
+  'rejected',
+  'expired',
+  'deliveryCountExceeded',
+  'purged',
+]);
 
 /** Whether a C2D message status will not change again (polling can stop). */
 export function isFinalMessageState(status: string): boolean {
@@ -95,12 +101,16 @@ export function parseProperties(text: string): Parsed<Record<string, string>> {
  */
 export function parsePayload(text: string, requireJson = false): Parsed<unknown> {
   const trimmed = text.trim();
-  if (trimmed === '') return requireJson ? { ok: false, error: 'Enter JSON.' } : { ok: true, value: null };
+  if (trimmed === '')
+    return requireJson ? { ok: false, error: 'Enter JSON.' } : { ok: true, value: null };
   try {
     return { ok: true, value: JSON.parse(trimmed) as unknown };
   } catch (error) {
     if (!requireJson) return { ok: true, value: text };
-    return { ok: false, error: `Not valid JSON: ${error instanceof Error ? error.message : 'parse error'}` };
+    return {
+      ok: false,
+      error: `Not valid JSON: ${error instanceof Error ? error.message : 'parse error'}`,
+    };
   }
 }
 
@@ -151,9 +161,20 @@ export function mergePoints(
 }
 
 /** The device ids that contain `filter` (case-insensitive); all of them for an empty filter. */
-export function filterIds<T extends { deviceId: string }>(devices: readonly T[], filter: string): T[] {
+export function filterIds<T extends { deviceId: string }>(
+  devices: readonly T[],
+  filter: string,
+): T[] {
   const needle = filter.trim().toLowerCase();
-  return needle === '' ? [...devices] : devices.filter((d) => d.deviceId.toLowerCase().includes(needle));
+  return needle === ''
+    ? [...devices]
+    : devices.filter((d) => d.deviceId.toLowerCase().includes(needle));
+}
+
+/** A long id (a UUID) shortened for a narrow column; the full id goes in a title. */
+export function shortId(id: string | undefined, length = 8): string {
+  if (!id) return '';
+  return id.length > length + 1 ? `${id.slice(0, length)}…` : id;
 }
 
 /** JSON for a <pre>: two-space indents. */

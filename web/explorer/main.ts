@@ -36,7 +36,10 @@ function selectedDevice(): string | undefined {
 
 function showKeyState(): void {
   const hasKey = loadKey(sessionStorage) !== undefined;
-  say(byId('key-state'), hasKey ? 'A key is set for this tab.' : 'No key yet: enter the function key.');
+  say(
+    byId('key-state'),
+    hasKey ? 'A key is set for this tab.' : 'No key yet: enter the function key.',
+  );
   byId('key-forget').hidden = !hasKey;
 }
 
@@ -56,7 +59,11 @@ function route(): void {
     return;
   }
   if (deviceId === undefined) {
-    stopList = every(5_000, () => devices.refresh(), (error) => showProblem(byId('devices-problem'), error));
+    stopList = every(
+      5_000,
+      () => devices.refresh(),
+      (error) => showProblem(byId('devices-problem'), error),
+    );
     return;
   }
   current = { device: new DeviceView(api, deviceId), control: new ControlView(api, deviceId) };
