@@ -78,7 +78,7 @@ describe('the explorer route', () => {
   it('says the assets are not built when the folder is missing', async () => {
     const response = await createExplorerHandler(join(dir, 'nope'))(get('/api/explorer/', ''));
     expect(response.status).toBe(404);
-    expect(String(response.body)).toMatch(/npm run build/);
+    expect(response.body).toMatch(/npm run build/);
   });
 });
 
