@@ -1,8 +1,9 @@
 /**
- * Builds the device explorer's static assets (web/explorer → dist/web/explorer): one ES module
+ * Builds the device explorer's static assets (web/explorer → dist/explorer): one ES module
  * bundle with the chart library, one stylesheet, and the page. `npm run build` runs it after
  * `tsc --build`, which type-checks the sources (web/explorer/tsconfig.json); esbuild only bundles.
- * The output names are fixed, so the served file set never changes between builds.
+ * The output names are fixed, so the served file set never changes between builds. (Not
+ * dist/web/explorer: tsc emits there the modules that unit tests import, which are not assets.)
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { build } from 'esbuild';
 
 export async function buildExplorer(root: string): Promise<string> {
   const source = join(root, 'web', 'explorer');
-  const outdir = join(root, 'dist', 'web', 'explorer');
+  const outdir = join(root, 'dist', 'explorer');
   mkdirSync(outdir, { recursive: true });
   await build({
     entryPoints: { app: join(source, 'main.ts') },

@@ -1,5 +1,5 @@
 /**
- * Serves the device explorer's built assets (dist/web/explorer) from an anonymous route. The page
+ * Serves the device explorer's built assets (dist/explorer) from an anonymous route. The page
  * holds no secret: every data call it makes goes to the keyed API with the key the user gives.
  * Only the files present at first use are served (no path is ever joined from the request), each
  * with a strict Content-Security-Policy.
@@ -9,8 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 
-/** From dist/lib/explorer to dist/web/explorer. */
-export const defaultAssetDir = join(__dirname, '..', '..', 'web', 'explorer');
+/** From dist/lib/explorer to dist/explorer (devhost/explorer-build.ts writes them there). */
+export const defaultAssetDir = join(__dirname, '..', '..', 'explorer');
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -152,7 +152,15 @@ describe('the device explorer', () => {
         ? true
         : undefined,
     );
-    expect(await textOf(page, '#devices-problem .problem-detail')).toMatch(/deviceId/);
+    expect(await textOf(page, '#action-problem .problem-detail')).toMatch(/deviceId/);
+    // The list refreshes every 5 s; the problem stays until the next action.
+    const refreshes = async () =>
+      Number(await page.locator('#device-rows').getAttribute('data-refreshes'));
+    const seen = await refreshes();
+    await waitFor('a list refresh', async () => ((await refreshes()) > seen ? true : undefined), {
+      timeoutMs: 15_000,
+    });
+    expect(await textOf(page, '#action-problem')).toMatch(/does not follow IoT Hub rules/);
   });
 
   it("charts a device's windSpeed as it arrives, with the alert threshold", async () => {

@@ -83,7 +83,7 @@ describe('the explorer route', () => {
 });
 
 // Jest runs the sources; the built files are in dist/ (where the compiled handler looks).
-const builtDir = join(__dirname, '..', '..', 'dist', 'web', 'explorer');
+const builtDir = join(__dirname, '..', '..', 'dist', 'explorer');
 
 describe('the built assets (npm run build)', () => {
   it('are the page, one script and one stylesheet, with the chart library bundled', () => {

@@ -19,7 +19,10 @@ interface Figures {
 export class DevicesView {
   private devices: Device[] = [];
   private figures = new Map<string, Figures>();
+  /** Why the list could not be read (cleared when it can again). */
   private readonly problem = byId('devices-problem');
+  /** Why the last create, enable/disable or delete failed (cleared by the next one). */
+  private readonly actionProblem = byId('action-problem');
   private readonly status = byId('devices-status');
   private pendingDelete: string | undefined;
 
@@ -50,6 +53,8 @@ export class DevicesView {
     this.render();
     await this.refreshFigures();
     this.render();
+    const rows = byId('device-rows');
+    rows.dataset.refreshes = String(Number(rows.dataset.refreshes ?? '0') + 1);
   }
 
   private async refreshFigures(): Promise<void> {
@@ -133,7 +138,7 @@ export class DevicesView {
     const input = byId<HTMLInputElement>('new-device-id');
     try {
       const created = await this.api.createDevice(input.value.trim());
-      clearProblem(this.problem);
+      clearProblem(this.actionProblem);
       byId<HTMLInputElement>('connection-string').value = created.connectionString;
       byId('created-device-id').textContent = created.deviceId;
       byId('created').hidden = false;
@@ -141,7 +146,7 @@ export class DevicesView {
       say(this.status, `Created ${created.deviceId}.`);
       await this.refresh();
     } catch (error) {
-      showProblem(this.problem, error);
+      showProblem(this.actionProblem, error);
     }
   }
 
@@ -160,10 +165,11 @@ export class DevicesView {
   private async setStatus(deviceId: string, status: 'enabled' | 'disabled'): Promise<void> {
     try {
       await this.api.setStatus(deviceId, status);
+      clearProblem(this.actionProblem);
       say(this.status, `${deviceId} is ${status}.`);
       await this.refresh();
     } catch (error) {
-      showProblem(this.problem, error);
+      showProblem(this.actionProblem, error);
     }
   }
 
@@ -178,11 +184,14 @@ export class DevicesView {
   private async remove(deviceId: string): Promise<void> {
     try {
       await this.api.deleteDevice(deviceId);
+      clearProblem(this.actionProblem);
+      // The connection string of a deleted device is of no use any more.
+      if (byId('created-device-id').textContent === deviceId) byId('created').hidden = true;
       say(this.status, `Deleted ${deviceId}.`);
       this.figures.delete(deviceId);
       await this.refresh();
     } catch (error) {
-      showProblem(this.problem, error);
+      showProblem(this.actionProblem, error);
     }
   }
 }
