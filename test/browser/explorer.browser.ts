@@ -148,7 +148,7 @@ describe('the device explorer', () => {
     await page.getByLabel(/New device id/).fill('bad id!');
     await page.getByRole('button', { name: 'Create device' }).click();
     await waitFor('the problem to be shown', async () =>
-      /The device id does not follow IoT Hub rules/.test(await textOf(page, '#devices-problem'))
+      /The device id does not follow IoT Hub rules/.test(await textOf(page, '#action-problem'))
         ? true
         : undefined,
     );
