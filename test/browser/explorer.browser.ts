@@ -54,12 +54,8 @@ async function textOf(page: Page, selector: string): Promise<string> {
 }
 
 async function listedDevices(page: Page): Promise<string[]> {
-  const rows = page.locator('#device-rows tr');
-  const ids: string[] = [];
-  for (let i = 0; i < (await rows.count()); i += 1) {
-    ids.push((await rows.nth(i).getAttribute('data-device')) ?? '');
-  }
-  return ids;
+  // One read of all rows (the list re-renders as it refreshes): each row's id is its button.
+  return page.locator('#device-rows tr th button').allTextContents();
 }
 
 // The page's own globals, evaluated as expressions (this project's types have no DOM).
@@ -71,6 +67,19 @@ async function waitForDevices(page: Page, ids: string[], present = true): Promis
     const listed = await listedDevices(page);
     return ids.every((id) => listed.includes(id) === present) ? true : undefined;
   });
+}
+
+/** Form controls (of both views) that have neither a <label for> nor an aria-label. */
+async function unlabelledControls(page: Page): Promise<string[]> {
+  const controls = page.locator('input, select, textarea');
+  const missing: string[] = [];
+  for (let i = 0; i < (await controls.count()); i += 1) {
+    const control = controls.nth(i);
+    const id = (await control.getAttribute('id')) ?? '';
+    const labels = id ? await page.locator(`label[for="${id}"]`).count() : 0;
+    if (labels === 0 && !(await control.getAttribute('aria-label'))) missing.push(id || `#${i}`);
+  }
+  return missing;
 }
 
 async function chartPoints(page: Page): Promise<number> {
@@ -111,6 +120,10 @@ describe('the device explorer', () => {
     await waitForDevices(fresh, simulatorDevices);
     expect(await fresh.locator('#devices-problem').isHidden()).toBe(true);
     await fresh.close();
+  });
+
+  it('labels every form control', async () => {
+    expect(await unlabelledControls(page)).toEqual([]);
   });
 
   it('filters the list by id', async () => {
@@ -164,7 +177,10 @@ describe('the device explorer', () => {
   });
 
   it("charts a device's windSpeed as it arrives, with the alert threshold", async () => {
-    await page.getByRole('button', { name: 'sim-1', exact: true }).click();
+    // By keyboard: the device id is a button in the list.
+    await page.getByRole('button', { name: 'sim-1', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    expect(page.url()).toMatch(/#device=sim-1$/);
     await waitFor('the first points', async () =>
       (await chartPoints(page)) > 0 ? true : undefined,
     );
