@@ -20,6 +20,8 @@ const statusPollMs = 120_000;
 export class ControlView {
   private stops: (() => void)[] = [];
   private twinEtag: string | undefined;
+  /** The desired properties' version the editor was filled from. */
+  private loadedDesiredVersion: number | undefined;
   private readonly abort = new AbortController();
 
   constructor(
@@ -165,8 +167,29 @@ export class ControlView {
     editor.value = prettyJson(twin.desired.properties);
     editor.dataset.loaded = 'yes';
     this.twinEtag = etag;
+    this.loadedDesiredVersion = twin.desired.version;
     byId('twin-etag').textContent = etag;
     byId('twin-desired-version').textContent = String(twin.desired.version);
+  }
+
+  /**
+   * PATCH with the etag the editor was filled with. The twin etag also moves when the device
+   * reports properties; that is no conflict with this edit, so when the desired properties are
+   * still at the version the editor shows, the patch is sent once more with the current etag.
+   * A change of the desired properties by someone else stays a conflict (412).
+   */
+  private async patchDesired(
+    desired: Record<string, unknown>,
+    loadedEtag: string,
+  ): Promise<{ twin: Twin; etag: string }> {
+    try {
+      return await this.api.updateDesired(this.deviceId, desired, loadedEtag);
+    } catch (error) {
+      if (!(error instanceof ApiProblem && error.problem.status === 412)) throw error;
+      const current = await this.api.twin(this.deviceId);
+      if (current.twin.desired.version !== this.loadedDesiredVersion) throw error;
+      return this.api.updateDesired(this.deviceId, desired, current.etag);
+    }
   }
 
   private async saveDesired(): Promise<void> {
@@ -175,11 +198,7 @@ export class ControlView {
     if (!desired.ok) return showProblem(problem, new Error(desired.error));
     if (!this.twinEtag) return showProblem(problem, new Error('The twin has not been read yet.'));
     try {
-      const { twin, etag } = await this.api.updateDesired(
-        this.deviceId,
-        desired.value,
-        this.twinEtag,
-      );
+      const { twin, etag } = await this.patchDesired(desired.value, this.twinEtag);
       clearProblem(problem);
       this.fillEditor(twin, etag);
       say(
@@ -191,7 +210,7 @@ export class ControlView {
       if (error instanceof ApiProblem && error.problem.status === 412) {
         say(
           byId('twin-status'),
-          'The twin changed since it was loaded: nothing was overwritten. Reload, then edit again.',
+          'Someone changed the desired properties since they were loaded: nothing was overwritten. Reload, then edit again.',
         );
       }
     }

@@ -45,7 +45,14 @@ export class DeviceView {
       width: Math.max(target.clientWidth, 280),
       height: 260,
       scales: {
-        x: { time: true },
+        // Always the whole window, so a few points do not stretch over the width.
+        x: {
+          time: true,
+          range: (): uPlot.Range.MinMax => {
+            const now = Date.now() / 1000;
+            return [now - windowSeconds, now];
+          },
+        },
         y: {
           range: (_u, min, max) => [
             Math.min(0, min),
