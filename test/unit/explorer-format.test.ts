@@ -1,6 +1,7 @@
 /** The explorer page's own logic (web/explorer/format.ts): what it shows and how it reads input. */
 import {
   alertCountLabel,
+  chartSpan,
   filterIds,
   formatNumber,
   isFinalMessageState,
@@ -108,6 +109,15 @@ describe('form input', () => {
     expect(parseJsonObject('[1]').ok).toBe(false);
     expect(parseJsonObject('null').ok).toBe(false);
     expect(parseJsonObject('').ok).toBe(false);
+  });
+});
+
+describe('chartSpan (the time axis)', () => {
+  it('spans at least a minute, from the oldest point, and at most the window', () => {
+    expect(chartSpan(undefined, 1000, 300)).toEqual([940, 1000]);
+    expect(chartSpan(990, 1000, 300)).toEqual([940, 1000]);
+    expect(chartSpan(800, 1000, 300)).toEqual([800, 1000]);
+    expect(chartSpan(100, 1000, 300)).toEqual([700, 1000]);
   });
 });
 

@@ -6,7 +6,14 @@
 import uPlot from 'uplot';
 import type { ApiClient, Reading } from './api';
 import { byId, clearProblem, every, h, showProblem } from './dom';
-import { clockTime, formatNumber, mergePoints, shortId, type ChartPoint } from './format';
+import {
+  chartSpan,
+  clockTime,
+  formatNumber,
+  mergePoints,
+  shortId,
+  type ChartPoint,
+} from './format';
 
 const windowSeconds = 5 * 60;
 const readingsShown = 10;
@@ -45,13 +52,10 @@ export class DeviceView {
       width: Math.max(target.clientWidth, 280),
       height: 260,
       scales: {
-        // Always the whole window, so a few points do not stretch over the width.
         x: {
           time: true,
-          range: (): uPlot.Range.MinMax => {
-            const now = Date.now() / 1000;
-            return [now - windowSeconds, now];
-          },
+          range: (): uPlot.Range.MinMax =>
+            chartSpan(this.points[0]?.t, Date.now() / 1000, windowSeconds),
         },
         y: {
           range: (_u, min, max) => [

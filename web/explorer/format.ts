@@ -160,6 +160,20 @@ export function mergePoints(
     .map(([t, v]) => ({ t, v }));
 }
 
+/**
+ * The chart's time axis, in seconds: up to now, from the oldest point but over at least
+ * `minSeconds` (so a few points do not stretch over the whole width) and at most the window.
+ */
+export function chartSpan(
+  oldestSeconds: number | undefined,
+  nowSeconds: number,
+  windowSeconds: number,
+  minSeconds = 60,
+): [number, number] {
+  const start = Math.min(oldestSeconds ?? nowSeconds, nowSeconds - minSeconds);
+  return [Math.max(nowSeconds - windowSeconds, start), nowSeconds];
+}
+
 /** The device ids that contain `filter` (case-insensitive); all of them for an empty filter. */
 export function filterIds<T extends { deviceId: string }>(
   devices: readonly T[],
