@@ -1,10 +1,33 @@
 /**
  * Child processes of the local stack: output relayed line by line with a name prefix, a wait for
  * a line that says the child is ready, and a stop that sends a signal and waits for the exit.
+ *
+ * Every child gets a pipe as stdin that the stack never writes to: Node children started with
+ * `watchedNodeArgs()` stop themselves when it closes, i.e. when the stack is gone for any reason.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+
+export type StartChildOptions = SpawnOptions & {
+  /** Relay only lines that look like errors or warnings (the rest stays in `recent()`). */
+  quiet?: boolean;
+  write?: (line: string) => void;
+};
+
+/** Node arguments that make a Node child end when the stack ends (see `stack/parent-watch.ts`). */
+export function watchedNodeArgs(): string[] {
+  return ['--require', join(__dirname, 'stack', 'parent-watch.js')];
+}
+
+/** Script arguments that run a non-Node command so that it ends with the stack, too. */
+export function watchdogArgs(): string[] {
+  return [join(__dirname, 'stack', 'watchdog.js')];
+}
+
+/** Lines a quiet child still relays: its own errors must reach the stack's output. */
+const problemLine = /\b(error|warn(ing)?|fatal|exception|failed|cannot)\b|EADDRINUSE|EACCES/i;
 
 export interface ManagedChild {
   name: string;
@@ -21,21 +44,23 @@ export function startChild(
   name: string,
   command: string,
   args: string[],
-  options: SpawnOptions & { quiet?: boolean; write?: (line: string) => void },
+  options: StartChildOptions,
 ): ManagedChild {
   // Own process group: Ctrl-C reaches only the stack, which stops the app before the services it uses.
   const child = spawn(command, args, {
     ...options,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // The stack never writes to it; a child that is gone must not crash the stack with EPIPE.
+  child.stdin?.on('error', () => undefined);
   const lines: string[] = [];
   const listeners = new Set<(line: string) => void>();
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const onLine = (line: string) => {
     lines.push(line);
     if (lines.length > 200) lines.shift();
-    if (!options.quiet) write(`[${name}] ${line}`);
+    if (!options.quiet || problemLine.test(line)) write(`[${name}] ${line}`);
     for (const listener of listeners) listener(line);
   };
   if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);

@@ -2,9 +2,12 @@
  * `node dist/devhost/cli.js --app <dir> [--port N] [--host ADDR] [--data DIR]`: runs a Functions
  * app under devhost until SIGINT/SIGTERM, then stops gracefully (in-flight invocations finish,
  * Event Hub checkpoints are written) and exits 0. Start-up problems exit 1 with a message that
- * names them.
+ * names them. The data folder is locked (`DIR/lock.json`) first: a second devhost on it exits 1.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { join, resolve } from 'node:path';
+import type { DataLock } from '../emulator/data-lock';
+import { acquireDataLock, DataLockedError } from '../emulator/data-lock';
 import { startHost } from './host';
 import type { RunningHost } from './host';
 import { createConsoleLog, parseLogLevel } from './log';
@@ -27,6 +30,19 @@ export function describeHost(host: RunningHost): string[] {
   }
   lines.push('', `Function key (x-functions-key header or ?code=): ${host.key}`);
   return lines;
+}
+
+/** devhost's lock on its data folder, or exit 1 naming the process that holds it. */
+function lockDataFolder(dataDir: string): DataLock {
+  try {
+    const lock = acquireDataLock(dataDir, 'lock.json', { owner: 'devhost' });
+    process.on('exit', () => lock.release());
+    return lock;
+  } catch (error) {
+    if (!(error instanceof DataLockedError)) throw error;
+    console.error(`devhost: ${error.message}; stop it, or give this one another --data folder`);
+    process.exit(1);
+  }
 }
 
 async function main(): Promise<void> {
@@ -56,6 +72,8 @@ async function main(): Promise<void> {
     logLevel: string;
   }>();
   const log = createConsoleLog(parseLogLevel(opts.logLevel));
+  const dataDir = resolve(opts.data ?? join(process.env.LOCAL_DATA_DIR ?? '.local', 'devhost'));
+  const lock = lockDataFolder(dataDir);
 
   let host: RunningHost;
   try {
@@ -63,13 +81,14 @@ async function main(): Promise<void> {
       appDir: opts.app,
       port: opts.port,
       hostname: opts.host,
-      dataDir: opts.data,
+      dataDir,
       log,
     });
   } catch (error) {
     console.error(`devhost: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }
+  lock.update({ url: host.url });
   console.log(describeHost(host).join('\n'));
 
   let signals = 0;

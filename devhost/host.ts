@@ -20,7 +20,8 @@ import type { RegisteredFunction } from './core-api';
 import { activateCore, FunctionsCore } from './core-api';
 import type { Cardinality } from './eventhub/convert';
 import { EventHubListener } from './eventhub/listener';
-import type { HttpFunction } from './http/server';
+import { maxRequestBodyBytesFrom } from './http/body';
+import type { HttpFunction, HttpTimeouts } from './http/server';
 import {
   createHttpServer,
   isHttpTriggerType,
@@ -51,6 +52,8 @@ export interface StartHostOptions {
   log?: HostLog;
   /** Event Hub load-balancing interval in ms (default 2000). */
   loadBalancingIntervalMs?: number;
+  /** HTTP connection timeouts (tests shorten them); defaults in `defaultHttpTimeouts`. */
+  httpTimeouts?: Partial<HttpTimeouts>;
 }
 
 export interface FunctionSummary {
@@ -321,6 +324,8 @@ export async function startHost(options: StartHostOptions): Promise<RunningHost>
       invoke,
       triggerNonHttp,
       accepting: () => accepting,
+      maxRequestBodyBytes: maxRequestBodyBytesFrom(env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT),
+      timeouts: options.httpTimeouts,
     });
     const hostname = options.hostname ?? '127.0.0.1';
     const requestedPort = options.port ?? (env.PORT ? Number(env.PORT) : 7071);

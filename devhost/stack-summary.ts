@@ -11,6 +11,7 @@ export interface StackSummary {
   functionKey: string;
   serviceConnectionString: string;
   eventsConnectionString: string;
+  /** The app's storage (Azurite's well-known account locally), for Storage Explorer and tools. */
   storageConnectionString: string;
   caBundle: string;
   /** Where each app setting came from (names as in local.settings.json). */

@@ -4,27 +4,38 @@
  * app with Core Tools (`func start`) instead of devhost. Ctrl-C stops everything.
  *
  * Environment: `PORT` (API, default 7071), `LOCAL_DATA_DIR` (default `.local`; all state lives
- * there), `LOCAL_FUNCTION_KEY`, `LOCAL_STACK_EPHEMERAL_PORTS=1` (every service on a free port;
- * used by tests), `LOG_LEVEL=debug` or `--verbose` (every app line). App settings: the environment,
- * then `local.settings.json`, then the stack's services (`stack-settings.ts`), validated before
+ * there), `LOCAL_FUNCTION_KEY`, `LOCAL_AZURITE_PORTS` (where to look for a running Azurite, and
+ * where to start one), `LOCAL_STACK_EPHEMERAL_PORTS=1` (every service on a free port; used by
+ * tests), `LOG_LEVEL=debug` or `--verbose` (every app line). App settings: the environment, then
+ * `local.settings.json`, then the stack's services (`stack-settings.ts`), validated before
  * anything starts.
+ *
+ * Lifecycle: the data folder is locked (`lock.json`) before anything in it is touched, so a second
+ * stack on the same folder exits at once and changes nothing. Every child ends with the stack,
+ * however it ends (see `stack/parent-watch.ts`); the stack ends when whatever launched it is gone
+ * (`stack/launcher-watch.ts`) and stops everything, exit 1, when one of its children dies.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { buildConnectionString } from '../lib/connection-string';
 import { writeCaBundle } from '../emulator/ca-bundle';
+import type { DataLock } from '../emulator/data-lock';
+import { acquireDataLock, DataLockedError } from '../emulator/data-lock';
 import type { ManagedChild } from './child-process';
-import { startChild } from './child-process';
+import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
+import { watchLaunchers } from './stack/launcher-watch';
+import type { AzuritePorts, Storage } from './stack/storage';
+import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './stack/storage';
 import { createAppOutput, isVerbose, statusIntervalMs } from './stack-output';
-import type { SettingSource } from './stack-settings';
+import type { SettingSource, SettingsInput } from './stack-settings';
 import {
-  azuriteAccount,
-  azuriteKey,
   checkStackSettings,
   mergeSettings,
+  namesLocalService,
   readStackPort,
   validateSettings,
 } from './stack-settings';
+import type { StackSummary } from './stack-summary';
 import { coreToolsMissing, describeStack } from './stack-summary';
 
 export { describeStack };
@@ -42,90 +53,33 @@ export interface StackOptions {
   dataDir: string;
   port: number;
   ephemeral: boolean;
+  /** Where to look for a running Azurite and start the stack's own; undefined: ephemeral, no look. */
+  azuritePorts?: AzuritePorts;
   useFunc: boolean;
   env: NodeJS.ProcessEnv;
   write: (line: string) => void;
   /** Relay every app line (`--verbose`, `LOG_LEVEL=debug`); default: events and a status line. */
   verbose?: boolean;
+  /** The settings already checked by the caller (`checkStackSettings`); read and checked if absent. */
+  settings?: SettingsInput;
 }
 
-export interface RunningStack {
-  apiUrl: string;
-  functionKey: string;
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  /** The app's storage (Azurite's well-known development account), for Storage Explorer and tools. */
-  storageConnectionString: string;
-  caBundle: string;
-  /** Where each app setting came from, for the summary. */
+/** What the summary shows (`StackSummary`), with every setting's source, and the controls. */
+export interface RunningStack extends StackSummary {
   sources: Record<string, SettingSource>;
   /** Call once the summary is printed: app events and status lines follow it. */
   ready: () => void;
+  /** Resolves with a report (name, exit code, last output lines) if a child dies while running. */
+  failed: Promise<string>;
   stop: () => Promise<void>;
 }
 
-function azuriteConnectionString(ports: { blob: number; queue: number; table: number }): string {
-  return buildConnectionString({
-    DefaultEndpointsProtocol: 'http',
-    AccountName: azuriteAccount,
-    AccountKey: azuriteKey,
-    BlobEndpoint: `http://127.0.0.1:${ports.blob}/${azuriteAccount}`,
-    QueueEndpoint: `http://127.0.0.1:${ports.queue}/${azuriteAccount}`,
-    TableEndpoint: `http://127.0.0.1:${ports.table}/${azuriteAccount}`,
-  });
-}
-
-async function startAzurite(
-  options: StackOptions,
-): Promise<{ child: ManagedChild; connectionString: string }> {
-  const location = join(options.dataDir, 'azurite');
-  mkdirSync(location, { recursive: true });
-  const port = (standard: number) => String(options.ephemeral ? 0 : standard);
-  const child = startChild(
-    'azurite',
-    process.execPath,
-    [
-      require.resolve('azurite/dist/src/azurite.js'),
-      '--location',
-      location,
-      '--blobHost',
-      '127.0.0.1',
-      '--queueHost',
-      '127.0.0.1',
-      '--tableHost',
-      '127.0.0.1',
-      '--blobPort',
-      port(10000),
-      '--queuePort',
-      port(10001),
-      '--tablePort',
-      port(10002),
-      '--skipApiVersionCheck',
-      '--loose',
-      '--disableProductStyleUrl',
-    ],
-    { cwd: location, env: options.env, quiet: true, write: options.write },
-  );
-  const wait = (service: string) =>
-    child
-      .waitForLine(
-        new RegExp(
-          `Azurite ${service} service is successfully listening at https?://[^\\s]+:(\\d+)`,
-        ),
-        30_000,
-      )
-      .then(Number);
-  const [blob, queue, table] = await Promise.all([wait('Blob'), wait('Queue'), wait('Table')]);
-  return { child, connectionString: azuriteConnectionString({ blob, queue, table }) };
-}
-
-async function startIotHub(
-  options: StackOptions,
-): Promise<{ child: ManagedChild; connection: EmulatorConnectionFile }> {
+/** Starts the local IoT Hub; `ready` resolves with its connection details once it listens. */
+function startIotHub(options: StackOptions): {
+  child: ManagedChild;
+  ready: Promise<EmulatorConnectionFile>;
+} {
   const data = join(options.dataDir, 'iothub');
-  mkdirSync(data, { recursive: true });
-  const connectionFile = join(data, 'connection.json');
-  rmSync(connectionFile, { force: true });
   const ports = options.ephemeral
     ? ['--port', '0', '--mqtt-port', '-1', '--amqp-port', '-1', '--events-port', '0']
     : [];
@@ -134,6 +88,7 @@ async function startIotHub(
     process.execPath,
     // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
     [
+      ...watchedNodeArgs(),
       join(options.repoRoot, 'dist', 'emulator', 'cli.js'),
       '--data',
       data,
@@ -143,16 +98,15 @@ async function startIotHub(
     ],
     { env: options.env, write: options.write, quiet: true },
   );
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(connectionFile)) {
-    if (child.process.exitCode !== null)
-      throw new Error(`the local IoT Hub exited:\n${child.recent()}`);
-    if (Date.now() > deadline)
-      throw new Error(`the local IoT Hub did not start within 30 s:\n${child.recent()}`);
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  const connection = JSON.parse(readFileSync(connectionFile, 'utf8')) as EmulatorConnectionFile;
-  return { child, connection };
+  // The hub prints this after writing connection.json. The file is never deleted here: it may
+  // belong to a hub that runs already (then this one exits, refused by the hub's own lock).
+  const ready = child
+    .waitForLine(/Local IoT Hub ready/, 60_000)
+    .then(
+      () =>
+        JSON.parse(readFileSync(join(data, 'connection.json'), 'utf8')) as EmulatorConnectionFile,
+    );
+  return { child, ready };
 }
 
 async function waitForHealth(url: string, child: ManagedChild, timeoutMs: number): Promise<void> {
@@ -189,39 +143,90 @@ function findFunc(path = process.env.PATH ?? ''): string | undefined {
     .find((candidate) => existsSync(candidate));
 }
 
+/**
+ * Starts the storage (unless one is used that runs already) and the local IoT Hub side by side.
+ * Each child joins `children` the moment it is spawned, so a failed start stops all of them.
+ */
+async function startServices(
+  options: StackOptions,
+  settings: SettingsInput,
+  children: ManagedChild[],
+): Promise<{ storage: Storage; hub: EmulatorConnectionFile }> {
+  options.write('Starting the storage and the local IoT Hub...');
+  const hub = startIotHub(options);
+  children.push(hub.child);
+  const given = { AzureWebJobsStorage: userStorage(settings) };
+  const storage = await chooseStorage(given, options.dataDir, options.azuritePorts, {
+    env: options.env,
+    write: options.write,
+    quiet: true,
+  });
+  // First in the list: stopped last, after the app and the hub that use it.
+  if (storage.child) children.unshift(storage.child);
+  options.write(`Storage: ${storage.description}`);
+  const [connection] = await Promise.all([hub.ready, storage.ready]);
+  return { storage, hub: connection };
+}
+
+/**
+ * `AzureWebJobsStorage` as the user set it: the environment's (any account but the
+ * `UseDevelopmentStorage=true` shortcut), else `local.settings.json`'s unless it names the local
+ * storage emulator by its well-known key, which the stack finds or starts itself (the same rule
+ * `mergeSettings` applies).
+ */
+function userStorage(settings: SettingsInput): string | undefined {
+  const fromEnv = settings.env.AzureWebJobsStorage;
+  if (fromEnv !== undefined) return fromEnv;
+  const fromFile = settings.local.AzureWebJobsStorage;
+  return fromFile !== undefined && !namesLocalService(fromFile) ? fromFile : undefined;
+}
+
+/** A report once any child exits while the stack is not stopping. */
+function watchForFailure(children: ManagedChild[], stopping: () => boolean): Promise<string> {
+  return new Promise((report) => {
+    for (const child of children) {
+      void child.exited.then((code) => {
+        if (stopping()) return;
+        report(
+          `${child.name} exited unexpectedly (code ${String(code ?? child.process.signalCode)}); its last output:\n${child.recent()}`,
+        );
+      });
+    }
+  });
+}
+
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   if (options.useFunc && !findFunc(options.env.PATH)) {
     // Checked before anything starts: a missing optional dependency is not a crash of the app.
     throw new Error(coreToolsMissing());
   }
   // Every setting is checked before any process starts: a typo fails in a second, by name.
-  const settingsInput = checkStackSettings(options.repoRoot, options.env);
+  const settingsInput = options.settings ?? checkStackSettings(options.repoRoot, options.env);
   const output = createAppOutput({
     verbose: options.verbose ?? false,
     write: options.write,
     statusIntervalMs: statusIntervalMs(options.env),
   });
   const children: ManagedChild[] = [];
+  let stopping = false;
   const stopAll = async () => {
+    stopping = true;
     output.stop();
     for (const child of [...children].reverse()) await child.stop();
   };
   try {
-    mkdirSync(options.dataDir, { recursive: true });
-    options.write('Starting Azurite and the local IoT Hub...');
-    const [azurite, hub] = await Promise.all([startAzurite(options), startIotHub(options)]);
-    children.push(azurite.child, hub.child);
+    const { storage, hub } = await startServices(options, settingsInput, children);
     const caBundle = writeCaBundle(
-      hub.connection.caFile,
+      hub.caFile,
       join(options.dataDir, 'ca-bundle.pem'),
       options.env.NODE_EXTRA_CA_CERTS,
     );
 
     const settings = mergeSettings(settingsInput, {
-      storage: azurite.connectionString,
-      service: hub.connection.serviceConnectionString,
-      events: hub.connection.eventsConnectionString,
-      eventsName: hub.connection.eventsName,
+      storage: storage.connectionString,
+      service: hub.serviceConnectionString,
+      events: hub.eventsConnectionString,
+      eventsName: hub.eventsName,
     });
     validateSettings(settings);
     const appSettings = settings.values;
@@ -234,16 +239,19 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     let app: ManagedChild;
     if (options.useFunc) {
       writeFuncSettings(options.repoRoot, appSettings);
-      app = startChild('func', 'func', ['start', '--port', String(options.port)], {
-        cwd: options.repoRoot,
-        env: appEnv,
-        write: options.write,
-      });
+      // Not a Node process: run through the watchdog so that it, too, ends with the stack.
+      app = startChild(
+        'func',
+        process.execPath,
+        [...watchedNodeArgs(), ...watchdogArgs(), 'func', 'start', '--port', String(options.port)],
+        { cwd: options.repoRoot, env: appEnv, write: options.write },
+      );
     } else {
       app = startChild(
         'app',
         process.execPath,
         [
+          ...watchedNodeArgs(),
           join(options.repoRoot, 'dist', 'devhost', 'cli.js'),
           '--app',
           options.repoRoot,
@@ -275,6 +283,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       caBundle,
       sources: settings.sources,
       ready: () => output.ready(),
+      failed: watchForFailure(children, () => stopping),
       stop: stopAll,
     };
   } catch (error) {
@@ -283,44 +292,122 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
 }
 
+/** One line per problem, each naming what to fix; exit 1. */
+function reportStartFailure(error: unknown): never {
+  const message = error instanceof Error ? error.message : String(error);
+  for (const line of message.split('\n')) console.error(`npm start: ${line}`);
+  process.exit(1);
+}
+
+function parseArguments(argv: string[]): { func: boolean; verbose: boolean } {
+  const program = new Command('npm start --')
+    .description(
+      'Runs the whole system locally: Azurite (storage), the local IoT Hub and the app with the device simulator. Ctrl-C stops everything.',
+    )
+    .option('--func', 'run the app with Azure Functions Core Tools (func start) instead of devhost')
+    .option(
+      '--verbose',
+      'show every line the app logs (default: events that matter and a status line)',
+    )
+    .addHelpText(
+      'after',
+      `
+Environment:
+  PORT                         the API port (default 7071)
+  LOCAL_DATA_DIR               where all state lives (default .local); one stack per folder
+  LOCAL_FUNCTION_KEY           a fixed function key (default: generated once, kept in the folder)
+  LOCAL_AZURITE_PORTS          blob,queue,table ports where an Azurite already running is used,
+                               or the stack's own is started (default 10000,10001,10002)
+  AzureWebJobsStorage          a storage account to use instead of Azurite
+  LOCAL_STACK_EPHEMERAL_PORTS  1: every service on a free port (tests)
+  LOG_LEVEL=debug              the same as --verbose
+See docs/local-development.md.`,
+    );
+  program.parse(argv);
+  const options = program.opts<{ func?: boolean; verbose?: boolean }>();
+  return { func: options.func === true, verbose: options.verbose === true };
+}
+
+/** The stack's lock on its data folder, or exit 1 naming the stack that holds it. */
+function lockStackFolder(dataDir: string): DataLock {
+  try {
+    const lock = acquireDataLock(dataDir, 'lock.json', { owner: 'a local stack' });
+    process.on('exit', () => lock.release());
+    return lock;
+  } catch (error) {
+    if (!(error instanceof DataLockedError)) throw error;
+    const { holder } = error;
+    const where = holder.url ? `API ${holder.url}` : 'still starting';
+    process.stderr.write(
+      `npm start: ${holder.owner === 'a local stack' ? 'a local stack is already running' : `${holder.owner} is using ${dataDir}`} ` +
+        `(pid ${holder.pid}, ${where}); stop it with Ctrl-C, or use LOCAL_DATA_DIR=<another folder> for a second one\n`,
+    );
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
+  const args = parseArguments(process.argv);
   const repoRoot = resolve(__dirname, '..', '..');
   const env = process.env;
   const ephemeral = env.LOCAL_STACK_EPHEMERAL_PORTS === '1';
   const write = (line: string) => process.stdout.write(`${line}\n`);
-  let stack: RunningStack;
+  const dataDir = resolve(env.LOCAL_DATA_DIR ?? '.local');
+  // Settings first: a typo is reported before the data folder is touched (even by the lock).
+  let port: number;
+  let settings: SettingsInput;
   try {
-    const port = readStackPort(env);
-    stack = await startStack({
-      repoRoot,
-      dataDir: resolve(env.LOCAL_DATA_DIR ?? '.local'),
-      port,
-      ephemeral,
-      useFunc: process.argv.includes('--func'),
-      env,
-      write,
-      verbose: isVerbose(process.argv, env),
-    });
+    port = readStackPort(env);
+    settings = checkStackSettings(repoRoot, env);
   } catch (error) {
-    // One line per problem, each naming what to fix.
-    const message = error instanceof Error ? error.message : String(error);
-    for (const line of message.split('\n')) console.error(`npm start: ${line}`);
-    process.exit(1);
+    reportStartFailure(error);
   }
-  describeStack(stack).forEach(write);
-  stack.ready();
+  const lock = lockStackFolder(dataDir);
+
+  let stack: RunningStack | undefined;
   let stopping = false;
-  const onSignal = () => {
+  const shutdown = (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    write('Stopping the local stack...');
+    write(`Stopping the local stack (${why})...`);
+    // Still starting: exiting closes the children's stdin pipes, and they stop themselves.
+    if (!stack) process.exit(code);
     stack
       .stop()
-      .then(() => process.exit(0))
+      .then(() => process.exit(code))
       .catch(() => process.exit(1));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', () => shutdown('SIGINT', 0));
+  process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+  process.on('SIGHUP', () => shutdown('SIGHUP', 0));
+  watchLaunchers((why) => shutdown(why, 1));
+
+  try {
+    stack = await startStack({
+      repoRoot,
+      dataDir,
+      port,
+      ephemeral,
+      azuritePorts:
+        parseAzuritePorts(env.LOCAL_AZURITE_PORTS) ??
+        (ephemeral ? undefined : standardAzuritePorts),
+      useFunc: args.func,
+      env,
+      write,
+      verbose: args.verbose || isVerbose(process.argv, env),
+      settings,
+    });
+  } catch (error) {
+    reportStartFailure(error);
+  }
+  if (stopping) return;
+  lock.update({ url: `${stack.apiUrl}/api` });
+  describeStack(stack).forEach(write);
+  stack.ready();
+  void stack.failed.then((report) => {
+    console.error(`npm start: ${report}`);
+    shutdown('a service failed', 1);
+  });
 }
 
 if (require.main === module) {

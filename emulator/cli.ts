@@ -4,15 +4,19 @@
  * [--mqtt-port N] [--amqp-port N] [--events-port N] [--partitions N]` — the contract tests and
  * tooling depend on. Once every listener is up it writes `DIR/connection.json` and prints the same
  * details. SIGINT/SIGTERM stop it cleanly (flush, exit 0); a busy port or an unusable data folder
- * exits 1 with a message naming it; bad arguments exit 2.
+ * exits 1 with a message naming it; bad arguments exit 2. The data folder is locked (`DIR/lock.json`)
+ * before anything in it is read or written: a second hub on the same folder exits 1 at once, names
+ * the running one and changes nothing.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { defaultPorts } from './config';
+import type { DataLock } from './data-lock';
+import { acquireDataLock, DataLockedError } from './data-lock';
 import { readIdentityFile } from './identity-file';
 import { createConsoleLogger } from './log';
 import type { RunningServer, ServerOptions } from './server';
-import { startServer, StartupError, writeConnectionFile } from './server';
+import { publicHost, startServer, StartupError, writeConnectionFile } from './server';
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -148,10 +152,26 @@ function toServerOptions(cli: CliOptions): ServerOptions {
   };
 }
 
+/** The data folder's lock, held until the process exits (a crash leaves a stale one, taken over). */
+function lockDataFolder(dataDir: string): DataLock {
+  try {
+    const lock = acquireDataLock(dataDir, 'lock.json', { owner: 'a local IoT Hub' });
+    process.on('exit', () => lock.release());
+    return lock;
+  } catch (error) {
+    if (error instanceof DataLockedError) {
+      throw new StartupError(`${error.message}; stop it, or give this one another --data folder`);
+    }
+    const why = error instanceof Error ? error.message : String(error);
+    throw new StartupError(`data folder ${dataDir} is not usable: ${why}`);
+  }
+}
+
 async function main(): Promise<void> {
   const cli = parseArguments(process.argv);
   const options = toServerOptions(cli);
   const log = options.log;
+  const lock = lockDataFolder(options.dataDir);
 
   const running: { server?: RunningServer } = {};
   let stopping = false;
@@ -188,6 +208,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const file = await writeConnectionFile(options.dataDir, server.connection);
+  lock.update({ url: `https://${publicHost(options.host)}:${server.connection.ports.gateway}` });
   process.stdout.write(`${JSON.stringify(server.connection, null, 2)}\n`);
   process.stdout.write(
     `Local IoT Hub ready (${options.inMemory ? 'in memory' : `state in ${path.join(options.dataDir, 'state')}`}); details in ${file}.\n` +

@@ -1,10 +1,15 @@
-/** GET /health (anonymous): which backing services answer; 200 when all do, else 503. */
+/**
+ * GET /health (anonymous): which backing services answer, and whether the telemetry trigger is
+ * stalled; 200 when all services answer (`healthy` or `degraded`), else 503.
+ */
 import { app } from '@azure/functions';
 import { createHealthHandler } from '../lib/api/health';
 import { routes } from '../lib/api/operations';
 import { apiServices } from '../lib/api/services';
+import { telemetryStall } from '../lib/telemetry/stall';
 
-export const healthHandler = createHealthHandler(apiServices);
+// The telemetry trigger runs in this same worker and records its batches in `telemetryStall`.
+export const healthHandler = createHealthHandler(apiServices, () => telemetryStall.report());
 
 app.http('health', {
   route: routes.health,

@@ -28,6 +28,7 @@ export const SettingNames = {
   deadLetterMaxBodyBytes: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES',
   retentionDays: 'TELEMETRY_RETENTION_DAYS',
   purgeSchedule: 'TELEMETRY_PURGE_SCHEDULE',
+  stallSeconds: 'TELEMETRY_STALL_SECONDS',
   feedbackSchedule: 'FEEDBACK_SCHEDULE',
   feedbackDrainSeconds: 'FEEDBACK_DRAIN_SECONDS',
   simulatorEnabled: 'SIMULATOR_ENABLED',
@@ -63,6 +64,7 @@ export interface Settings {
     deadLetterMaxBodyBytes: number;
     retentionDays: number;
     purgeSchedule: string;
+    stallSeconds: number;
   };
   feedback: { schedule: string; drainSeconds: number };
   simulator: {
@@ -302,6 +304,7 @@ export function loadSettings(env: Env = process.env): Settings {
       // Up to 100 years: beyond that the inverted-time keys would clamp.
       retentionDays: read(env, n.retentionDays, intText(1, 36500), '7', problems),
       purgeSchedule: read(env, n.purgeSchedule, ncrontab, '0 */5 * * * *', problems),
+      stallSeconds: read(env, n.stallSeconds, intText(1, 86400), '60', problems),
     },
     feedback: {
       schedule: read(env, n.feedbackSchedule, ncrontab, '*/10 * * * * *', problems),

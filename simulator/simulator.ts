@@ -1,12 +1,14 @@
 /**
  * The simulated device fleet as a timer function. The fleet (one MQTT client per device) lives
  * across invocations in this instance; each tick connects what is down and sends one telemetry
- * message per connected device. Disabled unless SIMULATOR_ENABLED is true.
+ * message from each connected device whose interval (its twin's or a direct method's, else the
+ * tick) has elapsed. Disabled unless SIMULATOR_ENABLED is true.
  */
 import { app } from '@azure/functions';
 import type { InvocationContext, Timer } from '@azure/functions';
 import { registryFromSettings } from '../lib/iothub/clients';
 import { DeviceFleet, fleetDeviceIds } from '../lib/simulator/fleet';
+import { scheduleIntervalSeconds } from '../lib/simulator/schedule';
 import { loadSettings, SettingNames } from '../lib/settings';
 
 let fleet: DeviceFleet | undefined;
@@ -29,6 +31,8 @@ export async function simulatorTick(_timer: Timer, context: InvocationContext): 
     registry: registryFromSettings(settings.iotHub),
     autoProvision: settings.simulator.autoProvision,
     connectsPerSecond: settings.simulator.connectsPerSecond,
+    // Devices start at the tick; a twin or method can lengthen it (in whole ticks, see docs).
+    defaultIntervalSeconds: scheduleIntervalSeconds(settings.simulator.schedule) ?? 10,
     log: (line) => log(line),
   });
   const stats = await fleet.tick();

@@ -4,7 +4,7 @@
  * `RawHttpBodyBytes`: lower-case header names, repeated values joined with commas, route
  * parameters in `nullableParams`, the body as bytes (only when there is one).
  */
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { RpcHttpCookie, RpcHttpData, RpcNullableString, RpcTypedData } from '../rpc-types';
 
 export interface IncomingRequestParts {
@@ -14,6 +14,37 @@ export interface IncomingRequestParts {
   headers: IncomingHttpHeaders;
   params: Record<string, string>;
   body: Buffer;
+}
+
+/** A Host header value: a DNS name, IPv4 or bracketed IPv6 address, and an optional port. */
+const hostPattern = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::(\d{1,5}))?$/;
+
+export type RequestUrl = { ok: true; url: URL } | { ok: false; detail: string };
+
+/**
+ * The absolute URL of a request, from its Host header and request target. A Host that is not
+ * `host[:port]` (with a port up to 65535) or a target that is neither a path nor an absolute
+ * http(s) URL is the client's error (Kestrel answers 400 too), never a crash. A path that starts
+ * with `//` stays a path: it is appended to the origin, not resolved against it.
+ */
+export function requestUrl(req: IncomingMessage): RequestUrl {
+  const host = req.headers.host ?? (req.httpVersion === '1.0' ? 'localhost' : undefined);
+  if (host === undefined) return { ok: false, detail: 'HTTP/1.1 requests need a Host header.' };
+  const match = hostPattern.exec(host);
+  if (!match || (match[1] !== undefined && Number(match[1]) > 65535)) {
+    return { ok: false, detail: 'The Host header is not a valid host[:port].' };
+  }
+  const target = req.url ?? '/';
+  try {
+    const origin = new URL(`http://${host}`).origin;
+    if (target.startsWith('/')) return { ok: true, url: new URL(origin + target) };
+    const absolute = new URL(target);
+    if (absolute.protocol === 'http:' || absolute.protocol === 'https:')
+      return { ok: true, url: new URL(origin + absolute.pathname + absolute.search) };
+  } catch {
+    // Falls through to the answer below.
+  }
+  return { ok: false, detail: 'The request target or Host header is not a valid URL.' };
 }
 
 function nullable(map: Iterable<[string, string]>): Record<string, RpcNullableString> {

@@ -77,14 +77,23 @@ function sameKey(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Where a request's key came from, for 401 details that name the place but never the key. */
+export type KeySource = 'x-functions-key header' | 'code query parameter';
+
+export interface PresentedKey {
+  key: string;
+  source: KeySource;
+}
+
 /** The key a request presents: the header wins over the query, as in the host. */
 export function presentedKey(
   headerValue: string | string[] | undefined,
   query: URLSearchParams,
-): string | undefined {
+): PresentedKey | undefined {
   const header = Array.isArray(headerValue) ? headerValue[0] : headerValue;
-  if (header) return header;
-  return query.get('code') ?? undefined;
+  if (header) return { key: header, source: 'x-functions-key header' };
+  const code = query.get('code');
+  return code ? { key: code, source: 'code query parameter' } : undefined;
 }
 
 export function isAuthorized(level: AuthLevel, key: string | undefined, keys: HostKeys): boolean {
@@ -92,4 +101,24 @@ export function isAuthorized(level: AuthLevel, key: string | undefined, keys: Ho
   if (key === undefined) return false;
   if (sameKey(key, keys.masterKey)) return true;
   return level === 'function' && sameKey(key, keys.functionKey);
+}
+
+/**
+ * Why a request is refused, or undefined when its key is good enough for `level`. The text says
+ * which key is needed and where the presented one came from; it never repeats a key.
+ */
+export function authFailure(
+  level: AuthLevel,
+  presented: PresentedKey | undefined,
+  keys: HostKeys,
+): string | undefined {
+  if (isAuthorized(level, presented?.key, keys)) return undefined;
+  const needed = level === 'admin' ? 'the master key' : 'the function key (or the master key)';
+  if (!presented) {
+    return `This route needs ${needed} in the x-functions-key header or the code query parameter; none was sent.`;
+  }
+  if (level === 'admin' && sameKey(presented.key, keys.functionKey)) {
+    return `This route needs the master key; the ${presented.source} carries the function key.`;
+  }
+  return `This route needs ${needed}; the ${presented.source} does not carry a valid one.`;
 }

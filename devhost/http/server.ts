@@ -1,7 +1,9 @@
 /**
  * The HTTP front end: `node:http` on the host's port, routes under the route prefix, keys, and the
- * RPC conversion. A handler that fails yields an empty 500 (the error goes to the console, never
- * to the client).
+ * RPC conversion. Every error the host itself answers is problem+json (`problem.ts`); a handler
+ * that fails yields a 500 whose detail names the function (the error goes to the console, never
+ * to the client). Bodies are limited while they stream in (`body.ts`), and connections that send
+ * nothing, or stall, are closed by the header, request and keep-alive timeouts.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -9,14 +11,13 @@ import type { RegisteredFunction } from '../core-api';
 import type { InvocationInput, InvocationResult } from '../invoke';
 import type { HostLog } from '../log';
 import type { RpcInvocationResponse, RpcTypedData } from '../rpc-types';
-import { fromRpcHttpResponse, toRpcHttpRequest, writeResponse } from './convert';
+import { declaredLength, readLimitedBody } from './body';
+import { fromRpcHttpResponse, requestUrl, toRpcHttpRequest, writeResponse } from './convert';
 import type { AuthLevel, HostKeys } from './keys';
-import { isAuthorized, parseAuthLevel, presentedKey } from './keys';
+import { authFailure, parseAuthLevel, presentedKey } from './keys';
+import { answerClientError, sendProblem } from './problem';
 import type { CompiledRoute } from './routes';
 import { compareRoutes, compileRoute } from './routes';
-
-/** The host's default request size limit (100 MB). */
-const maxRequestBytes = 100 * 1024 * 1024;
 
 export interface HttpFunction {
   name: string;
@@ -95,6 +96,23 @@ export function findHttpOutput(
   return response.returnValue;
 }
 
+/** How long a connection may take or idle; every value in milliseconds. */
+export interface HttpTimeouts {
+  /** From connecting to the end of the request headers; also closes sockets that send nothing. */
+  headersMs: number;
+  /** From connecting to the end of the request body. */
+  requestMs: number;
+  /** Idle time between requests on a kept-alive connection. */
+  keepAliveMs: number;
+}
+
+/** Kestrel's RequestHeadersTimeout (30 s), Node's request timeout (5 min) and keep-alive (5 s). */
+export const defaultHttpTimeouts: HttpTimeouts = {
+  headersMs: 30_000,
+  requestMs: 300_000,
+  keepAliveMs: 5_000,
+};
+
 export interface HttpServerOptions {
   functions: readonly HttpFunction[];
   routePrefix: string;
@@ -105,119 +123,190 @@ export interface HttpServerOptions {
   triggerNonHttp(name: string, input: string): Promise<boolean>;
   /** Whether the host still accepts invocations (false while stopping). */
   accepting(): boolean;
+  /** The request body limit in bytes (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`). */
+  maxRequestBodyBytes: number;
+  timeouts?: Partial<HttpTimeouts>;
 }
 
-function plain(
-  res: ServerResponse,
-  status: number,
-  text = '',
-  headers: Record<string, string> = {},
-): void {
+function plain(res: ServerResponse, status: number, text: string): void {
   const body = Buffer.from(text);
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': body.length,
-    ...headers,
   });
   res.end(body);
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxRequestBytes) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+/** 413, then the connection is closed so the rest of the body is never read. */
+function tooLarge(res: ServerResponse, limit: number): void {
+  sendProblem(res, 'payloadTooLarge', `Request bodies are limited to ${limit} bytes.`, {
+    connection: 'close',
   });
 }
 
+/** The part of a path below the route prefix, or undefined when it is outside the prefix. */
+function belowPrefix(pathname: string, prefix: string): string | undefined {
+  if (!prefix) return pathname;
+  const lower = pathname.toLowerCase();
+  if (lower !== prefix && !lower.startsWith(`${prefix}/`)) return undefined;
+  return pathname.slice(prefix.length);
+}
+
+/** A path segment decoded, or undefined when its percent-encoding is malformed. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the request handlers share: the options and the route prefix as a path (`/api`). */
+interface Served extends HttpServerOptions {
+  prefix: string;
+}
+
+async function runNonHttp(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawName: string,
+): Promise<void> {
+  const limit = served.maxRequestBodyBytes;
+  const read = await readLimitedBody(req, limit);
+  if (read.kind === 'tooLarge') return tooLarge(res, limit);
+  let input = '';
+  try {
+    const text = read.body.toString('utf8');
+    const parsed = read.body.length > 0 ? (JSON.parse(text) as { input?: unknown } | null) : {};
+    input = typeof parsed?.input === 'string' ? parsed.input : '';
+  } catch {
+    return sendProblem(res, 'badRequest', 'The body must be JSON like {"input": ""}.');
+  }
+  // Malformed percent-encoding cannot name a function: the host leaves it undecoded, so 404.
+  const name = decodeSegment(rawName);
+  const started = name !== undefined && (await served.triggerNonHttp(name, input));
+  if (started) return plain(res, 202, '');
+  return sendProblem(res, 'notFound', 'No timer function has this name.');
+}
+
+async function handleAdmin(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  const key = presentedKey(req.headers['x-functions-key'], url.searchParams);
+  const refused = authFailure('admin', key, served.keys);
+  if (refused) return sendProblem(res, 'unauthorized', refused);
+  if (req.method === 'GET' && /^\/admin\/host\/status\/?$/i.test(url.pathname)) {
+    const body = JSON.stringify({ state: 'Running', version: 'devhost' });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+    return void res.end(body);
+  }
+  const m = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
+  if (m && req.method === 'POST') return runNonHttp(served, req, res, m[1] ?? '');
+  const served404 = 'devhost serves GET /admin/host/status and POST /admin/functions/{name}.';
+  return sendProblem(res, 'notFound', served404);
+}
+
+async function invokeHttp(
+  served: Served,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  found: Extract<RouteLookup, { kind: 'found' }>,
+): Promise<void> {
+  const { fn } = found;
+  const key = presentedKey(req.headers['x-functions-key'], url.searchParams);
+  const refused = authFailure(fn.authLevel, key, served.keys);
+  if (refused) return sendProblem(res, 'unauthorized', refused);
+  const read = await readLimitedBody(req, served.maxRequestBodyBytes);
+  if (read.kind === 'tooLarge') return tooLarge(res, served.maxRequestBodyBytes);
+  const data = toRpcHttpRequest({
+    method: (req.method ?? 'GET').toUpperCase(),
+    url: url.toString(),
+    headers: req.headers,
+    params: found.params,
+    body: read.body,
+  });
+  const result = await served.invoke(fn.fn, { inputData: [{ name: fn.triggerName, data }] });
+  if (!result.ok) {
+    return sendProblem(res, 'internal', `The function '${fn.name}' failed; see the host's log.`);
+  }
+  writeResponse(res, fromRpcHttpResponse(findHttpOutput(fn.fn, result.response)));
+}
+
+async function handle(served: Served, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = requestUrl(req);
+  if (!target.ok) return sendProblem(res, 'badRequest', target.detail, { connection: 'close' });
+  const { url } = target;
+  if (!served.accepting()) {
+    const detail = 'Retry once the host has restarted.';
+    return sendProblem(res, 'stopping', detail, { connection: 'close' });
+  }
+  if (/^\/admin(\/|$)/i.test(url.pathname)) return handleAdmin(served, req, res, url);
+  if (url.pathname === '/' && served.prefix !== '')
+    return plain(res, 200, 'devhost: the Functions app is running.\n');
+  const path = belowPrefix(url.pathname, served.prefix);
+  const found =
+    path === undefined
+      ? ({ kind: 'notFound' } as const)
+      : lookupRoute(served.functions, req.method ?? 'GET', path);
+  if (found.kind === 'notFound')
+    return sendProblem(res, 'notFound', `No function route matches ${url.pathname}.`);
+  if (found.kind === 'methodNotAllowed') {
+    const allow = found.allow.join(', ');
+    return sendProblem(res, 'methodNotAllowed', `This route accepts ${allow}.`, { allow });
+  }
+  return invokeHttp(served, req, res, url, found);
+}
+
 export function createHttpServer(options: HttpServerOptions): Server {
-  const prefix = options.routePrefix ? `/${options.routePrefix}` : '';
-
-  async function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const key = presentedKey(req.headers['x-functions-key'], url.searchParams);
-    if (!isAuthorized('admin', key, options.keys)) return plain(res, 401);
-    if (req.method === 'GET' && /^\/admin\/host\/status\/?$/i.test(url.pathname)) {
-      const body = JSON.stringify({ state: 'Running', version: 'devhost' });
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-      return void res.end(body);
-    }
-    const m = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
-    if (m && req.method === 'POST') {
-      const body = (await readBody(req)) ?? Buffer.alloc(0);
-      let input = '';
-      try {
-        const parsed =
-          body.length > 0 ? (JSON.parse(body.toString('utf8')) as { input?: unknown }) : {};
-        input = typeof parsed.input === 'string' ? parsed.input : '';
-      } catch {
-        return plain(res, 400, 'Body must be JSON like {"input": ""}');
-      }
-      const started = await options.triggerNonHttp(decodeURIComponent(m[1] ?? ''), input);
-      return plain(res, started ? 202 : 404);
-    }
-    return plain(res, 404);
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
-    if (!options.accepting()) return plain(res, 503, '', { connection: 'close' });
-    if (/^\/admin(\/|$)/i.test(url.pathname)) return handleAdmin(req, res, url);
-    if (url.pathname === '/' && prefix !== '')
-      return plain(res, 200, 'devhost: the Functions app is running.\n');
-
-    let path = url.pathname;
-    if (prefix) {
-      const lower = path.toLowerCase();
-      if (lower !== prefix && !lower.startsWith(`${prefix}/`)) return plain(res, 404);
-      path = path.slice(prefix.length);
-    }
-    const found = lookupRoute(options.functions, method, path);
-    if (found.kind === 'notFound') return plain(res, 404);
-    if (found.kind === 'methodNotAllowed')
-      return plain(res, 405, '', { allow: found.allow.join(', ') });
-
-    const { fn } = found;
-    if (
-      !isAuthorized(
-        fn.authLevel,
-        presentedKey(req.headers['x-functions-key'], url.searchParams),
-        options.keys,
-      )
-    ) {
-      return plain(res, 401);
-    }
-    const body = await readBody(req);
-    if (body === undefined) return plain(res, 413);
-    const data = toRpcHttpRequest({
-      method,
-      url: url.toString(),
-      headers: req.headers,
-      params: found.params,
-      body,
-    });
-    const result = await options.invoke(fn.fn, { inputData: [{ name: fn.triggerName, data }] });
-    if (!result.ok) return plain(res, 500);
-    writeResponse(res, fromRpcHttpResponse(findHttpOutput(fn.fn, result.response)));
-  }
-
-  return createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+  const served: Served = {
+    ...options,
+    prefix: options.routePrefix ? `/${options.routePrefix}` : '',
+  };
+  return configureServer(options, (req, res) => {
+    handle(served, req, res).catch((error: unknown) => {
       options.log.error(
         `HTTP request failed: ${error instanceof Error ? error.message : String(error)}`,
       );
-      if (!res.headersSent) plain(res, 500);
+      if (!res.headersSent) sendProblem(res, 'internal', 'The host could not answer the request.');
       else res.destroy();
     });
   });
+}
+
+/**
+ * The `node:http` server with the host's limits: timeouts that close silent or stalled
+ * connections, problem answers for unparsable requests, and `Expect: 100-continue` refused with
+ * 413 when the declared body is over the limit (so the client never sends it).
+ */
+function configureServer(
+  options: HttpServerOptions,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
+  const timeouts = { ...defaultHttpTimeouts, ...options.timeouts };
+  const server = createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      // Node checks the two timeouts above only this often (30 s by default).
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, timeouts.headersMs / 4)),
+      // A missing Host is answered by requestUrl() with a problem, not by Node's empty 400.
+      requireHostHeader: false,
+    },
+    handler,
+  );
+  server.on('clientError', answerClientError);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = declaredLength(req);
+    if (declared !== undefined && declared > options.maxRequestBodyBytes)
+      return tooLarge(res, options.maxRequestBodyBytes);
+    res.writeContinue();
+    handler(req, res);
+  });
+  return server;
 }

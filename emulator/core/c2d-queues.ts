@@ -41,8 +41,16 @@ const ACK_MODES: readonly AckMode[] = ['none', 'positive', 'negative', 'full'];
 interface QueueEntry {
   message: C2DMessage;
   locked: boolean;
+  /**
+   * The lock token of the current delivery while locked: new on every delivery, so a device that
+   * lost its lock cannot settle a later delivery of the same message. (`message.lockToken` stays
+   * the message's key in the journal.)
+   */
+  lock?: string;
   /** False until the enqueue is durable: not delivered before the sender heard success. */
   ready: boolean;
+  /** Ends a timed lock (HTTPS polling); absent for locks held by a connection (MQTT). */
+  lockTimer?: ClockTimer;
 }
 
 export interface C2DQueueOptions {
@@ -195,12 +203,14 @@ export class C2DQueues implements CloudToDevice {
     };
   }
 
-  lockNext(deviceId: string): C2DMessage | undefined {
+  lockNext(deviceId: string, lockTimeoutMs?: number): C2DMessage | undefined {
     this.sweepExpired(deviceId);
     const entry = this.queues.get(deviceId)?.find((e) => e.ready && !e.locked);
     if (!entry) return undefined;
     entry.locked = true;
+    entry.lock = randomUUID();
     entry.message.deliveryCount++;
+    if (lockTimeoutMs !== undefined) this.startLockTimer(deviceId, entry, lockTimeoutMs);
     // The count only matters after a crash (to stop redelivering forever); not worth a wait.
     this.journalInBackground([
       {
@@ -210,7 +220,7 @@ export class C2DQueues implements CloudToDevice {
         deliveryCount: entry.message.deliveryCount,
       },
     ]);
-    return copyMessage(entry.message);
+    return { ...copyMessage(entry.message), lockToken: entry.lock };
   }
 
   async complete(deviceId: string, lockToken: string): Promise<void> {
@@ -219,8 +229,14 @@ export class C2DQueues implements CloudToDevice {
   }
 
   async abandon(deviceId: string, lockToken: string): Promise<void> {
-    const entry = this.lockedEntry(deviceId, lockToken);
+    await this.unlock(deviceId, this.lockedEntry(deviceId, lockToken));
+  }
+
+  /** Back to the queue, unless that was its last delivery or it expired meanwhile. */
+  private async unlock(deviceId: string, entry: QueueEntry): Promise<void> {
+    this.stopLockTimer(entry);
     entry.locked = false;
+    entry.lock = undefined;
     if (entry.message.deliveryCount >= this.maxDeliveryCount) {
       await this.options.store.record(this.remove(deviceId, [entry], 'DeliveryCountExceeded'));
       return;
@@ -274,6 +290,7 @@ export class C2DQueues implements CloudToDevice {
   }
 
   dispose(): void {
+    for (const queue of this.queues.values()) for (const entry of queue) this.stopLockTimer(entry);
     if (this.expiryTimer) this.options.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     this.expiryTimerDue = Infinity;
@@ -289,15 +306,36 @@ export class C2DQueues implements CloudToDevice {
   }
 
   private lockedEntry(deviceId: string, lockToken: string): QueueEntry {
-    const entry = this.queues.get(deviceId)?.find((e) => e.message.lockToken === lockToken);
-    if (entry?.locked) return entry;
+    const entry = this.queues.get(deviceId)?.find((e) => e.locked && e.lock === lockToken);
+    if (entry) return entry;
     if (!this.options.device(deviceId)) {
       throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
     }
     throw new HubError('PreconditionFailed', 'The message lock was lost or the message is gone');
   }
 
+  /**
+   * A timed lock that is neither completed, rejected nor abandoned in time ends as an abandon does
+   * (IoT Hub: the message becomes visible again; the delivery still counts).
+   */
+  private startLockTimer(deviceId: string, entry: QueueEntry, ms: number): void {
+    this.stopLockTimer(entry);
+    entry.lockTimer = this.options.clock.setTimeout(() => {
+      entry.lockTimer = undefined;
+      if (!entry.locked || !this.queues.get(deviceId)?.includes(entry)) return;
+      this.unlock(deviceId, entry).catch((error: unknown) => {
+        console.error('ending an expired C2D lock failed:', error);
+      });
+    }, ms);
+  }
+
+  private stopLockTimer(entry: QueueEntry): void {
+    if (entry.lockTimer) this.options.clock.clearTimeout(entry.lockTimer);
+    entry.lockTimer = undefined;
+  }
+
   private detach(deviceId: string, entry: QueueEntry): void {
+    this.stopLockTimer(entry);
     const queue = this.queues.get(deviceId);
     if (!queue) return;
     const index = queue.indexOf(entry);

@@ -28,6 +28,8 @@ export type HubErrorCode =
   | 'Unauthorized'
   | 'DeviceDisabled'
   | 'ThrottlingException'
+  | 'DeviceNotOnline'
+  | 'GatewayTimeout'
   | 'NotImplemented'
   | 'ServerError';
 
@@ -126,7 +128,10 @@ export interface C2DMessage extends Omit<C2DMessageInput, 'expiryTime'> {
   /** Assigned by the hub when the sender gave none. */
   messageId: string;
   deviceId: string;
-  /** Unique per enqueued message, used as the lock token on delivery. */
+  /**
+   * From `enqueue`: the message's key in the store. From `lockNext`: that delivery's lock token,
+   * new on every delivery (the token `complete`, `abandon`, `reject` and `deadLetter` take).
+   */
   lockToken: string;
   /** ms since the epoch. */
   enqueuedTime: number;
@@ -149,9 +154,12 @@ export interface CloudToDevice {
   enqueue(deviceId: string, input: C2DMessageInput): Promise<C2DMessage>;
   /**
    * Locks and returns the next deliverable message (expired ones are removed with feedback on the
-   * way), incrementing its delivery count; undefined when none is waiting.
+   * way), incrementing its delivery count; undefined when none is waiting. With `lockTimeoutMs`
+   * (HTTPS polling: IoT Hub's one-minute lock) the lock ends by itself, as an `abandon` would,
+   * when the device settles nothing in time; without it the lock lasts until settled (MQTT: the
+   * connection abandons what is in flight when it closes).
    */
-  lockNext(deviceId: string): C2DMessage | undefined;
+  lockNext(deviceId: string, lockTimeoutMs?: number): C2DMessage | undefined;
   /** Device accepted it (MQTT PUBACK): removed, `Success` feedback if the ack mode asks. */
   complete(deviceId: string, lockToken: string): Promise<void>;
   /** Back to the queue; past the max delivery count it is dropped with `DeliveryCountExceeded`. */
@@ -257,9 +265,96 @@ export interface DeviceToCloud {
   onAppend(listener: (event: StoredEvent) => void): () => void;
 }
 
+/** One section of a twin (desired or reported) as stored. */
+export interface TwinSection {
+  properties: Record<string, unknown>;
+  /** Mirrors `properties`: `$lastUpdated` (and `$lastUpdatedVersion` for desired) per node. */
+  metadata: Record<string, unknown>;
+  version: number;
+}
+
+/** A device twin as stored: what the device and the service can change. */
+export interface TwinRecord {
+  deviceId: string;
+  etag: string;
+  /** Bumped by every change to tags, desired or reported. */
+  version: number;
+  tags: Record<string, unknown>;
+  desired: TwinSection;
+  reported: TwinSection;
+}
+
+/** What the service may change: tags and desired properties (either may be absent). */
+export interface TwinUpdate {
+  tags?: Record<string, unknown>;
+  desired?: Record<string, unknown>;
+}
+
+/** One page of a query's answer. */
+export interface QueryPage {
+  /** Twin documents for `SELECT *`, projected objects otherwise. */
+  items: Record<string, unknown>[];
+  /** 'Twin' for whole twins, 'JSON' for projections and aggregates (IoT Hub's x-ms-item-type). */
+  itemType: 'Twin' | 'JSON';
+  /** Present only when more pages follow. */
+  continuation?: string;
+}
+
+export interface Twins {
+  /** The stored twin, or a fresh one for a device that has never had a change; undefined for no device. */
+  get(deviceId: string): TwinRecord | undefined;
+  /** The twin as IoT Hub's REST API returns it, identity fields included. */
+  document(deviceId: string): Record<string, unknown> | undefined;
+  /** PATCH: merges tags and desired; `null` removes. Throws DeviceNotFound, PreconditionFailed, ArgumentInvalid, MessageTooLarge. */
+  update(deviceId: string, update: TwinUpdate, ifMatch?: string): Promise<TwinRecord>;
+  /** PUT: replaces tags and desired. */
+  replace(deviceId: string, update: TwinUpdate, ifMatch?: string): Promise<TwinRecord>;
+  /** A device's reported-properties patch; resolves with the new reported version. */
+  updateReported(deviceId: string, patch: unknown): Promise<number>;
+  /** IoT Hub's query language over twins; `continuation` as handed out by a previous page. */
+  query(text: unknown, pageSize: number, continuation?: string): QueryPage;
+  /** Fires after a desired change is durable: the patch a device receives, `$version` included. */
+  onDesiredChanged(
+    listener: (deviceId: string, patch: Record<string, unknown>) => void,
+  ): () => void;
+}
+
+export interface MethodInvocation {
+  methodName: string;
+  payload: unknown;
+  responseTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+export interface MethodRequest {
+  requestId: string;
+  methodName: string;
+  /** The payload as JSON text. */
+  body: string;
+}
+
+export interface MethodResult {
+  status: number;
+  payload: unknown;
+}
+
+export interface DirectMethods {
+  /**
+   * Calls a method on a connected device. Throws DeviceNotFound, DeviceNotOnline (no listener
+   * within the connect timeout), GatewayTimeout (no answer within the response timeout).
+   */
+  invoke(deviceId: string, invocation: MethodInvocation): Promise<MethodResult>;
+  /** A connection accepts method calls for the device (the latest one wins); returns its removal. */
+  listen(deviceId: string, deliver: (request: MethodRequest) => void): () => void;
+  /** A device's answer; false (and ignored) for an unknown or expired request id. */
+  respond(deviceId: string, requestId: string, status: number, body: Buffer): boolean;
+}
+
 export interface IotHubCore {
   readonly clock: Clock;
   readonly registry: Registry;
+  readonly twins: Twins;
+  readonly methods: DirectMethods;
   readonly c2d: CloudToDevice;
   readonly feedback: Feedback;
   readonly d2c: DeviceToCloud;

@@ -10,8 +10,10 @@ import type { DurableStoreOptions } from './durable-store';
 import { openDurableStore } from './durable-store';
 import { FeedbackBatcher } from './feedback-batcher';
 import { createMemoryStore } from './memory-store';
+import { DeviceMethods } from './direct-methods';
 import { DeviceRegistry } from './registry';
 import type { CoreStore, StoreStats } from './store';
+import { DeviceTwins } from './twins';
 
 export const CORE_DEFAULTS = {
   partitionCount: 4,
@@ -53,7 +55,7 @@ export async function createCore(options: CreateCoreOptions = {}): Promise<Inspe
   const recovered = store.recovered;
 
   // The registry and the queues refer to each other; the queues are created second.
-  const late: { c2d?: C2DQueues } = {};
+  const late: { c2d?: C2DQueues; twins?: DeviceTwins } = {};
   const registry = new DeviceRegistry(
     {
       clock,
@@ -61,9 +63,13 @@ export async function createCore(options: CreateCoreOptions = {}): Promise<Inspe
       purgeQueue: (deviceId, generationId) =>
         late.c2d ? late.c2d.purgeQueue(deviceId, generationId) : [],
       queueDepth: (deviceId) => late.c2d?.depth(deviceId) ?? 0,
+      forgetTwin: (deviceId) => late.twins?.forget(deviceId),
     },
     recovered.devices,
   );
+  const twins = new DeviceTwins({ clock, store, registry }, recovered.twins);
+  late.twins = twins;
+  const methods = new DeviceMethods(clock, registry);
   const feedback = new FeedbackBatcher(
     clock,
     store,
@@ -98,6 +104,8 @@ export async function createCore(options: CreateCoreOptions = {}): Promise<Inspe
   return {
     clock,
     registry,
+    twins,
+    methods,
     c2d,
     feedback,
     d2c,

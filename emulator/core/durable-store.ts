@@ -1,7 +1,7 @@
 /**
  * The durable store: everything under `<dataDir>/store/`.
  * - `meta.json`: format version and partition count (a mismatch refuses to start).
- * - `state.log`: journaled registry, C2D and feedback changes; compacted into a snapshot on open
+ * - `state.log`: journaled registry, twin, C2D and feedback changes; compacted into a snapshot on open
  *   and whenever it grows well past the live state.
  * - `d2c-<n>.log`: telemetry segments, each starting with the next sequence number per partition;
  *   a new segment starts past a size limit and whole segments past retention are deleted.
@@ -201,6 +201,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
 
   const recovered: RecoveredState = {
     devices: state.devicesList,
+    twins: state.twinsList,
     c2dMessages: state.c2dMessages,
     feedbackBatches: state.feedbackBatches,
     feedbackOpen: state.openFeedback,

@@ -34,6 +34,8 @@ export interface RegistryDependencies {
   store: CoreStore;
   /** Empties the device's C2D queue when it is deleted; returns the journal entries for it. */
   purgeQueue(deviceId: string, generationId: string): StateChange[];
+  /** Drops the device's twin when it is deleted (its journal entry is the device's delete). */
+  forgetTwin(deviceId: string): void;
   queueDepth(deviceId: string): number;
 }
 
@@ -131,6 +133,7 @@ export class DeviceRegistry implements Registry {
   async delete(deviceId: string, ifMatch?: string): Promise<void> {
     const device = this.require(deviceId, ifMatch);
     this.devices.delete(deviceId);
+    this.deps.forgetTwin(deviceId);
     // One record, journaled now: a create of the same id right after must land after it.
     await this.deps.store.record([
       ...this.deps.purgeQueue(deviceId, device.generationId),

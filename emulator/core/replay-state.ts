@@ -2,11 +2,18 @@
  * The store's own picture of the journaled state: rebuilt from the log on open, kept current as
  * changes are recorded, and written back out as a compact snapshot when the log grows.
  */
-import type { C2DMessage, DeviceRecord, FeedbackBatch, FeedbackRecord } from './contracts';
+import type {
+  C2DMessage,
+  DeviceRecord,
+  FeedbackBatch,
+  FeedbackRecord,
+  TwinRecord,
+} from './contracts';
 import type { StateChange } from './store';
 
 export class ReplayState {
   private readonly devices = new Map<string, DeviceRecord>();
+  private readonly twins = new Map<string, TwinRecord>();
   /** By lock token; insertion order is queue order. */
   private readonly messages = new Map<string, C2DMessage>();
   private feedbackOpen: FeedbackRecord[] = [];
@@ -19,9 +26,13 @@ export class ReplayState {
         break;
       case 'device.delete':
         this.devices.delete(change.deviceId);
+        this.twins.delete(change.deviceId);
         for (const [token, message] of this.messages) {
           if (message.deviceId === change.deviceId) this.messages.delete(token);
         }
+        break;
+      case 'twin.put':
+        this.twins.set(change.twin.deviceId, change.twin);
         break;
       case 'c2d.enqueue':
         this.messages.set(change.message.lockToken, change.message);
@@ -55,6 +66,10 @@ export class ReplayState {
     return [...this.devices.values()];
   }
 
+  get twinsList(): TwinRecord[] {
+    return [...this.twins.values()];
+  }
+
   get c2dMessages(): C2DMessage[] {
     return [...this.messages.values()].map((m) => ({ ...m }));
   }
@@ -71,6 +86,7 @@ export class ReplayState {
   snapshot(): StateChange[] {
     const changes: StateChange[] = [];
     for (const device of this.devices.values()) changes.push({ kind: 'device.put', device });
+    for (const twin of this.twins.values()) changes.push({ kind: 'twin.put', twin });
     for (const message of this.messages.values()) changes.push({ kind: 'c2d.enqueue', message });
     for (const batch of this.batches.values()) {
       for (const record of batch.records) changes.push({ kind: 'feedback.add', record });

@@ -9,12 +9,16 @@ import type {
   FeedbackBatch,
   FeedbackRecord,
   StoredEvent,
+  TwinRecord,
 } from './contracts';
 
 /** One state change, journaled in the order the core made it. */
 export type StateChange =
   | { kind: 'device.put'; device: DeviceRecord }
+  /** Also deletes the device's twin. */
   | { kind: 'device.delete'; deviceId: string }
+  /** The whole twin after a change (twins are small: at most ~72 KB of properties). */
+  | { kind: 'twin.put'; twin: TwinRecord }
   | { kind: 'c2d.enqueue'; message: C2DMessage }
   | { kind: 'c2d.delivered'; deviceId: string; lockToken: string; deliveryCount: number }
   | { kind: 'c2d.remove'; deviceId: string; lockToken: string }
@@ -27,6 +31,8 @@ export type StateChange =
 export interface RecoveredState {
   /** In creation order. */
   devices: DeviceRecord[];
+  /** Twins that have ever changed (a device without one has a fresh twin). */
+  twins: TwinRecord[];
   /** Queued C2D messages of every device, in queue order (none locked). */
   c2dMessages: C2DMessage[];
   /** Closed batches not settled yet, oldest first. */
@@ -73,6 +79,7 @@ export interface CoreStore {
 export function emptyRecoveredState(): RecoveredState {
   return {
     devices: [],
+    twins: [],
     c2dMessages: [],
     feedbackBatches: [],
     feedbackOpen: [],

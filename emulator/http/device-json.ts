@@ -1,5 +1,5 @@
 /**
- * Device identities and twins as IoT Hub's REST API spells them (api-version 2021-04-12), and the
+ * Device identities as IoT Hub's REST API spells them (api-version 2021-04-12), and the
  * request bodies `azure-iothub`'s `Registry` sends for create and update.
  */
 import type {
@@ -50,35 +50,6 @@ export function toDeviceJson(device: DeviceRecord, activity: DeviceActivity): De
     },
     capabilities: { iotEdge: false },
     parentScopes: [],
-  };
-}
-
-/** The twin document IoT Hub returns from `GET /twins/{id}` and from queries over `devices`. */
-export function toTwinJson(
-  device: DeviceRecord,
-  activity: DeviceActivity,
-): Record<string, unknown> {
-  const metadata = { $lastUpdated: device.createdTime };
-  return {
-    deviceId: device.deviceId,
-    // Twin properties are not stored by the emulator, so the twin never changes: a fixed etag.
-    etag: 'AAAAAAAAAAE=',
-    deviceEtag: device.etag,
-    status: device.status,
-    statusReason: device.statusReason,
-    statusUpdateTime: device.statusUpdatedTime,
-    connectionState: activity.connectionState,
-    lastActivityTime: activity.lastActivityTime,
-    cloudToDeviceMessageCount: activity.cloudToDeviceMessageCount,
-    authenticationType: 'sas',
-    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-    modelId: '',
-    version: 1,
-    properties: {
-      desired: { $metadata: metadata, $version: 1 },
-      reported: { $metadata: metadata, $version: 1 },
-    },
-    capabilities: { iotEdge: false },
   };
 }
 

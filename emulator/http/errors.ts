@@ -23,6 +23,8 @@ const httpErrors: Record<HubErrorCode, HttpError> = {
   MessageTooLarge: { status: 413, code: 'MessageTooLarge' },
   DeviceDisabled: { status: 400, code: 'DeviceDisabled' },
   ThrottlingException: { status: 429, code: 'ThrottlingException' },
+  DeviceNotOnline: { status: 404, code: 'DeviceNotOnline' },
+  GatewayTimeout: { status: 504, code: 'GatewayTimeout' },
   NotImplemented: { status: 501, code: 'NotImplemented' },
   ServerError: { status: 500, code: 'ServerError' },
 };

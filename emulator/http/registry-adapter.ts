@@ -1,6 +1,7 @@
 /**
  * The registry REST API over HTTPS, as `azure-iothub`'s `Registry` (1.16.6) calls it: device
- * create/get/list/update/delete, queries over `devices`, twin get and C2D purge. TLS is
+ * create/get/list/update/delete, queries over `devices` (evaluated by the core), C2D purge, and
+ * twins and direct methods (./twin-routes.ts). TLS is
  * terminated by server.ts, which hands over each connection after sniffing an HTTP method.
  *
  * Every response is JSON (the SDK ignores bodies of any other content type); errors carry IoT
@@ -14,79 +15,32 @@ import type { PolicyRight } from '../config';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import type { DeviceRecord } from '../core/contracts';
 import { HubError } from '../core/contracts';
-import {
-  parseDeviceBody,
-  toCreateInput,
-  toDeviceJson,
-  toTwinJson,
-  toUpdateInput,
-} from './device-json';
+import { parseDeviceBody, toCreateInput, toDeviceJson, toUpdateInput } from './device-json';
 import { toErrorResponse } from './errors';
-import { parseDeviceQuery } from './query';
+import { header, ifMatchOf, type Request, type Response, type Route } from './route';
+import { twinRoutes } from './twin-routes';
+import { readBody } from './body';
+import { createDeviceRoutes } from './device-routes';
 
 const maxBodyBytes = 1024 * 1024;
-/** How much of an oversized body is read and dropped before the connection is cut. */
-const maxDiscardBytes = 16 * 1024 * 1024;
 const defaultPageSize = 100;
 const maxPageSize = 10_000;
 const maxListSize = 1000;
 
-interface Request {
-  method: string;
-  /** Decoded path segments, e.g. ['devices', 'my device']. */
-  segments: string[];
-  query: URLSearchParams;
-  headers: http.IncomingHttpHeaders;
-  body: unknown;
-}
+/** A request before authentication: the body is still raw bytes, unparsed. */
+type RawRequest = Omit<Request, 'body'> & { raw: Buffer };
 
-interface Response {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-type Handler = (request: Request) => Promise<Response> | Response;
-
-interface Route {
-  method: string;
-  /** Literal segments, or ':id' for the device id. */
-  pattern: string[];
-  right: PolicyRight;
-  handler: (request: Request, deviceId: string) => Promise<Response> | Response;
-}
-
-function header(headers: http.IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** `"*"` or `"<etag>"` as sent; the quotes are not part of the etag. */
-function ifMatchOf(headers: http.IncomingHttpHeaders): string | undefined {
-  const value = header(headers, 'if-match');
-  if (value === undefined) return undefined;
-  return value
-    .trim()
-    .replace(/^W\//, '')
-    .replace(/^"(.*)"$/, '$1');
-}
-
-function encodeContinuation(afterDeviceId: string): string {
-  return Buffer.from(JSON.stringify({ after: afterDeviceId }), 'utf8').toString('base64url');
-}
-
-function decodeContinuation(token: string): string {
+/** Parsed only once the caller is authenticated: a bad token must not learn about JSON errors. */
+function parseJsonBody(raw: Buffer): unknown {
+  if (raw.length === 0) return undefined;
   try {
-    const value: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (typeof value === 'object' && value !== null && 'after' in value) {
-      const after = value.after;
-      if (typeof after === 'string') return after;
-    }
+    return JSON.parse(raw.toString('utf8'));
   } catch {
-    // fall through
+    throw new HubError('ArgumentInvalid', 'the request body is not valid JSON');
   }
-  throw new HubError('ArgumentInvalid', 'the x-ms-continuation token is not valid');
 }
+
+type Handler = (request: RawRequest) => Promise<Response> | Response;
 
 function pageSizeOf(headers: http.IncomingHttpHeaders): number {
   const value = header(headers, 'x-ms-max-item-count');
@@ -101,6 +55,7 @@ function pageSizeOf(headers: http.IncomingHttpHeaders): number {
 export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const { core, log } = ctx;
   const registry = core.registry;
+  const deviceRoutes = createDeviceRoutes(ctx);
 
   const requireDevice = (deviceId: string): DeviceRecord => {
     const device = registry.get(deviceId);
@@ -140,33 +95,16 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
           typeof body === 'object' && body !== null
             ? (body as { query?: unknown }).query
             : undefined;
-        const query = parseDeviceQuery(text);
-        const pageSize = pageSizeOf(headers);
-        const continuation = header(headers, 'x-ms-continuation');
-        const after = continuation ? decodeContinuation(continuation) : undefined;
-        const matching = registry
-          .list()
-          .filter((device) =>
-            query.conditions.every(({ field, value }) => {
-              if (field === 'deviceId') return device.deviceId === value;
-              if (field === 'status') return device.status === value;
-              return registry.activity(device.deviceId).connectionState === value;
-            }),
-          )
-          .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
-          .filter((device) => after === undefined || device.deviceId > after);
-        const page = matching.slice(0, pageSize);
-        const responseHeaders: Record<string, string> = { 'x-ms-item-type': 'Twin' };
-        const last = page[page.length - 1];
-        // Only when more pages exist: an empty continuation header makes the SDK loop forever.
-        if (matching.length > page.length && last) {
-          responseHeaders['x-ms-continuation'] = encodeContinuation(last.deviceId);
+        const page = core.twins.query(
+          text,
+          pageSizeOf(headers),
+          header(headers, 'x-ms-continuation') || undefined,
+        );
+        const responseHeaders: Record<string, string> = { 'x-ms-item-type': page.itemType };
+        if (page.continuation !== undefined) {
+          responseHeaders['x-ms-continuation'] = page.continuation;
         }
-        return {
-          status: 200,
-          body: page.map((d) => toTwinJson(d, registry.activity(d.deviceId))),
-          headers: responseHeaders,
-        };
+        return { status: 200, body: page.items, headers: responseHeaders };
       },
     },
     {
@@ -211,18 +149,10 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
         return { status: 200, body: { totalMessagesPurged: purged, deviceId, moduleId: null } };
       },
     },
-    {
-      method: 'GET',
-      pattern: ['twins', ':id'],
-      right: 'RegistryRead',
-      handler: (_request, deviceId) => {
-        const device = requireDevice(deviceId);
-        return { status: 200, body: toTwinJson(device, registry.activity(deviceId)) };
-      },
-    },
+    ...twinRoutes(core),
   ];
 
-  const matchRoute = (request: Request): { route: Route; deviceId: string } | undefined => {
+  const matchRoute = (request: RawRequest): { route: Route; deviceId: string } | undefined => {
     for (const route of routes) {
       if (route.method !== request.method || route.pattern.length !== request.segments.length) {
         continue;
@@ -241,7 +171,7 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     return undefined;
   };
 
-  const authenticate = (request: Request, right: PolicyRight | undefined): void => {
+  const authenticate = (request: RawRequest, right: PolicyRight | undefined): void => {
     const token = header(request.headers, 'authorization');
     if (!token) throw new HubError('Unauthorized', 'the request has no Authorization header');
     const now = core.clock.now();
@@ -272,7 +202,8 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
         `${request.method} /${request.segments.join('/')} is not implemented by the local IoT Hub`,
       );
     }
-    return matched.route.handler(request, matched.deviceId);
+    const { raw, ...rest } = request;
+    return matched.route.handler({ ...rest, body: parseJsonBody(raw) }, matched.deviceId);
   };
 
   const send = (res: http.ServerResponse, response: Response): void => {
@@ -285,50 +216,11 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     res.end(payload);
   };
 
-  /**
-   * Collects the body up to the limit. Beyond it the request fails with MessageTooLarge, but the
-   * rest is still read and dropped (up to `maxDiscardBytes`), so the client that is still sending
-   * gets to read the 413 instead of a connection reset.
-   */
-  const tooLarge = () =>
-    new HubError('MessageTooLarge', `the request body exceeds ${maxBodyBytes} bytes`);
-  const discardRest = (req: http.IncomingMessage): void => {
-    let discarded = 0;
-    req.removeAllListeners('data');
-    req.on('data', (chunk: Buffer) => {
-      discarded += chunk.length;
-      if (discarded > maxDiscardBytes) req.socket.destroy();
-    });
-    req.resume();
-  };
-  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBodyBytes) {
-          discardRest(req);
-          reject(tooLarge());
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
-    });
-
   const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'https://local-iothub');
     let label = `${method} ${url.pathname}`;
     try {
-      const declared = Number(header(req.headers, 'content-length') ?? '0');
-      if (declared > maxBodyBytes) {
-        discardRest(req);
-        throw tooLarge();
-      }
-      const raw = await readBody(req);
       let segments: string[];
       try {
         segments = url.pathname
@@ -339,17 +231,16 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
         throw new HubError('ArgumentInvalid', 'the request path is not valid percent-encoding');
       }
       label = `${method} /${segments.join('/')}`;
-      let body: unknown;
-      if (raw.length > 0) {
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch {
-          throw new HubError('ArgumentInvalid', 'the request body is not valid JSON');
-        }
+      // Device-facing paths authenticate a device before they read any body.
+      const deviceRequest = deviceRoutes.match(method, segments, url.searchParams);
+      if (deviceRequest) {
+        await deviceRoutes.serve(req, res, deviceRequest);
+        return;
       }
+      const raw = await readBody(req, maxBodyBytes);
       send(
         res,
-        await handle({ method, segments, query: url.searchParams, headers: req.headers, body }),
+        await handle({ method, segments, query: url.searchParams, headers: req.headers, raw }),
       );
     } catch (error) {
       const response = toErrorResponse(error);
@@ -369,7 +260,8 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
     void onRequest(req, res);
   });
   // Idle connections are dropped (the server is never `listen`ed, so only socket timeouts apply).
-  server.timeout = 120_000;
+  // A direct method call may legitimately wait 300 s to connect plus 300 s for the answer.
+  server.timeout = 660_000;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     log.warn(`refused a malformed HTTP request: ${error.code ?? error.message}`);
     if ((socket as Partial<{ writable: boolean }>).writable) {

@@ -9,19 +9,20 @@
  *   twin requests; anything else drops the connection, as IoT Hub does;
  * - `authorizeSubscribe`: its own devicebound topic and the `$iothub/` reply topics;
  * - `authorizeForward`: nothing published through the broker reaches a device — only what this
- *   adapter sends to one connection (C2D messages, twin replies).
+ *   adapter sends to one connection (C2D messages, twin replies, desired patches, method calls;
+ *   twin and method traffic is handled by ./twin-methods.ts).
  */
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
-import type { DeviceRecord, TelemetryInput } from '../core/contracts';
+import type { TelemetryInput } from '../core/contracts';
 import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
 import { MqttFrameWatcher } from './frame-watcher';
 import { decodePropertyBag, PropertyBagError } from './property-bag';
 import { classifyPublish, classifySubscription, deviceboundTopicPrefix } from './topics';
-import { TwinError, TwinStore } from './twin';
+import { TwinMethodHandler } from './twin-methods';
 
 /** IoT Hub's limit for one device-to-cloud message (body and properties). */
 export const maxMessageBytes = 256 * 1024;
@@ -64,7 +65,6 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
   const remotes = new WeakMap<Client, string>();
   /** Connections this adapter dropped (already logged with the reason). */
   const droppedByUs = new WeakSet<Client>();
-  const twins = new TwinStore();
   const pending = new Set<Promise<void>>();
   /**
    * Set for the duration of one `client.publish` from this adapter: aedes calls
@@ -147,10 +147,12 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     };
   }
 
-  function reply(client: Client, topic: string, body: unknown): void {
-    const payload = Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8');
-    transportFor(client).publish(topic, payload, 0, undefined);
-  }
+  const twinsAndMethods = new TwinMethodHandler({
+    core,
+    log,
+    publish: (client, topic, payload) => transportFor(client).publish(topic, payload, 0, undefined),
+    track,
+  });
 
   type AuthenticateDone = (error: AuthenticateError | null, success: boolean | null) => void;
 
@@ -304,35 +306,9 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
         appendTelemetry(client, session, packet, target.bag, callback);
         return;
       case 'twin-get':
-        reply(
-          client,
-          `$iothub/twin/res/200/?$rid=${target.requestId}`,
-          twins.document(session.deviceId),
-        );
-        callback(null);
-        return;
       case 'twin-patch-reported':
-        try {
-          const version = twins.patchReported(session.deviceId, asBuffer(packet.payload));
-          reply(
-            client,
-            `$iothub/twin/res/204/?$rid=${target.requestId}&$version=${version}`,
-            undefined,
-          );
-        } catch (error) {
-          const reason =
-            error instanceof TwinError ? error.message : 'unusable reported properties';
-          log.warn(`device ${quote(session.deviceId)}: ${reason}`);
-          reply(client, `$iothub/twin/res/400/?$rid=${target.requestId}`, {
-            errorCode: 400004,
-            message: reason,
-          });
-        }
-        callback(null);
-        return;
       case 'method-response':
-        // No direct method is ever invoked by this hub, so no response is awaited.
-        log.info(`device ${quote(session.deviceId)}: ignored a direct method response`);
+        twinsAndMethods.handlePublish(client, session.deviceId, target, asBuffer(packet.payload));
         callback(null);
         return;
       case 'refused':
@@ -402,6 +378,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       const session = sessions.get(client);
       if (!session) return;
       session.close();
+      twinsAndMethods.onDisconnect(client, session.deviceId);
       if (live.get(session.deviceId)?.client === client) {
         live.delete(session.deviceId);
         core.registry.setConnected(session.deviceId, false);
@@ -415,8 +392,9 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     guarded('a subscription', (subscriptions: Subscription[], client: Client) => {
       const session = sessions.get(client);
       const c2dFilter = session ? `${deviceboundTopicPrefix(session.deviceId)}#` : undefined;
-      if (subscriptions.some((s) => s.topic === c2dFilter && (s.qos as number) !== 128))
-        session?.subscribeC2D();
+      const granted = subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic);
+      if (granted.includes(c2dFilter ?? '')) session?.subscribeC2D();
+      if (session) twinsAndMethods.onSubscribe(client, session.deviceId, granted);
     }),
   );
 
@@ -427,6 +405,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       if (session && topics.includes(`${deviceboundTopicPrefix(session.deviceId)}#`)) {
         session.unsubscribeC2D();
       }
+      if (session) twinsAndMethods.onUnsubscribe(client, session.deviceId, topics);
     }),
   );
 
@@ -446,8 +425,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     guarded('C2D delivery', (deviceId: string) => live.get(deviceId)?.session.pump()),
   );
   const stopRegistry = core.registry.onDeviceChanged(
-    guarded('a registry change', (deviceId: string, device: DeviceRecord | undefined) => {
-      if (!device) twins.forget(deviceId);
+    guarded('a registry change', (deviceId: string) => {
       const connection = live.get(deviceId);
       if (!connection) return;
       const reason = connection.session.stillAuthorized();
@@ -480,6 +458,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     async close() {
       stopC2D();
       stopRegistry();
+      twinsAndMethods.close();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await Promise.allSettled([...pending]);
     },

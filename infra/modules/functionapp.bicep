@@ -92,6 +92,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
+        // The host refuses bodies over 1 MB before the app buffers them (default 100 MB); the
+        // API's own limit is 64 KB, so its problem+json 413 still answers anything in between.
+        { name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', value: '1048576' }
         { name: 'IOTHUB_HOST_NAME', value: hub.properties.hostName }
         { name: 'IOTHUB_EVENTS_CONNECTION', value: eventsConnection }
         { name: 'IOTHUB_EVENTS_NAME', value: eventsEndpoint.path }
@@ -100,6 +103,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'TELEMETRY_DEADLETTER_MAX_BODY_BYTES', value: '4096' }
         { name: 'TELEMETRY_RETENTION_DAYS', value: string(telemetryRetentionDays) }
         { name: 'TELEMETRY_PURGE_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'TELEMETRY_STALL_SECONDS', value: '60' }
         { name: 'FEEDBACK_SCHEDULE', value: '*/30 * * * * *' }
         { name: 'FEEDBACK_DRAIN_SECONDS', value: '10' }
         { name: 'SIMULATOR_ENABLED', value: string(simulatorEnabled) }

@@ -55,7 +55,8 @@ resource telemetryGroup 'Microsoft.Devices/IotHubs/eventHubEndpoints/ConsumerGro
   }
 }
 
-// IoT Hub Data Contributor: registry read/write and C2D send/feedback through Entra ID
+// IoT Hub Data Contributor (data actions Microsoft.Devices/IotHubs/*): registry read/write,
+// C2D send/feedback, twin read/write and direct methods through Entra ID
 // (azure-iothub Registry.fromTokenCredential / Client.fromTokenCredential).
 var iotHubDataContributor = '4fc6c259-987e-4a07-842e-c321cc9d413f'
 

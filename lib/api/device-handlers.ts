@@ -5,6 +5,8 @@
 import type { HttpRequest } from '@azure/functions';
 import { queryObject, readJsonBody, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import { invalidContinuationToken } from '../devices/continuation-token';
+import { ApiError } from '../http/problem';
 import type { ApiServices } from './services';
 import {
   CreateDeviceRequest,
@@ -13,6 +15,10 @@ import {
   defaultPageSize,
   deviceIdSyntax,
 } from './schemas';
+
+function isHubRejection(error: unknown): boolean {
+  return error instanceof ApiError && error.kind === 'hubRejectedRequest';
+}
 
 function deviceIdParam(request: HttpRequest): string {
   return routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
@@ -24,7 +30,8 @@ function childUrl(request: HttpRequest, id: string): string {
   return `${url.pathname.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
 }
 
-function quoted(etag: string): string {
+/** An etag as an HTTP header value (quoted). */
+export function quoted(etag: string): string {
   return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
@@ -51,10 +58,14 @@ export function createDeviceHandlers(services: () => ApiServices): DeviceHandler
 
     list: withProblems(async (request) => {
       const query = validate(ListDevicesQuery, queryObject(request), 'query string');
-      const page = await services().devices.list(
-        query.pageSize ?? defaultPageSize,
-        query.continuationToken,
-      );
+      const page = await services()
+        .devices.list(query.pageSize ?? defaultPageSize, query.continuationToken)
+        .catch((error: unknown) => {
+          // A well-formed token the hub refuses was not issued by this API (or has gone stale).
+          if (query.continuationToken !== undefined && isHubRejection(error))
+            throw invalidContinuationToken();
+          throw error;
+        });
       return jsonResponse(200, page);
     }),
 

@@ -7,6 +7,7 @@ import type { Health, ServiceState } from './schemas';
 import type { ApiServices } from './services';
 import { describeError } from '../http/redact';
 import { HubTimeoutError, hubErrorToApiError, withHubTimeout } from '../iothub/errors';
+import { telemetryStall, type PipelineState } from '../telemetry/stall';
 
 export interface HealthProbes {
   iotHubRegistry(): Promise<void>;
@@ -38,10 +39,16 @@ async function probe(
   }
 }
 
+/**
+ * `telemetry` is this process's view of the telemetry trigger (`lib/telemetry/stall.ts`): a
+ * stalled pipeline makes the report `degraded` (still 200: every service answers, and restarting
+ * the app would not help) and names the failure's class.
+ */
 export async function checkHealth(
   probes: HealthProbes,
   log: (text: string) => void,
   timeoutMs = healthTimeoutMs,
+  telemetry: () => PipelineState = () => ({ status: 'ok' }),
 ): Promise<Health> {
   const [iotHubRegistry, iotHubService, storage] = await Promise.all([
     probe('iotHubRegistry', () => probes.iotHubRegistry(), timeoutMs, log),
@@ -49,18 +56,32 @@ export async function checkHealth(
     probe('storage', () => probes.storage(), timeoutMs, log),
   ]);
   const healthy = [iotHubRegistry, iotHubService, storage].every((s) => s.status === 'up');
-  return {
-    status: healthy ? 'healthy' : 'unhealthy',
-    services: { iotHubRegistry, iotHubService, storage },
-  };
+  const services = { iotHubRegistry, iotHubService, storage };
+  const pipeline = telemetry();
+  if (pipeline.status === 'degraded') {
+    log(`telemetry is degraded: ${pipeline.detail ?? pipeline.reason ?? ''}`);
+    return { status: healthy ? 'degraded' : 'unhealthy', services, telemetry: pipeline };
+  }
+  return { status: healthy ? 'healthy' : 'unhealthy', services };
 }
 
-/** GET /health: 200 with the report when everything answers, else 503 with the same report. */
-export function createHealthHandler(services: () => ApiServices): HttpHandler {
+/**
+ * GET /health: 200 with the report when every service answers (`healthy` or `degraded`), else
+ * 503 with the same report.
+ */
+export function createHealthHandler(
+  services: () => ApiServices,
+  telemetry: () => PipelineState = () => telemetryStall.report(),
+): HttpHandler {
   return async (_request, context) => {
     try {
-      const report = await checkHealth(services().health, (text) => context.warn(text));
-      return jsonResponse(report.status === 'healthy' ? 200 : 503, report, {
+      const report = await checkHealth(
+        services().health,
+        (text) => context.warn(text),
+        healthTimeoutMs,
+        telemetry,
+      );
+      return jsonResponse(report.status === 'unhealthy' ? 503 : 200, report, {
         'Cache-Control': 'no-store',
       });
     } catch (error) {

@@ -67,6 +67,9 @@ function parameters(op: OperationSpec): JsonObject[] {
   for (const [name, description] of Object.entries(op.headers ?? {})) {
     result.push({ name, in: 'header', required: false, description, schema: { type: 'string' } });
   }
+  for (const [name, description] of Object.entries(op.requiredHeaders ?? {})) {
+    result.push({ name, in: 'header', required: true, description, schema: { type: 'string' } });
+  }
   return result;
 }
 

@@ -19,6 +19,8 @@ import {
 } from './schemas';
 import { TelemetryQuery, TelemetryResponse } from '../telemetry/read';
 import { AlertList, AlertsQuery, DeadLetterList, DeadLettersQuery } from './history';
+import { DeviceTwin, UpdateTwinRequest } from '../twin/schemas';
+import { InvokeMethodRequest, MethodResult } from '../methods/schemas';
 
 // The telemetry route lives in lib/telemetry; its response joins the document's components here.
 apiSchemas.add(TelemetryResponse, { id: 'TelemetryResponse' });
@@ -32,6 +34,8 @@ export const routes = {
   telemetry: 'devices/{deviceId}/telemetry',
   alerts: 'devices/{deviceId}/alerts',
   deadLetters: 'devices/{deviceId}/deadletters',
+  twin: 'devices/{deviceId}/twin',
+  method: 'devices/{deviceId}/methods/{methodName}',
   health: 'health',
   openapi: 'openapi.json',
 } as const;
@@ -51,6 +55,8 @@ export interface OperationSpec {
   pathParams?: string[];
   query?: z.ZodObject;
   headers?: Record<string, string>;
+  /** Headers the operation refuses to run without (documented as required). */
+  requiredHeaders?: Record<string, string>;
   body?: z.ZodType;
   /** Success responses; every operation also documents its problem responses. */
   responses: Record<number, ResponseSpec>;
@@ -185,6 +191,46 @@ export const operations: readonly OperationSpec[] = [
     query: DeadLettersQuery,
     responses: { 200: { description: 'Dead letters newest first', schema: DeadLetterList } },
     problems: [400, 503],
+  },
+  {
+    operationId: 'getTwin',
+    method: 'get',
+    route: routes.twin,
+    summary: "A device's twin: tags, desired and reported properties with their versions.",
+    pathParams: ['deviceId'],
+    responses: {
+      200: { description: 'The twin', schema: DeviceTwin, headers: { ETag: 'The twin etag.' } },
+    },
+    problems: [400, 404, 429, 503],
+  },
+  {
+    operationId: 'updateTwin',
+    method: 'patch',
+    route: routes.twin,
+    summary:
+      'Merge tags and/or desired properties into the twin (null removes); If-Match is required.',
+    pathParams: ['deviceId'],
+    requiredHeaders: {
+      'If-Match': 'The twin etag last read (or *); 412 if it changed since, 428 without it.',
+    },
+    body: UpdateTwinRequest,
+    responses: {
+      200: { description: 'Updated', schema: DeviceTwin, headers: { ETag: 'The new etag.' } },
+    },
+    problems: [400, 404, 412, 413, 415, 428, 429, 503],
+  },
+  {
+    operationId: 'invokeMethod',
+    method: 'post',
+    route: routes.method,
+    summary:
+      "Call a direct method on a connected device and return its answer (the device's status and payload).",
+    pathParams: ['deviceId', 'methodName'],
+    body: InvokeMethodRequest,
+    responses: {
+      200: { description: 'The device answered (with any status)', schema: MethodResult },
+    },
+    problems: [400, 404, 413, 415, 429, 503, 504],
   },
   {
     operationId: 'getHealth',

@@ -206,13 +206,28 @@ export const ServiceState = z.object({
 });
 apiSchemas.add(ServiceState, { id: 'ServiceState' });
 
+export const PipelineState = z.object({
+  status: z.enum(['ok', 'degraded']),
+  reason: z
+    .enum(['throttled', 'timeout', 'unreachable', 'server-error', 'auth', 'unexpected', 'rejected'])
+    .optional()
+    .describe('The class of the failure that keeps the pipeline retrying.'),
+  detail: z.string().optional(),
+});
+apiSchemas.add(PipelineState, { id: 'PipelineState' });
+
 export const Health = z.object({
-  status: z.enum(['healthy', 'unhealthy']),
+  status: z
+    .enum(['healthy', 'degraded', 'unhealthy'])
+    .describe('`degraded`: every service answers but the telemetry trigger is stuck retrying.'),
   services: z.object({
     iotHubRegistry: ServiceState,
     iotHubService: ServiceState,
     storage: ServiceState,
   }),
+  telemetry: PipelineState.optional().describe(
+    'Present when the telemetry trigger has retried the same batch for longer than TELEMETRY_STALL_SECONDS.',
+  ),
 });
 apiSchemas.add(Health, { id: 'Health' });
 

@@ -13,11 +13,17 @@ import { FeedbackDrainer } from '../messages/feedback';
 import { MessageService, systemClock, type Clock } from '../messages/message-service';
 import { MessageStatusStore, adaptTableClient, type StatusTable } from '../messages/status-store';
 import type { HealthProbes } from './health';
+import { TwinService } from '../twin/twin-service';
+import { twinClientFromSettings, type TwinClient } from '../twin/twin-client';
+import { MethodService } from '../methods/method-service';
+import { methodClientFromSettings, type MethodClient } from '../methods/method-client';
 
 export interface ApiServices {
   devices: DeviceService;
   messages: MessageService;
   feedback: FeedbackDrainer;
+  twins: TwinService;
+  methods: MethodService;
   health: HealthProbes;
   /** The run length of one feedback drain. */
   feedbackDrainMs: number;
@@ -31,12 +37,19 @@ export interface ServiceParts {
   serviceClient: () => ServiceClient;
   statusTable: () => Promise<StatusTable>;
   hubHostName: string;
+  /** Twin and method clients; tests of other routes leave them out. */
+  twins?: TwinClient;
+  methods?: MethodClient;
   feedbackDrainMs?: number;
   clock?: Clock;
 }
 
 /** A device id that never exists: reading it is the cheapest authenticated registry call. */
 const probeDeviceId = '$health-probe';
+
+function notConfigured(): Promise<never> {
+  return Promise.reject(new Error('this ApiServices was built without that IoT Hub client'));
+}
 
 export function createApiServices(parts: ServiceParts): ApiServices {
   const clock = parts.clock ?? systemClock;
@@ -46,6 +59,8 @@ export function createApiServices(parts: ServiceParts): ApiServices {
     devices: new DeviceService(parts.registry, parts.hubHostName),
     messages: new MessageService(shared, store, clock),
     feedback: new FeedbackDrainer(shared, store, { now: () => clock.now().getTime() }),
+    twins: new TwinService(parts.twins ?? { get: notConfigured, update: notConfigured }),
+    methods: new MethodService(parts.methods ?? { invoke: notConfigured }),
     feedbackDrainMs: parts.feedbackDrainMs ?? 5_000,
     close: () => shared.close(),
     health: {
@@ -77,6 +92,8 @@ function partsFromSettings(settings: Settings): ServiceParts {
     statusTable: async () =>
       adaptTableClient(await getTableClient(settings.storage, TableNames.messageStatus)),
     hubHostName: access.hostName,
+    twins: twinClientFromSettings(access),
+    methods: methodClientFromSettings(access),
     feedbackDrainMs: settings.feedback.drainSeconds * 1000,
   };
 }

@@ -50,6 +50,21 @@ export const problemKinds = {
     status: 412,
     title: 'The device has changed since the given etag (If-Match)',
   },
+  preconditionRequired: {
+    slug: 'precondition-required',
+    status: 428,
+    title: 'This change needs If-Match with the etag last read',
+  },
+  deviceOffline: {
+    slug: 'device-offline',
+    status: 404,
+    title: 'The device is not connected, so it cannot answer a direct method',
+  },
+  methodTimeout: {
+    slug: 'method-timeout',
+    status: 504,
+    title: 'The device did not answer the direct method in time',
+  },
   payloadTooLarge: {
     slug: 'payload-too-large',
     status: 413,

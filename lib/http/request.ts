@@ -43,6 +43,32 @@ export function validate<T extends z.ZodType>(
   throw new ApiError(kind, `Invalid ${where}: ${summary(errors)}`, { errors });
 }
 
+function bodyTooLarge(max: number): ApiError {
+  return new ApiError('payloadTooLarge', `Request bodies are limited to ${max} bytes.`);
+}
+
+/**
+ * The body's bytes, read chunk by chunk and abandoned at the first chunk past `max`: nothing
+ * beyond the limit is copied or kept (and with a streamed body, nothing more is received).
+ * The Functions host limits what reaches the app at all (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`).
+ */
+async function readLimited(body: ReadableStream<Uint8Array> | null, max: number): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, size);
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw bodyTooLarge(max);
+    }
+    chunks.push(value);
+  }
+}
+
 /**
  * Read and parse a JSON body. An empty body counts as `{}` so that `POST /devices` works
  * without one. Content types other than JSON are refused; a missing one is tolerated (curl -d
@@ -54,13 +80,8 @@ export async function readJsonBody(
   maxBytes: number = maxBodyBytes,
 ): Promise<unknown> {
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBytes} bytes.`);
-  }
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBytes) {
-    throw new ApiError('payloadTooLarge', `Request bodies are limited to ${maxBytes} bytes.`);
-  }
+  if (Number.isFinite(declared) && declared > maxBytes) throw bodyTooLarge(maxBytes);
+  const bytes = await readLimited(request.body, maxBytes);
   if (bytes.length === 0) return {};
   const contentType = request.headers.get('content-type');
   if (contentType && !/^application\/([a-z0-9.+-]+\+)?json\b/i.test(contentType.trim())) {

@@ -8,7 +8,7 @@ import { NoRetry } from 'azure-iot-common';
 import type { Message } from 'azure-iot-common';
 import { Client, Registry } from 'azure-iothub';
 import type { IotHubAccess } from '../settings';
-import { createRegistry } from './registry-agent';
+import { createRegistry, createServiceClient } from './registry-agent';
 
 /** A device identity as the registry returns it (the fields the API reads). */
 export interface HubDevice {
@@ -146,7 +146,8 @@ export function serviceClientFromSettings(access: IotHubAccess): ServiceClient {
   const client =
     access.kind === 'identity'
       ? Client.fromTokenCredential(access.hostName, new DefaultAzureCredential())
-      : Client.fromConnectionString(access.connectionString);
+      : // With host:port support for its REST calls (direct methods), as for the Registry.
+        createServiceClient(access.connectionString);
   client.setRetryPolicy(new NoRetry());
   return adaptServiceClient(client);
 }

@@ -11,7 +11,7 @@
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Registry } from 'azure-iothub';
+import { Client, Registry } from 'azure-iothub';
 import { parseIotHubConnectionString } from '../connection-string';
 
 /** `host:port` → parts; a bare host (or an IPv6 literal without brackets) has no port. */
@@ -53,12 +53,14 @@ interface RestApiClientLike {
 }
 
 /**
- * Makes an existing Registry honour `host:port`. Returns false (and changes nothing) when the
- * host has no port, or when the SDK no longer has the member this relies on.
+ * Makes an existing Registry, or the REST path of a service `Client` (`invokeDeviceMethod`, which
+ * goes through the same `azure-iot-http-base` client), honour `host:port`. Returns false (and
+ * changes nothing) when the host has no port, or when the SDK no longer has the member this
+ * relies on.
  */
-export function installHostPortAgent(registry: Registry, hostName: string): boolean {
+export function installHostPortAgent(target: Registry | Client, hostName: string): boolean {
   if (splitHostPort(hostName).port === undefined) return false;
-  const client = (registry as unknown as { _restApiClient?: RestApiClientLike })._restApiClient;
+  const client = (target as unknown as { _restApiClient?: RestApiClientLike })._restApiClient;
   if (typeof client?.setOptions !== 'function') return false;
   client.setOptions({ http: { agent: new HostPortAgent({ keepAlive: true }) } });
   return true;
@@ -74,4 +76,19 @@ export function createRegistry(connectionString: string): Registry {
     );
   }
   return registry;
+}
+
+/**
+ * `Client.fromConnectionString`, plus `host:port` support for its REST calls (direct methods);
+ * its AMQP connection already honours a port in the host name.
+ */
+export function createServiceClient(connectionString: string): Client {
+  const client = Client.fromConnectionString(connectionString);
+  const { hostName } = parseIotHubConnectionString(connectionString);
+  if (splitHostPort(hostName).port !== undefined && !installHostPortAgent(client, hostName)) {
+    throw new Error(
+      'this azure-iothub version cannot be pointed at a host with a port; expected Client#_restApiClient.setOptions',
+    );
+  }
+  return client;
 }

@@ -1,16 +1,22 @@
 /**
  * A fleet of simulated devices: one `azure-iot-device` MQTT client per device, kept open across
  * ticks. Each device is provisioned on first use (when allowed), connects at a paced rate, backs
- * off exponentially after failures, sends the tutorial's telemetry each tick, and logs and
- * completes every cloud-to-device message it receives.
+ * off exponentially after failures, sends the tutorial's telemetry when its own interval is due,
+ * logs and completes every cloud-to-device message it receives, and is controlled through its
+ * twin and direct methods (`device-control.ts`, `device-link.ts`).
+ *
+ * Sending is driven by `tick()`: each tick sends only for the devices whose interval has
+ * elapsed (within a small slack for timer jitter), so an interval is honoured to the tick's
+ * resolution — the timer function's schedule, or the CLI's fine-grained loop.
  */
 import { Client as DeviceClient } from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
-import { Mqtt } from 'azure-iot-device-mqtt';
 import { NoRetry } from 'azure-iot-common';
 import { deviceConnectionString } from '../connection-string';
 import type { HubDevice, RegistryClient } from '../iothub/clients';
 import { Backoff } from './backoff';
+import { DeviceControl } from './device-control';
+import { ControlledMqtt, linkDeviceControl } from './device-link';
 import { Pacer } from './pacer';
 import { telemetryMessage } from './telemetry-message';
 
@@ -23,6 +29,10 @@ export interface FleetOptions {
   connectsPerSecond: number;
   log: (line: string) => void;
   backoff?: { initialMs: number; maxMs: number };
+  /** Each device's interval until its twin or a method changes it (default 10 s). */
+  defaultIntervalSeconds?: number;
+  /** How early a send may come to count as due (timer jitter); at most a quarter interval. */
+  dueSlackMs?: number;
   now?: () => number;
 }
 
@@ -44,6 +54,8 @@ interface SimulatedDevice {
   backoff: Backoff;
   nextAttemptAt: number;
   sequence: number;
+  control: DeviceControl;
+  lastSentAt?: number;
 }
 
 /** Error names only: SDK messages can quote connection details. */
@@ -67,6 +79,7 @@ export class DeviceFleet {
     this.now = options.now ?? Date.now;
     this.pacer = new Pacer(options.connectsPerSecond, this.now);
     const backoff = options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+    const startTime = new Date(this.now()).toISOString();
     this.devices = options.deviceIds.map((id) => ({
       id,
       connected: false,
@@ -74,6 +87,7 @@ export class DeviceFleet {
       backoff: new Backoff(backoff),
       nextAttemptAt: 0,
       sequence: 0,
+      control: new DeviceControl(options.defaultIntervalSeconds ?? 10, startTime),
     }));
   }
 
@@ -100,10 +114,27 @@ export class DeviceFleet {
     await Promise.all(due.flatMap((d) => (d.connecting ? [d.connecting] : [])));
   }
 
-  /** One telemetry message from every connected device that is not still sending its last one. */
+  /** A device's current telemetry interval in seconds (undefined for an unknown id). */
+  intervalSeconds(deviceId: string): number | undefined {
+    return this.devices.find((d) => d.id === deviceId)?.control.intervalSeconds;
+  }
+
+  /**
+   * One telemetry message from every connected device whose interval has elapsed and that is
+   * not still sending its last one.
+   */
   async sendTelemetry(): Promise<void> {
-    const ready = this.devices.filter((d) => d.connected && d.client && !d.sending);
+    const ready = this.devices.filter(
+      (d) => d.connected && d.client && !d.sending && this.isDue(d),
+    );
     await Promise.all(ready.map((device) => this.send(device)));
+  }
+
+  private isDue(device: SimulatedDevice): boolean {
+    if (device.lastSentAt === undefined) return true;
+    const intervalMs = device.control.intervalSeconds * 1000;
+    const slackMs = Math.min(this.options.dueSlackMs ?? 500, intervalMs / 4);
+    return this.now() - device.lastSentAt >= intervalMs - slackMs;
   }
 
   /** Connects what it can, then sends: one simulator tick. */
@@ -130,6 +161,7 @@ export class DeviceFleet {
     const client = device.client;
     if (!client) return;
     device.sending = true;
+    device.lastSentAt = this.now();
     const message = telemetryMessage(device.id, device.sequence++);
     this.counters.sent += 1;
     try {
@@ -151,7 +183,7 @@ export class DeviceFleet {
       const key = await this.deviceKey(device.id);
       const client = DeviceClient.fromConnectionString(
         deviceConnectionString(this.options.hubHostName, device.id, key),
-        Mqtt,
+        ControlledMqtt,
       );
       // The fleet owns reconnection (with backoff), so the SDK must not retry on its own.
       client.setRetryPolicy(new NoRetry());
@@ -167,6 +199,7 @@ export class DeviceFleet {
         await client.close().catch(() => undefined);
         return;
       }
+      await this.link(device, client);
       device.client = client;
       device.connected = true;
       device.backoff.reset();
@@ -176,6 +209,25 @@ export class DeviceFleet {
       device.nextAttemptAt = this.now() + delay;
       this.options.log(
         `simulator: ${device.id} could not connect (${describe(error)}); retry ${device.backoff.attempts} in ${delay} ms`,
+      );
+    }
+  }
+
+  /** Twin and methods; a hub without them still gets telemetry, so a failure is only logged. */
+  private async link(device: SimulatedDevice, client: DeviceClient): Promise<void> {
+    const options = {
+      deviceId: device.id,
+      log: this.options.log,
+      onError: () => {
+        this.counters.errors += 1;
+      },
+    };
+    try {
+      await linkDeviceControl(client, device.control, options);
+    } catch (error) {
+      options.onError();
+      this.options.log(
+        `simulator: ${device.id} has no twin or methods (${describe(error)}); sending telemetry only`,
       );
     }
   }

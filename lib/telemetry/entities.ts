@@ -63,6 +63,13 @@ function boundedProperties(properties: Record<string, string>): {
   return { json: JSON.stringify(kept), truncated: false };
 }
 
+/** At most `max` UTF-16 units, never ending in half a surrogate pair (the service rejects those). */
+export function sliceText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
 function optional(entity: Entity, name: string, value: string | undefined): void {
   if (value !== undefined) entity[name] = value;
 }
@@ -162,18 +169,23 @@ export function deadLetterEntity(letter: DeadLetter): Entity {
         : devicePartitionKey(letter.deviceId),
     rowKey: deadLetterRowKey(letter),
     reason: letter.reason,
-    detail: letter.detail.slice(0, maxDetailChars),
+    detail: sliceText(letter.detail, maxDetailChars),
     partition: letter.partition,
     bodySize: letter.bodySize,
   };
-  optional(entity, 'deviceId', letter.deviceId?.slice(0, 256));
-  optional(entity, 'messageId', letter.messageId);
-  optional(entity, 'correlationId', letter.correlationId);
+  // A dead letter must always be storable, whatever the event held: every text is bounded.
+  optional(entity, 'deviceId', letter.deviceId && sliceText(letter.deviceId, 256));
+  optional(entity, 'messageId', letter.messageId && sliceText(letter.messageId, 256));
+  optional(entity, 'correlationId', letter.correlationId && sliceText(letter.correlationId, 256));
   if (letter.enqueuedMs !== undefined) entity.enqueuedTime = new Date(letter.enqueuedMs);
   optional(entity, 'sequenceNumber', letter.sequenceNumber?.toString());
-  optional(entity, 'offset', letter.offset);
-  optional(entity, 'contentType', letter.contentType?.slice(0, 256));
-  optional(entity, 'contentEncoding', letter.contentEncoding?.slice(0, 256));
+  optional(entity, 'offset', letter.offset && sliceText(letter.offset, 256));
+  optional(entity, 'contentType', letter.contentType && sliceText(letter.contentType, 256));
+  optional(
+    entity,
+    'contentEncoding',
+    letter.contentEncoding && sliceText(letter.contentEncoding, 256),
+  );
   const truncated = letter.body.byteLength < letter.bodySize;
   const textCandidate = truncated ? truncateUtf8(letter.body) : letter.body;
   if (isUtf8(textCandidate)) {
@@ -184,7 +196,7 @@ export function deadLetterEntity(letter: DeadLetter): Entity {
   }
   if (truncated) entity.bodyTruncated = true;
   const system = safeJson(letter.systemProperties);
-  entity.systemProperties = system.length > maxJsonChars ? system.slice(0, maxJsonChars) : system;
+  entity.systemProperties = sliceText(system, maxJsonChars);
   if (system.length > maxJsonChars) entity.systemPropertiesTruncated = true;
   const properties = boundedProperties(letter.properties);
   entity.properties = properties.json;

@@ -47,21 +47,21 @@ function field(bag: Bag, name: string): unknown {
   return bag[name.charAt(0).toUpperCase() + name.slice(1)];
 }
 
-const maxIdLength = 256;
-
 function formatUuid(bytes: Uint8Array): string {
   const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Message and correlation ids may be strings, numbers, or AMQP uuids (16 bytes). */
+/**
+ * Message and correlation ids may be strings, numbers, or AMQP uuids (16 bytes). Kept whole: an
+ * id too long to store dead-letters the event (`limits.ts`) rather than being cut silently.
+ */
 export function idText(value: unknown): string | undefined {
   let text: string | undefined;
   if (typeof value === 'string') text = value;
   else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);
   else if (value instanceof Uint8Array && value.byteLength === 16) text = formatUuid(value);
-  if (text === undefined || text === '') return undefined;
-  return text.length > maxIdLength ? text.slice(0, maxIdLength) : text;
+  return text === undefined || text === '' ? undefined : text;
 }
 
 function plainText(value: unknown): string | undefined {
@@ -196,6 +196,14 @@ function propertiesOf(value: unknown): Record<string, string> {
   return properties;
 }
 
+/** The batch's Event Hub partition from the trigger metadata, `-` when it does not name it. */
+export function partitionOf(triggerMetadata: unknown): string {
+  const context = isBag(triggerMetadata) ? field(triggerMetadata, 'partitionContext') : undefined;
+  const partitionId = isBag(context) ? field(context, 'partitionId') : undefined;
+  if (typeof partitionId === 'string' && partitionId !== '') return partitionId.slice(0, 64);
+  return typeof partitionId === 'number' ? String(partitionId) : '-';
+}
+
 /** Reads the batch-level metadata once; `forEvent(i)` then costs a few property lookups. */
 export class BatchMetadata {
   readonly #systemProperties: readonly unknown[] | undefined;
@@ -221,14 +229,7 @@ export class BatchMetadata {
       eventCount === 1 && this.#systemProperties === undefined
         ? { systemProperties: field(bag, 'systemProperties'), properties: field(bag, 'properties') }
         : undefined;
-    const context = field(bag, 'partitionContext');
-    const partitionId = isBag(context) ? field(context, 'partitionId') : undefined;
-    this.partition =
-      typeof partitionId === 'string' && partitionId !== ''
-        ? partitionId.slice(0, 64)
-        : typeof partitionId === 'number'
-          ? String(partitionId)
-          : '-';
+    this.partition = partitionOf(bag);
   }
 
   forEvent(index: number): EventMetadata {

@@ -28,7 +28,12 @@ export type DeadLetterReason =
   | 'invalid-text'
   | 'not-json'
   | 'unsupported-encoding'
-  | 'invalid-reading';
+  | 'invalid-reading'
+  /** A field is larger than a stored reading can hold (the detail names it). */
+  | 'field-too-large'
+  | 'too-many-properties'
+  /** Table storage rejected the reading for good (the detail names the table and error code). */
+  | 'storage-rejected';
 
 /** An event that cannot become a reading, with what is needed to investigate it. */
 export interface DeadLetter {

@@ -5,6 +5,7 @@
 import { decodeBody, rawBody } from './decode';
 import { isValidDeviceId } from './device-id';
 import type { EventMetadata } from './event-metadata';
+import { unstorableField } from './limits';
 import type { DeadLetter, DeadLetterReason, ProcessedEvent } from './model';
 import { validateReading } from './schema';
 
@@ -75,6 +76,10 @@ export function processEvent(
       limits,
     );
   }
+  // Before decoding: a field Table storage cannot hold would fail the write of every reading
+  // batched with it, and the retry would block the partition.
+  const unstorable = unstorableField(meta);
+  if (unstorable) return deadLetter(body, meta, unstorable.reason, unstorable.detail, limits);
   const decoded = decodeBody(body, meta.contentType, meta.contentEncoding);
   if (!decoded.ok) return deadLetter(body, meta, decoded.reason, decoded.detail, limits);
   const valid = validateReading(decoded.value);

@@ -11,6 +11,8 @@ import type { DeadLetter, TelemetryRecord } from './model';
 import { processEvent, type ProcessLimits } from './process-event';
 import { TelemetryWriter } from './writer';
 
+export const defaultStallThresholdMs = 60_000;
+
 export interface PreparedBatch {
   records: TelemetryRecord[];
   letters: DeadLetter[];
@@ -63,6 +65,8 @@ export interface BatchSummary {
 export interface TelemetryProcessorOptions {
   alertThreshold: number;
   deadLetterMaxBodyBytes: number;
+  /** How long a partition may fail before health reports telemetry degraded (default 60 s). */
+  stallThresholdMs?: number;
   /** Injectable clock (ms since the epoch) for the lag figure. */
   now?: () => number;
 }
@@ -83,7 +87,12 @@ export class TelemetryProcessor {
     return new TelemetryProcessor(TableEntityStore.fromSettings(settings.storage), {
       alertThreshold: settings.telemetry.alertThreshold,
       deadLetterMaxBodyBytes: settings.telemetry.deadLetterMaxBodyBytes,
+      stallThresholdMs: settings.telemetry.stallSeconds * 1000,
     });
+  }
+
+  get stallThresholdMs(): number {
+    return this.options.stallThresholdMs ?? defaultStallThresholdMs;
   }
 
   async processBatch(messages: unknown, triggerMetadata: unknown): Promise<BatchSummary> {
@@ -95,9 +104,11 @@ export class TelemetryProcessor {
       { deadLetterMaxBodyBytes: this.options.deadLetterMaxBodyBytes },
       this.#now(),
     );
-    const written = await this.#writer.write(store, batch.records, batch.letters);
+    const { rejected, ...written } = await this.#writer.write(store, batch.records, batch.letters);
     const reasons: Record<string, number> = {};
-    for (const letter of batch.letters) reasons[letter.reason] = (reasons[letter.reason] ?? 0) + 1;
+    for (const letter of [...batch.letters, ...rejected]) {
+      reasons[letter.reason] = (reasons[letter.reason] ?? 0) + 1;
+    }
     return {
       events: batch.records.length + batch.letters.length,
       ...written,

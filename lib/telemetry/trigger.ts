@@ -9,7 +9,8 @@
  *   expression (`%IOTHUB_EVENTS_NAME%`) rather than a literal that could disagree.
  * - Retries: exponential backoff, indefinitely. For Event Hubs the host checkpoints a batch after
  *   its last failed retry, so a finite count would skip readings during a long storage outage;
- *   the handler only throws for infrastructure failures, never for a bad event.
+ *   the handler only throws for infrastructure failures, never for a bad event: events and rows
+ *   that Table storage rejects for good are dead-lettered (`writer.ts`).
  */
 import {
   trigger,
@@ -18,8 +19,11 @@ import {
   type InvocationContext,
 } from '@azure/functions';
 import { SettingNames } from '../settings';
+import { classifyStorageFailure } from '../storage/failure-class';
 import { describeError } from './errors';
-import { formatSummary, type TelemetryProcessor } from './processor';
+import { partitionOf } from './event-metadata';
+import { defaultStallThresholdMs, formatSummary, type TelemetryProcessor } from './processor';
+import { telemetryStall, type StallMonitor, type StallReason } from './stall';
 
 /** App setting naming the Event Hub-compatible name (the IoT Hub's EntityPath). */
 export const eventsNameSetting = SettingNames.eventsName;
@@ -48,23 +52,43 @@ export function telemetryTriggerOptions(
   };
 }
 
+function stallReason(error: unknown): StallReason {
+  const failure = classifyStorageFailure(error);
+  return failure.kind === 'transient' ? failure.reason : 'rejected';
+}
+
 /**
  * The trigger handler: process the batch, log one summary line. A failure is logged without its
  * message details beyond a redacted one-liner and rethrown, so the host's retry replays the
- * batch.
+ * batch; each outcome is recorded in `monitor` per partition, and a partition that has been
+ * failing for longer than the processor's stall threshold is logged as stalled (and reported by
+ * `/api/health`).
  */
 export function createTelemetryHandler(
   getProcessor: () => TelemetryProcessor,
+  monitor: StallMonitor = telemetryStall,
 ): (messages: unknown, context: InvocationContext) => Promise<void> {
   return async (messages, context) => {
     const retry = context.retryContext?.retryCount ?? 0;
+    const partition = partitionOf(context.triggerMetadata);
+    let thresholdMs = defaultStallThresholdMs;
     try {
-      const summary = await getProcessor().processBatch(messages, context.triggerMetadata);
+      const processor = getProcessor();
+      thresholdMs = processor.stallThresholdMs;
+      const summary = await processor.processBatch(messages, context.triggerMetadata);
+      monitor.succeeded(partition);
       context.log(`${formatSummary(summary)}${retry > 0 ? ` retry=${retry}` : ''}`);
     } catch (error) {
+      const reason = stallReason(error);
+      const { stalledMs, stalled } = monitor.failed(partition, reason, thresholdMs);
       context.error(
-        `telemetry batch not stored; the host will retry it (retry=${retry}): ${describeError(error)}`,
+        `telemetry batch not stored; the host will retry it (retry=${retry}, reason=${reason}): ${describeError(error)}`,
       );
+      if (stalled) {
+        context.error(
+          `telemetry partition ${partition} stalled: the same batch has failed for ${Math.round(stalledMs / 1000)} s (${reason}); health reports telemetry degraded`,
+        );
+      }
       throw error;
     }
   };

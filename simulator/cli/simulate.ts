@@ -107,6 +107,7 @@ async function run(options: Options): Promise<number> {
     connectsPerSecond: options.connectRate,
     log: (line) => console.log(line),
     backoff: { initialMs: 500, maxMs: 30_000 },
+    defaultIntervalSeconds: options.interval / 1000,
   });
 
   const started = Date.now();
@@ -133,10 +134,13 @@ async function run(options: Options): Promise<number> {
   console.log(
     `${fleet.stats().connected}/${options.devices} devices connected in ${Date.now() - connectStart} ms`,
   );
+  // Ticks are finer than the interval so that an interval a twin or a method sets is kept to
+  // within a quarter second; each device still sends only when its own interval is due.
+  const tickMs = Math.min(options.interval, 250);
   while (!stopping && (options.duration === 0 || Date.now() - started < options.duration)) {
     const tickStart = Date.now();
     await fleet.tick();
-    const wait = options.interval - (Date.now() - tickStart);
+    const wait = tickMs - (Date.now() - tickStart);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   clearInterval(ticker);

@@ -140,6 +140,19 @@ describe('device identity API on the local IoT Hub', () => {
     expect(problemType(response)).toBe('invalid-continuation-token');
   });
 
+  it.each([
+    ['a header injection', { v: 1, hub: '\r\nX: 1' }],
+    ['a hub token the hub never issued', { v: 1, hub: 'not-a-hub-token' }],
+  ])('answers a token carrying %s with 400, through the real SDK', async (_what, envelope) => {
+    const token = Buffer.from(JSON.stringify(envelope)).toString('base64url');
+    const response = await handlers.list(
+      request('GET', `${base}?continuationToken=${token}`),
+      context(),
+    );
+    expect(response.status).toBe(400);
+    expect(problemType(response)).toBe('invalid-continuation-token');
+  });
+
   it('honours If-Match: 412 on a stale etag, 200 on the current one', async () => {
     await handlers.create(request('POST', base, { body: { deviceId: 'api-dev-3' } }), context());
     const { etag } = json<{ etag: string }>(await get('api-dev-3'));

@@ -280,6 +280,47 @@ describe('cloud-to-device delivery', () => {
   });
 });
 
+describe('twin and method topics', () => {
+  /** Subscribes to twin responses and returns the topics and bodies that arrive. */
+  async function twinResponses(client: MqttClient): Promise<{ topic: string; body: string }[]> {
+    const responses: { topic: string; body: string }[] = [];
+    client.on('message', (topic, payload) => responses.push({ topic, body: payload.toString() }));
+    await client.subscribeAsync('$iothub/twin/res/#', { qos: 0 });
+    return responses;
+  }
+
+  it('answers a bad reported patch 400 and one over 32 KB 413, keeping the connection', async () => {
+    const device = await createDevice();
+    const client = await connectAs(device);
+    const responses = await twinResponses(client);
+    await client.publishAsync('$iothub/twin/PATCH/properties/reported/?$rid=1', 'not json');
+    const big = JSON.stringify(
+      Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'x'.repeat(1000)])),
+    );
+    await client.publishAsync('$iothub/twin/PATCH/properties/reported/?$rid=2', big);
+    await client.publishAsync('$iothub/twin/PATCH/properties/reported/?$rid=3', '{"ok":1}');
+    await until('three twin responses', () => (responses.length >= 3 ? true : undefined));
+    expect(responses.map((r) => r.topic)).toEqual([
+      '$iothub/twin/res/400/?$rid=1',
+      '$iothub/twin/res/413/?$rid=2',
+      '$iothub/twin/res/204/?$rid=3&$version=2',
+    ]);
+    expect(client.connected).toBe(true);
+  });
+
+  it('ignores a method answer for a request id it never sent, and keeps the connection', async () => {
+    const device = await createDevice();
+    const client = await connectAs(device);
+    const responses = await twinResponses(client);
+    await client.publishAsync('$iothub/methods/res/200/?$rid=never-sent', '{"x":1}');
+    await client.publishAsync('$iothub/twin/GET/?$rid=after', '');
+    await until('the twin after the stray answer', () =>
+      responses.find((r) => r.topic === '$iothub/twin/res/200/?$rid=after'),
+    );
+    expect(client.connected).toBe(true);
+  });
+});
+
 describe('limits and garbage', () => {
   it('accepts a message under 256 KB and drops the connection for one over it', async () => {
     const device = await createDevice();

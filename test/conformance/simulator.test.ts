@@ -33,6 +33,8 @@ describe('simulator fleet on the local IoT Hub', () => {
       }),
       autoProvision: true,
       connectsPerSecond: 50,
+      // Each device sends at most once a second: the second round comes from a later tick.
+      defaultIntervalSeconds: 1,
       log: (line) => lines.push(line),
     });
   });
@@ -46,7 +48,10 @@ describe('simulator fleet on the local IoT Hub', () => {
     const first = await fleet.tick();
     expect(first).toMatchObject({ devices: 3, connected: 3, sent: 3, acknowledged: 3, errors: 0 });
     expect(lines.filter((l) => l.includes('provisioning'))).toHaveLength(3);
-    await fleet.tick();
+    expect((await fleet.tick()).sent).toBe(3); // not due yet
+    await waitFor('a second round of sends', async () =>
+      (await fleet.tick()).sent >= 6 ? true : undefined,
+    );
 
     const eventLog = collectEvents(hub.connection.eventsConnectionString);
     try {

@@ -72,6 +72,8 @@ export async function waitFor<T>(
 
 export interface StackProcess {
   dataDir: string;
+  /** The pid of the process started: the stack itself, or npm with `launcher: 'npm'`. */
+  pid: number;
   /** `http://127.0.0.1:<port>/api` */
   apiUrl: string;
   /** The function key the stack printed (generated on first start, stored in the data folder). */
@@ -135,23 +137,47 @@ function installExitHook(): void {
   });
 }
 
+/** `dist/devhost/stack.js`, what `npm start` runs; throws if the build is missing. */
+export function stackScript(): string {
+  const script = join(repoRoot, 'dist', 'devhost', 'stack.js');
+  if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`);
+  return script;
+}
+
+/**
+ * The environment a test stack runs with: this process's, minus settings that would point it
+ * away from its own services, plus `env`, the data folder and ephemeral ports.
+ */
+export function stackEnv(dataDir: string, env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of inheritedSettingsToDrop) delete childEnv[name];
+  Object.assign(childEnv, env, { LOCAL_DATA_DIR: dataDir, LOCAL_STACK_EPHEMERAL_PORTS: '1' });
+  return childEnv;
+}
+
 /**
  * Starts `node dist/devhost/stack.js` on ephemeral ports with `dataDir` and waits until it says
  * it is running (it waits for `/api/health` itself). `env` adds or overrides app settings.
+ * `launcher: 'npm'` starts it through `npm exec` (npm → `sh -c` → node, as `npm start` does);
+ * `pid` is then npm's, and the stack's own pid is in `lock.json` of the data folder.
  */
 export async function startStackProcess(
   dataDir: string,
   env: Record<string, string> = {},
-  { timeoutMs = 120_000 }: { timeoutMs?: number } = {},
+  {
+    timeoutMs = 120_000,
+    launcher = 'node',
+  }: { timeoutMs?: number; launcher?: 'node' | 'npm' } = {},
 ): Promise<StackProcess> {
   installExitHook();
-  const script = join(repoRoot, 'dist', 'devhost', 'stack.js');
-  if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`);
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of inheritedSettingsToDrop) delete childEnv[name];
-  Object.assign(childEnv, env, { LOCAL_DATA_DIR: dataDir, LOCAL_STACK_EPHEMERAL_PORTS: '1' });
-
-  const child = spawn(process.execPath, [script], {
+  const script = stackScript();
+  const childEnv = stackEnv(dataDir, env);
+  // Through npm, as `npm start` runs it (npm → sh -c → node), without npm start's build step.
+  const [command, args] =
+    launcher === 'npm'
+      ? ['npm', ['exec', '--offline', '--', 'node', script]]
+      : [process.execPath, [script]];
+  const child = spawn(command, args, {
     cwd: repoRoot,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -216,6 +242,7 @@ export async function startStackProcess(
   ) as { serviceConnectionString: string; caFile: string };
   return {
     dataDir,
+    pid: child.pid ?? -1,
     apiUrl: printed(/^ {2}API: +(http:\/\/\S+)/),
     functionKey: printed(/^ {2}Function key: +(\S+)/),
     storageConnectionString: printed(/^ {2}Storage \(Azurite\): +(\S+)/),

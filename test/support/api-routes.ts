@@ -10,6 +10,9 @@ export const apiOperations: readonly string[] = [
   'GET /devices/{deviceId}/telemetry',
   'GET /devices/{deviceId}/alerts',
   'GET /devices/{deviceId}/deadletters',
+  'GET /devices/{deviceId}/twin',
+  'PATCH /devices/{deviceId}/twin',
+  'POST /devices/{deviceId}/methods/{methodName}',
   'GET /health',
   'GET /openapi.json',
 ];

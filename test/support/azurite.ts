@@ -61,7 +61,7 @@ async function kill(child: ChildProcess): Promise<void> {
   await waitForExit(child, 5000);
 }
 
-function portAnswers(port: number): Promise<boolean> {
+export function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     socket.once('connect', () => {

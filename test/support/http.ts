@@ -2,7 +2,7 @@
  * Reading what the HTTP handlers answer, and the invocation context they are called with, for
  * tests that call the handlers directly (no Functions host).
  */
-import { InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 
 const problemTypeBase = 'https://iot-hub-functions.dev/problems/';
 
@@ -59,4 +59,37 @@ export async function readPages<Item>(
     token = page.continuationToken;
   } while (token && pages.length < maxPages);
   return pages;
+}
+
+/** A request as the Functions host hands it to a handler (JSON content type when there is a body). */
+export function apiRequest(
+  method: string,
+  url: string,
+  init: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {},
+): HttpRequest {
+  return new HttpRequest({
+    method,
+    url,
+    ...(init.body !== undefined ? { body: { string: init.body } } : {}),
+    headers: {
+      ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...init.headers,
+    },
+    params: init.params ?? {},
+  });
+}
+
+/** Asserts a problem+json response of `status` and `slug`, with no stack trace; returns its body. */
+export function expectProblem(
+  response: HttpResponseInit,
+  status: number,
+  slug: string,
+): Record<string, unknown> {
+  expect(response.status).toBe(status);
+  expect(header(response, 'Content-Type')).toBe('application/problem+json');
+  const body = json(response);
+  expect(body).toMatchObject({ type: `${problemTypeBase}${slug}`, status });
+  expect(typeof body.detail).toBe('string');
+  expect(response.body).not.toMatch(/\n\s+at /);
+  return body;
 }

@@ -1,4 +1,5 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { validateHeaderValue } from 'node:http';
 import { errors } from 'azure-iot-common';
 import { createDeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServices } from '../../lib/api/services';
@@ -73,6 +74,12 @@ class FakeRegistry implements RegistryClient {
       hasMoreResults: true,
       next: (token?: string) => {
         this.check('next');
+        if (token !== undefined) {
+          // The SDK sends the token as the x-ms-continuation header; Node refuses CR/LF there.
+          validateHeaderValue('x-ms-continuation', token);
+          if (!/^hub-page-\d+$/.test(token))
+            return Promise.reject(new errors.ArgumentError('invalid continuation'));
+        }
         const start = token ? Number(token.replace('hub-page-', '')) : 0;
         const rows = all.slice(start, start + pageSize).map((d) => ({
           deviceId: d.deviceId,
@@ -351,6 +358,37 @@ describe('GET /devices', () => {
   ])('refuses %s with 400', async (query, slug) => {
     const { handlers, context } = setup();
     expectProblem(await handlers.list(request('GET', `${base}?${query}`), context()), 400, slug);
+  });
+
+  const encoded = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  it.each([
+    ['a CR/LF (header injection)', encoded({ v: 1, hub: '\r\nX: 1' })],
+    ['a control character', encoded({ v: 1, hub: 'hub-page-2\u0000' })],
+    ['non-ASCII text', encoded({ v: 1, hub: 'hub-page-2é' })],
+    ['an extra field', encoded({ v: 1, hub: 'hub-page-2', x: 1 })],
+    ['another version', encoded({ v: 2, hub: 'hub-page-2' })],
+    ['padding', `${encoded({ v: 1, hub: 'hub-page-2' })}==`],
+    ['a hub token the hub does not know', encoded({ v: 1, hub: 'forged' })],
+  ])('answers a token with %s with 400 invalid-continuation-token', async (_what, token) => {
+    const { handlers, context, logs } = await seeded(3);
+    const url = `${base}?pageSize=2&continuationToken=${encodeURIComponent(token)}`;
+    expectProblem(
+      await handlers.list(request('GET', url), context()),
+      400,
+      'invalid-continuation-token',
+    );
+    expect(logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('accepts its own token unchanged', async () => {
+    const { handlers, context } = await seeded(3);
+    const token = encoded({ v: 1, hub: 'hub-page-2' });
+    const response = await handlers.list(
+      request('GET', `${base}?continuationToken=${token}`),
+      context(),
+    );
+    expect(response.status).toBe(200);
+    expect(json<{ items: unknown[] }>(response).items).toHaveLength(1);
   });
 });
 

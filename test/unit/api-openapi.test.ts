@@ -87,3 +87,29 @@ describe('OpenAPI document', () => {
     );
   });
 });
+
+describe('OpenAPI document: twins and methods', () => {
+  it('marks If-Match as required for a twin change, and documents 428', () => {
+    const patch = document.paths['/devices/{deviceId}/twin']?.patch as {
+      parameters: { name: string; in: string; required: boolean }[];
+      responses: Record<string, Json>;
+    };
+    expect(patch.parameters).toContainEqual(
+      expect.objectContaining({ name: 'If-Match', in: 'header', required: true }),
+    );
+    expect(Object.keys(patch.responses)).toEqual(expect.arrayContaining(['200', '412', '428']));
+  });
+
+  it("documents the method call's ranges and its offline and timeout problems", () => {
+    const body = document.components.schemas.InvokeMethodRequest as {
+      properties: Record<string, Json>;
+    };
+    expect(body.properties.responseTimeoutInSeconds).toMatchObject({ minimum: 5, maximum: 300 });
+    expect(body.properties.connectTimeoutInSeconds).toMatchObject({ minimum: 0, maximum: 300 });
+    const post = document.paths['/devices/{deviceId}/methods/{methodName}']?.post as {
+      responses: Record<string, { description: string }>;
+    };
+    expect(post.responses['404']?.description).toContain('device-offline');
+    expect(post.responses['504']?.description).toContain('method-timeout');
+  });
+});

@@ -118,10 +118,16 @@ describe('devhost CLI: HTTP', () => {
     expect((await fetch(`${host.url}/api/nothing`)).status).toBe(204);
   });
 
-  it('turns a throwing handler into an empty 500 and logs the failure instead', async () => {
+  it('turns a throwing handler into a 500 problem and logs the failure instead', async () => {
     const response = await fetch(`${host.url}/api/boom`);
     expect(response.status).toBe(500);
-    expect(await response.text()).toBe('');
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    const text = await response.text();
+    expect(JSON.parse(text)).toMatchObject({
+      status: 500,
+      detail: expect.stringContaining("'boom'"),
+    });
+    expect(text).not.toContain('internal detail');
     await until('failure log', () =>
       /Executed 'boom' \(Failed, Id=[0-9a-f-]{36}/.test(host.child.output()) ? true : undefined,
     );

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAuthorized, loadOrCreateKeys, presentedKey } from '../../devhost/http/keys';
+import { authFailure, isAuthorized, loadOrCreateKeys, presentedKey } from '../../devhost/http/keys';
 
 describe('function keys', () => {
   let dir: string;
@@ -45,8 +45,29 @@ describe('function keys', () => {
   });
 
   it('reads the key from the x-functions-key header before the code query parameter', () => {
-    expect(presentedKey('from-header', new URLSearchParams('code=from-query'))).toBe('from-header');
-    expect(presentedKey(undefined, new URLSearchParams('code=from-query'))).toBe('from-query');
+    expect(presentedKey('from-header', new URLSearchParams('code=from-query'))).toEqual({
+      key: 'from-header',
+      source: 'x-functions-key header',
+    });
+    expect(presentedKey(undefined, new URLSearchParams('code=from-query'))).toEqual({
+      key: 'from-query',
+      source: 'code query parameter',
+    });
     expect(presentedKey(undefined, new URLSearchParams(''))).toBeUndefined();
+    expect(presentedKey(undefined, new URLSearchParams('code='))).toBeUndefined();
+  });
+
+  it('explains a refusal by the key needed and where the wrong one came from, never the key', () => {
+    const keys = { functionKey: 'fn-key', masterKey: 'master-key' };
+    const header = (key: string) => ({ key, source: 'x-functions-key header' as const });
+    expect(authFailure('function', header('fn-key'), keys)).toBeUndefined();
+    expect(authFailure('admin', header('master-key'), keys)).toBeUndefined();
+    expect(authFailure('function', undefined, keys)).toMatch(/function key.*none was sent/);
+    expect(authFailure('admin', header('fn-key'), keys)).toMatch(
+      /needs the master key; the x-functions-key header carries the function key/,
+    );
+    const wrong = authFailure('function', { key: 'guess', source: 'code query parameter' }, keys);
+    expect(wrong).toMatch(/code query parameter does not carry a valid one/);
+    expect(wrong).not.toMatch(/guess|fn-key|master-key/);
   });
 });

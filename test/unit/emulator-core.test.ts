@@ -93,11 +93,11 @@ function coreSuite(name: string, factory: CoreFactory): void {
       });
 
       test('device ids follow IoT Hub rules', async () => {
-        const valid = ["a-b:c.d+e%f_g#h*i?j!k(l)m,n=o@p;q$r's", 'x'.repeat(128), '0'];
+        const valid = ["a-b:c.d+e%f_g#h*i?j!k(l)m,n=o@pq$r's", 'x'.repeat(128), '0'];
         for (const deviceId of valid) {
           await expect(core.registry.create({ deviceId })).resolves.toMatchObject({ deviceId });
         }
-        for (const deviceId of ['', 'x'.repeat(129), 'a/b', 'a b', 'é', 'a&b', 'a\\b']) {
+        for (const deviceId of ['', 'x'.repeat(129), 'a/b', 'a b', 'é', 'a&b', 'a\\b', 'a;b']) {
           await expectHubError(core.registry.create({ deviceId }), 'ArgumentInvalid');
         }
       });
@@ -352,6 +352,32 @@ function coreSuite(name: string, factory: CoreFactory): void {
         off();
         await core.c2d.enqueue('dev', c2dInput());
         expect(seen).toHaveLength(2);
+      });
+
+      test('a timed lock (HTTPS) ends by itself: the message comes back and the delivery counts', async () => {
+        await core.c2d.enqueue('dev', c2dInput({ messageId: 'polled' }));
+        const first = core.c2d.lockNext('dev', 60_000)!;
+        clock.advance(59_999);
+        expect(core.c2d.lockNext('dev')).toBeUndefined();
+        clock.advance(1);
+        await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
+        const second = core.c2d.lockNext('dev', 60_000)!;
+        expect(second).toMatchObject({ messageId: 'polled', deliveryCount: 2 });
+        // Each delivery has its own lock: the lost one cannot settle the new delivery.
+        expect(second.lockToken).not.toBe(first.lockToken);
+        await expectHubError(core.c2d.complete('dev', first.lockToken), 'PreconditionFailed');
+        // Settled in time: the old timer must not unlock it later.
+        await core.c2d.complete('dev', second.lockToken);
+        clock.advance(60_000);
+        expect(core.c2d.depth('dev')).toBe(0);
+      });
+
+      test('a lock held by a connection (no timeout) never ends by itself', async () => {
+        await core.c2d.enqueue('dev', c2dInput({ messageId: 'held' }));
+        const held = core.c2d.lockNext('dev')!;
+        clock.advance(HOUR / 2);
+        expect(core.c2d.lockNext('dev')).toBeUndefined();
+        await core.c2d.complete('dev', held.lockToken);
       });
 
       test('the tenth abandon drops the message with DeliveryCountExceeded', async () => {

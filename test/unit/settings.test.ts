@@ -38,6 +38,7 @@ describe('loadSettings', () => {
       deadLetterMaxBodyBytes: 4096,
       retentionDays: 7,
       purgeSchedule: '0 */5 * * * *',
+      stallSeconds: 60,
     });
     expect(s.feedback).toEqual({ schedule: '*/10 * * * * *', drainSeconds: 5 });
     expect(s.simulator).toEqual({

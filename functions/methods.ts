@@ -1,0 +1,17 @@
+/**
+ * Direct-method route: POST /devices/{deviceId}/methods/{methodName}.
+ * The logic lives in lib/methods/; this file only registers it.
+ */
+import { app } from '@azure/functions';
+import { routes } from '../lib/api/operations';
+import { apiServices } from '../lib/api/services';
+import { createMethodHandlers } from '../lib/methods/method-handlers';
+
+export const methodHandlers = createMethodHandlers(apiServices);
+
+app.http('invokeMethod', {
+  route: routes.method,
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: methodHandlers.invoke,
+});

@@ -1,0 +1,24 @@
+/**
+ * Device twin routes: GET/PATCH /devices/{deviceId}/twin.
+ * The logic lives in lib/twin/; this file only registers it.
+ */
+import { app } from '@azure/functions';
+import { routes } from '../lib/api/operations';
+import { apiServices } from '../lib/api/services';
+import { createTwinHandlers } from '../lib/twin/twin-handlers';
+
+export const twinHandlers = createTwinHandlers(apiServices);
+
+app.http('getTwin', {
+  route: routes.twin,
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: twinHandlers.get,
+});
+
+app.http('updateTwin', {
+  route: routes.twin,
+  methods: ['PATCH'],
+  authLevel: 'function',
+  handler: twinHandlers.update,
+});
