@@ -39,6 +39,7 @@ export function describeStack(stack: StackSummary): string[] {
     'The local stack is running.',
     `  API:                      ${api}   (OpenAPI: ${api}/openapi.json)`,
     `  Function key:             ${key}`,
+    `  Device explorer:          ${api}/explorer/#key=${encodeURIComponent(key)}`,
     connectionLine(
       'Service connection:',
       stack.serviceConnectionString,

@@ -18,6 +18,7 @@ import {
   UpdateDeviceRequest,
 } from './schemas';
 import { TelemetryQuery, TelemetryResponse } from '../telemetry/read';
+import { AlertList, AlertsQuery, DeadLetterList, DeadLettersQuery } from './history';
 import { DeviceTwin, UpdateTwinRequest } from '../twin/schemas';
 import { InvokeMethodRequest, MethodResult } from '../methods/schemas';
 
@@ -31,6 +32,8 @@ export const routes = {
   messages: 'devices/{deviceId}/messages',
   message: 'devices/{deviceId}/messages/{messageId}',
   telemetry: 'devices/{deviceId}/telemetry',
+  alerts: 'devices/{deviceId}/alerts',
+  deadLetters: 'devices/{deviceId}/deadletters',
   twin: 'devices/{deviceId}/twin',
   method: 'devices/{deviceId}/methods/{methodName}',
   health: 'health',
@@ -166,6 +169,27 @@ export const operations: readonly OperationSpec[] = [
         schema: TelemetryResponse,
       },
     },
+    problems: [400, 503],
+  },
+  {
+    operationId: 'getAlerts',
+    method: 'get',
+    route: routes.alerts,
+    summary:
+      "A device's alerts (readings above the threshold), newest first, within an enqueue-time range, and the threshold in force.",
+    pathParams: ['deviceId'],
+    query: AlertsQuery,
+    responses: { 200: { description: 'Alerts newest first', schema: AlertList } },
+    problems: [400, 503],
+  },
+  {
+    operationId: 'getDeadLetters',
+    method: 'get',
+    route: routes.deadLetters,
+    summary: "A device's dead letters (events that could not become readings), newest first.",
+    pathParams: ['deviceId'],
+    query: DeadLettersQuery,
+    responses: { 200: { description: 'Dead letters newest first', schema: DeadLetterList } },
     problems: [400, 503],
   },
   {

@@ -8,6 +8,8 @@ export const apiOperations: readonly string[] = [
   'POST /devices/{deviceId}/messages',
   'GET /devices/{deviceId}/messages/{messageId}',
   'GET /devices/{deviceId}/telemetry',
+  'GET /devices/{deviceId}/alerts',
+  'GET /devices/{deviceId}/deadletters',
   'GET /devices/{deviceId}/twin',
   'PATCH /devices/{deviceId}/twin',
   'POST /devices/{deviceId}/methods/{methodName}',

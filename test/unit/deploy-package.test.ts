@@ -49,11 +49,17 @@ describe('the deployed package (.funcignore)', () => {
     }
   });
 
+  it('contains the built device explorer (page, script, stylesheet)', () => {
+    for (const name of ['index.html', 'app.js', 'app.css']) {
+      expect(files).toContain(`dist/explorer/${name}`);
+    }
+  });
+
   it('leaves out the emulator, devhost, tests, benchmarks, examples, sources, infra and local settings', () => {
     const forbidden = files.filter(
       (f) =>
-        /^(dist\/)?(emulator|devhost|test|bench|infra|examples|simulator\/cli)\//.test(f) ||
-        /^(functions|simulator|lib)\//.test(f) ||
+        /^(dist\/)?(emulator|devhost|test|bench|infra|examples|simulator\/cli|web)\//.test(f) ||
+        /^(functions|simulator|lib|web)\//.test(f) ||
         (f.endsWith('.ts') && !f.endsWith('.d.ts')) ||
         f.endsWith('.map') ||
         f === 'local.settings.json' ||

@@ -58,6 +58,8 @@ beforeAll(async () => {
   await import('../../functions/openapi');
   await import('../../functions/feedback');
   await import('../../functions/retention');
+  await import('../../functions/history');
+  await import('../../functions/explorer');
 });
 
 afterAll(() => {
@@ -73,6 +75,8 @@ describe('registrations', () => {
     ['deleteDevice', 'devices/{deviceId}', 'DELETE', 'function'],
     ['sendMessage', 'devices/{deviceId}/messages', 'POST', 'function'],
     ['getMessageStatus', 'devices/{deviceId}/messages/{messageId}', 'GET', 'function'],
+    ['getAlerts', 'devices/{deviceId}/alerts', 'GET', 'function'],
+    ['getDeadLetters', 'devices/{deviceId}/deadletters', 'GET', 'function'],
     ['health', 'health', 'GET', 'anonymous'],
     ['openapi', 'openapi.json', 'GET', 'anonymous'],
   ])('%s: %s %s, auth %s', (name, route, method, authLevel) => {
@@ -81,6 +85,15 @@ describe('registrations', () => {
       route,
       methods: [method],
       authLevel,
+    });
+  });
+
+  it('serves the device explorer anonymously (the page holds no secret; its data calls are keyed)', () => {
+    expect(trigger('explorer')).toMatchObject({
+      type: 'httpTrigger',
+      route: 'explorer/{*path}',
+      methods: ['GET', 'HEAD'],
+      authLevel: 'anonymous',
     });
   });
 
@@ -111,6 +124,21 @@ describe('exported handlers without settings', () => {
     expect(JSON.parse(response.body as string)).toMatchObject({
       type: 'https://iot-hub-functions.dev/problems/internal',
     });
+    expect(logs.join('\n')).toContain('IOTHUB_CONNECTION_STRING is missing');
+  });
+
+  it('answer the alerts route with a 500 problem that names no setting value', async () => {
+    const { historyHandlers } = await import('../../functions/history');
+    const logs: string[] = [];
+    const response = await historyHandlers.alerts(
+      new HttpRequest({
+        method: 'GET',
+        url: 'http://localhost/api/devices/sim-1/alerts',
+        params: { deviceId: 'sim-1' },
+      }),
+      contextLoggingTo(logs),
+    );
+    expect(response.status).toBe(500);
     expect(logs.join('\n')).toContain('IOTHUB_CONNECTION_STRING is missing');
   });
 

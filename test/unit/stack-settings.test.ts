@@ -206,6 +206,22 @@ describe('the stack summary', () => {
   });
 });
 
+describe('the device explorer URL', () => {
+  it('opens the page with the key in the fragment (never sent to a server)', () => {
+    const text = describeStack({
+      apiUrl: 'http://127.0.0.1:7071',
+      functionKey: 'k+y/=',
+      serviceConnectionString: 'HostName=localhost:4443;SharedAccessKeyName=a;SharedAccessKey=b',
+      eventsConnectionString: 'Endpoint=sb://localhost/',
+      storageConnectionString: 'UseDevelopmentStorage=true',
+      caBundle: '/tmp/ca-bundle.pem',
+    });
+    expect(text).toContain(
+      '  Device explorer:          http://127.0.0.1:7071/api/explorer/#key=k%2By%2F%3D',
+    );
+  });
+});
+
 describe('simulate provisioning', () => {
   it('creates identities on the local hub by default and on a user hub only when asked', () => {
     expect(shouldProvision(undefined, {}, services.service)).toBe(true);

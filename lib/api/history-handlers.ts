@@ -1,0 +1,57 @@
+/**
+ * HTTP handlers for a device's alerts and dead letters (lib/api/history.ts). Storage failures are
+ * a 503 (retry later), like the telemetry read route.
+ */
+import { ApiError } from '../http/problem';
+import { queryObject, routeId, validate } from '../http/request';
+import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import type { EntityStore } from '../storage/entity-store';
+import { describeError, isStorageError } from '../telemetry/errors';
+import { AlertsQuery, DeadLettersQuery, readAlerts, readDeadLetters } from './history';
+import { deviceIdSyntax } from './schemas';
+
+export interface HistoryParts {
+  store: () => EntityStore;
+  /** The alert threshold in force (TELEMETRY_ALERT_THRESHOLD). */
+  alertThreshold: () => number;
+}
+
+export interface HistoryHandlers {
+  alerts: HttpHandler;
+  deadLetters: HttpHandler;
+}
+
+async function fromStorage<T>(read: () => Promise<T>, warn: (text: string) => void): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (!isStorageError(error)) throw error;
+    warn(`history read failed: ${describeError(error)}`);
+    throw new ApiError('storageUnavailable', 'The telemetry store could not be read; retry later.');
+  }
+}
+
+export function createHistoryHandlers(parts: HistoryParts): HistoryHandlers {
+  return {
+    alerts: withProblems(async (request, context) => {
+      const deviceId = routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
+      const query = validate(AlertsQuery, queryObject(request), 'query string');
+      const threshold = parts.alertThreshold();
+      const items = await fromStorage(
+        () => readAlerts(parts.store(), deviceId, query),
+        (text) => context.warn(text),
+      );
+      return jsonResponse(200, { items, threshold });
+    }),
+
+    deadLetters: withProblems(async (request, context) => {
+      const deviceId = routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
+      const query = validate(DeadLettersQuery, queryObject(request), 'query string');
+      const items = await fromStorage(
+        () => readDeadLetters(parts.store(), deviceId, query),
+        (text) => context.warn(text),
+      );
+      return jsonResponse(200, { items });
+    }),
+  };
+}
