@@ -30,7 +30,7 @@ import { createMqttAdapter } from './mqtt/mqtt-adapter';
 import type { SniffedProtocol } from './sniff';
 import { createAmqpFrameWatcher, createMqttPacketWatcher, guardFrames, sniff } from './sniff';
 import { ensureTlsMaterial } from './tls';
-import { createWebSocketGateway, type WebSocketGateway } from './websocket';
+import { createWebSocketGateway, type WebSocketGateway, type WebSocketProtocol } from './websocket';
 
 /** `-1` turns the standard MQTTS / AMQPS listener off; `0` binds an ephemeral port. */
 export interface PortOptions {
@@ -308,12 +308,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
   };
 
+  /**
+   * A WebSocket's payload must start with its subprotocol's bytes (MQTT CONNECT, AMQP header) in
+   * time, as a TLS socket must, or it is closed before an adapter holds it.
+   */
+  const dispatchWebSocket = async (
+    protocol: WebSocketProtocol,
+    stream: Duplex,
+    remote: string,
+  ): Promise<void> => {
+    const listener = 'gateway (WebSocket)';
+    const result = await sniff(stream, {
+      allowed: new Set([protocol]),
+      timeoutMs: handshakeTimeoutMs,
+    });
+    if (result.kind === 'rejected') {
+      log.warn(`${listener}: refused ${protocol} connection from ${remote}: ${result.reason}`);
+      stream.destroy();
+      return;
+    }
+    handOver(listener, protocol, adapterFor[protocol], stream, remote);
+  };
+
   // MQTT and AMQP over WebSockets reach the adapters that serve them over TLS.
   const websockets = createWebSocketGateway({
     maxPayloadBytes: maxFrameBytes,
     log: prefixed(log, 'websocket:'),
-    accept: (protocol, stream, remote) =>
-      handOver('gateway (WebSocket)', protocol, adapterFor[protocol], stream, remote),
+    accept: (protocol, stream, remote) => void dispatchWebSocket(protocol, stream, remote),
   });
 
   /**

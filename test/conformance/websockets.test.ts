@@ -39,7 +39,11 @@ async function wsDevice(deviceId: string, key: string): Promise<DeviceClient> {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+  emulator = await startEmulator({
+    inMemory: true,
+    // A short handshake deadline, so the silent-peer test below finishes quickly.
+    args: ['--feedback-delay-ms', '100', '--handshake-timeout-ms', '2000'],
+  });
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = amqpWsServiceClient(emulator.connection.serviceConnectionString);
   await service.open();
@@ -132,7 +136,24 @@ function rawUpgrade(path: string, subprotocol: string): Promise<string> {
   });
 }
 
-describe('WebSocket upgrades the hub does not serve', () => {
+/** A raw WebSocket to the hub; `closed` resolves with the close code once the hub hangs up. */
+async function openWebSocket(
+  subprotocol: string,
+): Promise<{ ws: WebSocket; closed: Promise<number> }> {
+  const ws = new WebSocket(
+    `wss://localhost:${emulator.connection.ports.gateway}/$iothub/websocket`,
+    subprotocol,
+  );
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, closed };
+}
+
+describe('WebSocket connections the hub does not serve', () => {
   it('answers 400 and closes the connection for an unknown subprotocol', async () => {
     const answer = await rawUpgrade('/$iothub/websocket', 'stomp');
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
@@ -145,19 +166,18 @@ describe('WebSocket upgrades the hub does not serve', () => {
   });
 
   it('cuts an MQTT-over-WebSocket stream whose packet claims more than the limit', async () => {
-    const ws = new WebSocket(
-      `wss://localhost:${emulator.connection.ports.gateway}/$iothub/websocket`,
-      'mqtt',
-    );
-    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-    ws.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    const { ws, closed } = await openWebSocket('mqtt');
     expect(ws.protocol).toBe('mqtt');
     // A CONNECT announcing 256 MiB - 1: the guard closes before any of it is buffered.
     ws.send(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]));
     await expect(closed).resolves.toEqual(expect.any(Number));
+  });
+
+  it('closes an AMQP-over-WebSocket connection that sends nothing within the handshake deadline', async () => {
+    const started = Date.now();
+    const { ws, closed } = await openWebSocket('AMQPWSB10');
+    expect(ws.protocol).toBe('AMQPWSB10');
+    await expect(closed).resolves.toEqual(expect.any(Number));
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
