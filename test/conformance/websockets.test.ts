@@ -42,7 +42,7 @@ beforeAll(async () => {
   emulator = await startEmulator({
     inMemory: true,
     // A short handshake deadline, so the silent-peer test below finishes quickly.
-    args: ['--feedback-delay-ms', '100', '--handshake-timeout-ms', '2000'],
+    args: ['--feedback-delay-ms', '100', '--handshake-timeout-ms', '3000'],
   });
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = amqpWsServiceClient(emulator.connection.serviceConnectionString);
