@@ -56,3 +56,11 @@ export const defaultPorts = {
   /** The Event Hub-compatible endpoint, plain AMQP. */
   events: 5672,
 } as const;
+
+/**
+ * The connection strings' `HostName`: `host:port`, or the bare host on 443 — the SDKs' WebSocket
+ * transports append `:443` to whatever it holds, and `localhost:443:443` cannot be dialled.
+ */
+export function gatewayHostName(host: string, gatewayPort: number): string {
+  return gatewayPort === 443 ? host : `${host}:${gatewayPort}`;
+}

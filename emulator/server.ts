@@ -8,6 +8,8 @@
  * - the Event Hub-compatible endpoint (default 5672), plain TCP; the same endpoint also answers on
  *   the AMQPS ports, on the service surface's connections, told apart by link address (for
  *   clients that only speak TLS and dial 5671, see amqp/shared-surface.ts).
+ * On the gateway, an HTTP upgrade to `/$iothub/websocket` carries MQTT or AMQP over WebSockets
+ * (./websocket.ts) to the same adapters as MQTTS and AMQPS.
  * Every listener sniffs before it hands a socket over, so garbage is turned away at the door and
  * never reaches a protocol parser.
  */
@@ -18,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { buildConnectionString } from '../lib/connection-string';
 import type { HubIdentity } from './config';
-import { wellKnownHubIdentity } from './config';
+import { gatewayHostName, wellKnownHubIdentity } from './config';
 import type { EmulatorContext, Logger, ProtocolAdapter } from './context';
 import type { CoreOptions, IotHubCore } from './core/contracts';
 import { createCore } from './core/create-core';
@@ -31,6 +33,7 @@ import { createMqttAdapter } from './mqtt/mqtt-adapter';
 import type { SniffedProtocol } from './sniff';
 import { createAmqpFrameWatcher, createMqttPacketWatcher, guardFrames, sniff } from './sniff';
 import { ensureTlsMaterial } from './tls';
+import { createWebSocketGateway, type WebSocketGateway, type WebSocketProtocol } from './websocket';
 
 /** `-1` turns the standard MQTTS / AMQPS listener off; `0` binds an ephemeral port. */
 export interface PortOptions {
@@ -98,6 +101,13 @@ export class StartupError extends Error {
 
 type AdapterName = 'registry' | 'mqtt' | 'service' | 'events';
 
+/** What the server gives adapters besides their context. */
+interface AdapterHooks {
+  websockets: WebSocketGateway;
+  /** The adapters made so far (the service surface shares its connections with `events`). */
+  adapters: ReadonlyMap<AdapterName, ProtocolAdapter>;
+}
+
 /**
  * The wiring table: which adapter serves which surface. An adapter whose factory is missing is
  * reported at start and its connections are refused.
@@ -107,13 +117,14 @@ const adapterFactories: Record<
   | ((
       ctx: EmulatorContext,
       options: ServerOptions,
-      adapters: ReadonlyMap<AdapterName, ProtocolAdapter>,
+      hooks: AdapterHooks,
     ) => ProtocolAdapter | Promise<ProtocolAdapter>)
   | undefined
 > = {
-  registry: (ctx) => createRegistryAdapter(ctx),
+  registry: (ctx, _options, hooks) =>
+    createRegistryAdapter(ctx, { upgrade: hooks.websockets.upgrade }),
   mqtt: (ctx) => createMqttAdapter(ctx),
-  service: (ctx, _options, adapters) =>
+  service: (ctx, _options, { adapters }) =>
     createServiceAdapter(ctx, { shared: () => asSharedSurface(adapters.get('events')) }),
   events: (ctx, options) =>
     createEventsAdapter(ctx, { consumerGroups: options.consumerGroups ?? [] }),
@@ -277,26 +288,69 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     await ready;
     const name = (spec.route ?? ((p: SniffedProtocol) => adapterFor[p]))(result.protocol);
+    handOver(spec.name, result.protocol, name, socket, remote);
+  };
+
+  /**
+   * Gives a decrypted byte stream (a TLS socket, or a WebSocket's payload stream) to the adapter
+   * `name`, with the frame-size guard of its protocol in front.
+   */
+  const handOver = (
+    listener: string,
+    protocol: SniffedProtocol,
+    name: AdapterName,
+    stream: Duplex,
+    remote: string,
+  ): void => {
     const adapter = adapters.get(name);
     if (closing || !adapter) {
       log.warn(
-        `${spec.name}: refused ${result.protocol} connection from ${remote}: ${closing ? 'shutting down' : `the ${name} surface is not available`}`,
+        `${listener}: refused ${protocol} connection from ${remote}: ${closing ? 'shutting down' : `the ${name} surface is not available`}`,
       );
-      socket.destroy();
+      stream.destroy();
       return;
     }
-    log.info(`${spec.name}: ${result.protocol} connection from ${remote} → ${name}`);
-    adapter.handle(socket);
-    if (result.protocol === 'amqp' || result.protocol === 'mqtt') {
+    log.info(`${listener}: ${protocol} connection from ${remote} → ${name}`);
+    adapter.handle(stream);
+    if (protocol === 'amqp' || protocol === 'mqtt') {
       const watcher =
-        result.protocol === 'amqp'
+        protocol === 'amqp'
           ? createAmqpFrameWatcher(maxFrameBytes)
           : createMqttPacketWatcher(maxFrameBytes);
-      guardFrames(socket, watcher, (why) =>
-        log.warn(`${spec.name}: closed ${result.protocol} connection from ${remote}: ${why}`),
+      guardFrames(stream, watcher, (why) =>
+        log.warn(`${listener}: closed ${protocol} connection from ${remote}: ${why}`),
       );
     }
   };
+
+  /**
+   * A WebSocket's payload must start with its subprotocol's bytes (MQTT CONNECT, AMQP header) in
+   * time, as a TLS socket must, or it is closed before an adapter holds it.
+   */
+  const dispatchWebSocket = async (
+    protocol: WebSocketProtocol,
+    stream: Duplex,
+    remote: string,
+  ): Promise<void> => {
+    const listener = 'gateway (WebSocket)';
+    const result = await sniff(stream, {
+      allowed: new Set([protocol]),
+      timeoutMs: handshakeTimeoutMs,
+    });
+    if (result.kind === 'rejected') {
+      log.warn(`${listener}: refused ${protocol} connection from ${remote}: ${result.reason}`);
+      stream.destroy();
+      return;
+    }
+    handOver(listener, protocol, adapterFor[protocol], stream, remote);
+  };
+
+  // MQTT and AMQP over WebSockets reach the adapters that serve them over TLS.
+  const websockets = createWebSocketGateway({
+    maxPayloadBytes: maxFrameBytes,
+    log: prefixed(log, 'websocket:'),
+    accept: (protocol, stream, remote) => void dispatchWebSocket(protocol, stream, remote),
+  });
 
   /**
    * Node's TLS handshake timeout only starts with the first ClientHello byte, so a peer that
@@ -367,6 +421,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const closeAll = async (): Promise<void> => {
     closing = true;
+    websockets.close();
     const serversClosed = Promise.all(servers.map(closeServer));
     const results = await Promise.allSettled([...adapters.values()].map((a) => a.close()));
     for (const r of results) {
@@ -396,7 +451,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     events: bound.get('events') ?? 0,
   };
   const host = publicHost(options.host);
-  const hostName = `${host}:${ports.gateway}`;
+  const hostName = gatewayHostName(host, ports.gateway);
   const ctx = (surface: string): EmulatorContext => ({
     core,
     identity,
@@ -413,7 +468,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         log.warn(`the ${name} surface is not part of this build; its connections are refused`);
         continue;
       }
-      adapters.set(name, await factory(ctx(name), options, adapters));
+      adapters.set(name, await factory(ctx(name), options, { websockets, adapters }));
     }
   } catch (error) {
     await closeAll().catch(() => {});

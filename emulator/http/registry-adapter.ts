@@ -53,7 +53,15 @@ function pageSizeOf(headers: http.IncomingHttpHeaders): number {
   return n;
 }
 
-export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
+export interface RegistryAdapterOptions {
+  /** Serves HTTP upgrade requests (WebSockets, ../websocket.ts); without it they are plain requests. */
+  upgrade?: (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+export function createRegistryAdapter(
+  ctx: EmulatorContext,
+  options: RegistryAdapterOptions = {},
+): ProtocolAdapter {
   const { core, log } = ctx;
   const registry = core.registry;
   const deviceRoutes = createDeviceRoutes(ctx);
@@ -273,6 +281,7 @@ export function createRegistryAdapter(ctx: EmulatorContext): ProtocolAdapter {
   // Idle connections are dropped (the server is never `listen`ed, so only socket timeouts apply).
   // A direct method call may legitimately wait 300 s to connect plus 300 s for the answer.
   server.timeout = 660_000;
+  if (options.upgrade) server.on('upgrade', options.upgrade);
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     log.warn(`refused a malformed HTTP request: ${error.code ?? error.message}`);
     if ((socket as Partial<{ writable: boolean }>).writable) {
