@@ -57,7 +57,7 @@ export interface SymmetricKeys {
  * Thumbprints are kept as upper-case hex (SHA-1: 40 digits, SHA-256: 64).
  */
 export type X509Authentication =
-  | { type: 'selfSigned'; primaryThumbprint: string; secondaryThumbprint: string | null }
+  | { type: 'selfSigned'; primaryThumbprint: string | null; secondaryThumbprint: string | null }
   | { type: 'certificateAuthority' };
 
 /** What create and update accept; `sas` switches a device (back) to symmetric keys. */

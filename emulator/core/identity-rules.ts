@@ -89,15 +89,16 @@ export function resolveAuthentication(
     return { keys: { ...noKeys }, authentication: { type: 'certificateAuthority' } };
   }
   const primary = thumbprint(wanted.primaryThumbprint, 'primary');
-  if (primary === null) {
-    throw new HubError('ArgumentInvalid', 'A selfSigned device needs a primary thumbprint');
+  const secondary = thumbprint(wanted.secondaryThumbprint, 'secondary');
+  if (primary === null && secondary === null) {
+    throw new HubError('ArgumentInvalid', 'A selfSigned device needs an X.509 thumbprint');
   }
   return {
     keys: { ...noKeys },
     authentication: {
       type: 'selfSigned',
       primaryThumbprint: primary,
-      secondaryThumbprint: thumbprint(wanted.secondaryThumbprint, 'secondary'),
+      secondaryThumbprint: secondary,
     },
   };
 }

@@ -103,7 +103,7 @@ const authTypes: Record<string, DeviceAuthenticationInput['type']> = {
 };
 
 function parseThumbprints(auth: Record<string, unknown>): {
-  primaryThumbprint: string;
+  primaryThumbprint: string | null;
   secondaryThumbprint: string | null;
 } {
   const x509 = auth.x509Thumbprint;
@@ -112,8 +112,8 @@ function parseThumbprints(auth: Record<string, unknown>): {
   }
   const fields = isObject(x509) ? x509 : {};
   return {
-    // An absent primary is refused by the registry with the rule's own message.
-    primaryThumbprint: optionalString(fields.primaryThumbprint, 'primaryThumbprint') ?? '',
+    // Neither thumbprint: refused by the registry with the rule's own message.
+    primaryThumbprint: optionalString(fields.primaryThumbprint, 'primaryThumbprint') ?? null,
     secondaryThumbprint: optionalString(fields.secondaryThumbprint, 'secondaryThumbprint') ?? null,
   };
 }
