@@ -115,8 +115,9 @@ async function x509Client(
   client.setRetryPolicy(new NoRetry());
   clients.push(client);
   // The Http transport dials a bare host on 443; the agent honours `host:port` (see device-http).
-  const http =
-    transport === Http ? { http: { agent: new HostPortAgent({ keepAlive: true }) } } : {};
+  // Its setOptions only calls back when the http options carry a receivePolicy.
+  const agent = new HostPortAgent({ keepAlive: true });
+  const http = transport === Http ? { http: { agent, receivePolicy: { interval: 1 } } } : {};
   await client.setOptions({ cert: credential.cert, key: credential.key, ...http });
   return client;
 }
