@@ -164,6 +164,11 @@ describe('registry: X.509 authentication', () => {
       symmetricKey: { primaryKey: null, secondaryKey: null },
       x509Thumbprint: { primaryThumbprint: sha1.toUpperCase(), secondaryThumbprint: sha256 },
     });
+    const { responseBody: twin } = await registry.getTwin(deviceId);
+    expect(twin).toMatchObject({
+      authenticationType: 'selfSigned',
+      x509Thumbprint: { primaryThumbprint: sha1.toUpperCase(), secondaryThumbprint: sha256 },
+    });
   });
 
   it('creates and reads back a certificateAuthority device', async () => {
