@@ -221,6 +221,25 @@ describe('self-signed devices', () => {
     });
   });
 
+  it('lose a live MQTT connection when the registry stops listing their thumbprint', async () => {
+    const deviceId = nextId('self-rotated');
+    const credential = await makeCert(deviceId);
+    await createSelfSigned(deviceId, credential.sha1);
+    const client = await x509Client(deviceId, credential, Mqtt);
+    await client.open();
+    const disconnected = new Promise<void>((resolve) => client.once('disconnect', () => resolve()));
+    await registry.update({
+      deviceId,
+      status: 'enabled',
+      authentication: {
+        type: 'selfSigned',
+        x509Thumbprint: { primaryThumbprint: 'AB'.repeat(20) },
+      },
+    });
+    await disconnected;
+    await expect(client.sendEvent(new Message('after rotation'))).rejects.toBeDefined();
+  });
+
   it('send telemetry over HTTPS, matched by a SHA-256 secondary thumbprint', async () => {
     const deviceId = nextId('self-http');
     const credential = await makeCert(deviceId);
