@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `node dist/emulator/cli.js [--data DIR] [--in-memory] [--host 127.0.0.1] [--port N]
- * [--mqtt-port N] [--amqp-port N] [--events-port N] [--partitions N]` — the contract tests and
+ * [--mqtt-port N] [--amqp-port N] [--events-port N] [--partitions N] [--trusted-device-ca FILE]…`
+ * — the contract tests and
  * tooling depend on. Once every listener is up it writes `DIR/connection.json` and prints the same
  * details. SIGINT/SIGTERM stop it cleanly (flush, exit 0); a busy port or an unusable data folder
  * exits 1 with a message naming it; bad arguments exit 2. The data folder is locked (`DIR/lock.json`)
@@ -10,6 +11,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
+import { loadTrustedCas } from './auth/x509';
 import { defaultPorts } from './config';
 import type { DataLock } from './data-lock';
 import { acquireDataLock, DataLockedError } from './data-lock';
@@ -47,6 +49,7 @@ interface CliOptions {
   c2dTtlMs?: number;
   handshakeTimeoutMs?: number;
   identity?: string;
+  trustedDeviceCa: string[];
 }
 
 function parseArguments(argv: string[]): CliOptions {
@@ -113,6 +116,12 @@ function parseArguments(argv: string[]): CliOptions {
       ).argParser(integer('C2D TTL', 1000, 48 * 3_600_000)),
     )
     .option(
+      '--trusted-device-ca <file>',
+      'PEM CA certificate that signs the certificates of certificateAuthority devices (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option(
       '--identity <file>',
       'JSON file with the hub name and shared access policies (default: the well-known ones)',
     )
@@ -148,6 +157,7 @@ function toServerOptions(cli: CliOptions): ServerOptions {
     core,
     ...(cli.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: cli.handshakeTimeoutMs } : {}),
     ...(cli.identity !== undefined ? { identity: readIdentityFile(cli.identity) } : {}),
+    trustedDeviceCas: loadTrustedCas(cli.trustedDeviceCa),
     log: createConsoleLogger(),
   };
 }

@@ -3,6 +3,7 @@
  * it terminates TLS on the gateway port, sniffs the first bytes (AMQP header, HTTP method, MQTT
  * CONNECT) and hands the socket to the matching adapter's `handle`.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { HubIdentity } from './config';
 import type { IotHubCore } from './core/contracts';
@@ -18,6 +19,8 @@ export interface EmulatorContext {
   identity: HubIdentity;
   /** `host:port` of the gateway as clients address it (the connection string's HostName). */
   hostName: string;
+  /** CAs whose certificates authenticate `certificateAuthority` devices (`--trusted-device-ca`). */
+  trustedDeviceCas?: readonly X509Certificate[];
   log: Logger;
 }
 

@@ -13,6 +13,7 @@
  * Every listener sniffs before it hands a socket over, so garbage is turned away at the door and
  * never reaches a protocol parser.
  */
+import type { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -60,6 +61,8 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Largest AMQP frame / MQTT packet accepted before the connection is cut (default 4 MiB). */
   maxFrameBytes?: number;
+  /** CAs that sign the certificates of `certificateAuthority` devices. */
+  trustedDeviceCas?: readonly X509Certificate[];
   log: Logger;
 }
 
@@ -382,6 +385,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             key: material.key,
             minVersion: 'TLSv1.2',
             handshakeTimeout: handshakeTimeoutMs,
+            // X.509 devices send a client certificate; SAS devices send none. The adapters decide
+            // per device (emulator/auth/x509.ts), so the handshake itself refuses nobody.
+            requestCert: true,
+            rejectUnauthorized: false,
           },
           accept(spec),
         )
@@ -456,6 +463,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     core,
     identity,
     hostName,
+    trustedDeviceCas: options.trustedDeviceCas ?? [],
     log: prefixed(log, `${surface}:`),
   });
 

@@ -52,6 +52,18 @@ export interface SymmetricKeys {
   secondaryKey: string;
 }
 
+/**
+ * How a device proves its identity besides a SAS token: an X.509 certificate whose thumbprint is
+ * registered (`selfSigned`), or one issued by a CA the hub trusts (`certificateAuthority`).
+ * Thumbprints are kept as upper-case hex (SHA-1: 40 digits, SHA-256: 64).
+ */
+export type X509Authentication =
+  | { type: 'selfSigned'; primaryThumbprint: string | null; secondaryThumbprint: string | null }
+  | { type: 'certificateAuthority' };
+
+/** What create and update accept; `sas` switches a device (back) to symmetric keys. */
+export type DeviceAuthenticationInput = { type: 'sas' } | X509Authentication;
+
 /** A device identity as stored; `etag` changes on every update. */
 export interface DeviceRecord {
   deviceId: string;
@@ -61,7 +73,10 @@ export interface DeviceRecord {
   statusReason: string | null;
   /** ISO 8601 */
   statusUpdatedTime: string;
+  /** Both empty for an X.509 device (IoT Hub reports them as null). */
   keys: SymmetricKeys;
+  /** Absent for a SAS device (and in records written before X.509 existed). */
+  authentication?: X509Authentication;
   /** ISO 8601 of creation. */
   createdTime: string;
 }
@@ -81,12 +96,16 @@ export interface CreateDeviceInput {
   statusReason?: string | null;
   /** Empty or absent keys are generated. */
   keys?: Partial<SymmetricKeys>;
+  /** Absent: SAS. */
+  authentication?: DeviceAuthenticationInput;
 }
 
 export interface UpdateDeviceInput {
   status?: DeviceStatus;
   statusReason?: string | null;
   keys?: Partial<SymmetricKeys>;
+  /** Absent: the device keeps its kind of authentication. */
+  authentication?: DeviceAuthenticationInput;
 }
 
 export interface Registry {

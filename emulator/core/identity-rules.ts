@@ -1,7 +1,7 @@
 /** IoT Hub's rules for device ids and symmetric keys, and how the hub makes new ones. */
 import { randomBytes, randomInt } from 'node:crypto';
 import { HubError } from './contracts';
-import type { SymmetricKeys } from './contracts';
+import type { DeviceAuthenticationInput, SymmetricKeys, X509Authentication } from './contracts';
 
 /**
  * IoT Hub's device id rule ("Device identity properties"): 1-128 ASCII letters, digits and
@@ -53,6 +53,59 @@ function assertValidKey(key: string, name: string): void {
       `The ${name} key must be base64 encoding of ${MIN_KEY_BYTES}-${MAX_KEY_BYTES} bytes`,
     );
   }
+}
+
+/** A SHA-1 (40 hex digits) or SHA-256 (64) thumbprint, as IoT Hub accepts them. */
+const THUMBPRINT_PATTERN = /^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/;
+
+function thumbprint(value: string | null | undefined, name: string): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (!THUMBPRINT_PATTERN.test(value)) {
+    throw new HubError(
+      'ArgumentInvalid',
+      `The ${name} thumbprint must be a SHA-1 (40) or SHA-256 (64) hexadecimal thumbprint`,
+    );
+  }
+  return value.toUpperCase();
+}
+
+const noKeys: SymmetricKeys = { primaryKey: '', secondaryKey: '' };
+
+/**
+ * Keys and X.509 settings of a device after a create (`current` absent) or an update. An X.509
+ * device has no keys (a SAS token can never authenticate it); a device switched back to SAS gets
+ * new ones unless it supplies its own. Absent `auth` keeps the current kind.
+ */
+export function resolveAuthentication(
+  auth: DeviceAuthenticationInput | undefined,
+  keys: Partial<SymmetricKeys> | undefined,
+  current?: { keys: SymmetricKeys; authentication?: X509Authentication },
+): { keys: SymmetricKeys; authentication?: X509Authentication } {
+  const wanted = auth ?? current?.authentication ?? { type: 'sas' };
+  if (wanted.type === 'sas') {
+    return { keys: resolveKeys(keys, current?.authentication ? undefined : current?.keys) };
+  }
+  if (wanted.type === 'certificateAuthority') {
+    return { keys: { ...noKeys }, authentication: { type: 'certificateAuthority' } };
+  }
+  const primary = thumbprint(wanted.primaryThumbprint, 'primary');
+  const secondary = thumbprint(wanted.secondaryThumbprint, 'secondary');
+  if (primary === null && secondary === null) {
+    throw new HubError('ArgumentInvalid', 'A selfSigned device needs an X.509 thumbprint');
+  }
+  return {
+    keys: { ...noKeys },
+    authentication: {
+      type: 'selfSigned',
+      primaryThumbprint: primary,
+      secondaryThumbprint: secondary,
+    },
+  };
+}
+
+/** Same kind of authentication, same thumbprints. */
+export function sameAuthentication(a?: X509Authentication, b?: X509Authentication): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
 /** An 18-digit decimal string, shaped like IoT Hub's generation ids. */

@@ -14,7 +14,8 @@ import {
   etagFor,
   etagMatches,
   generateGenerationId,
-  resolveKeys,
+  resolveAuthentication,
+  sameAuthentication,
 } from './identity-rules';
 import { Listeners } from './listeners';
 import type { CoreStore, StateChange } from './store';
@@ -40,7 +41,12 @@ export interface RegistryDependencies {
 }
 
 function copy(device: DeviceRecord): DeviceRecord {
-  return { ...device, keys: { ...device.keys } };
+  const { authentication, ...rest } = device;
+  return {
+    ...rest,
+    keys: { ...device.keys },
+    ...(authentication ? { authentication: { ...authentication } } : {}),
+  };
 }
 
 export class DeviceRegistry implements Registry {
@@ -63,7 +69,7 @@ export class DeviceRegistry implements Registry {
     assertValidDeviceId(input.deviceId);
     const status = input.status ?? 'enabled';
     assertValidStatus(status);
-    const keys = resolveKeys(input.keys);
+    const { keys, authentication } = resolveAuthentication(input.authentication, input.keys);
     if (this.devices.has(input.deviceId)) {
       throw new HubError(
         'DeviceAlreadyExists',
@@ -79,6 +85,7 @@ export class DeviceRegistry implements Registry {
       statusReason: input.statusReason ?? null,
       statusUpdatedTime: now,
       keys,
+      ...(authentication ? { authentication } : {}),
       createdTime: now,
     };
     // Claimed synchronously so a concurrent create of the same id fails.
@@ -110,22 +117,29 @@ export class DeviceRegistry implements Registry {
   ): Promise<DeviceRecord> {
     const current = this.require(deviceId, ifMatch);
     if (input.status !== undefined) assertValidStatus(input.status);
-    const keys = resolveKeys(input.keys, current.keys);
+    const { keys, authentication } = resolveAuthentication(
+      input.authentication,
+      input.keys,
+      current,
+    );
     const status = input.status ?? current.status;
+    const { authentication: _previous, ...unchanged } = current;
     const next: DeviceRecord = {
-      ...current,
+      ...unchanged,
       etag: this.nextEtag(),
       status,
       statusReason: input.statusReason !== undefined ? input.statusReason : current.statusReason,
       statusUpdatedTime: status !== current.status ? this.isoNow() : current.statusUpdatedTime,
       keys,
+      ...(authentication ? { authentication } : {}),
     };
     this.devices.set(deviceId, next);
     await this.deps.store.record([{ kind: 'device.put', device: copy(next) }]);
     const disabled = current.status === 'enabled' && next.status === 'disabled';
     const rekeyed =
       current.keys.primaryKey !== next.keys.primaryKey ||
-      current.keys.secondaryKey !== next.keys.secondaryKey;
+      current.keys.secondaryKey !== next.keys.secondaryKey ||
+      !sameAuthentication(current.authentication, next.authentication);
     if (disabled || rekeyed) this.changed.emit(deviceId, copy(next));
     return copy(next);
   }

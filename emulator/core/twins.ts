@@ -89,8 +89,14 @@ export class DeviceTwins implements Twins {
       connectionState: activity.connectionState,
       lastActivityTime: activity.lastActivityTime,
       cloudToDeviceMessageCount: activity.cloudToDeviceMessageCount,
-      authenticationType: 'sas',
-      x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+      authenticationType: device.authentication?.type ?? 'sas',
+      x509Thumbprint:
+        device.authentication?.type === 'selfSigned'
+          ? {
+              primaryThumbprint: device.authentication.primaryThumbprint,
+              secondaryThumbprint: device.authentication.secondaryThumbprint,
+            }
+          : { primaryThumbprint: null, secondaryThumbprint: null },
       modelId: '',
       version: twin.version,
       tags: cloneJson(twin.tags),

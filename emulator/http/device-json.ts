@@ -4,6 +4,7 @@
  */
 import type {
   CreateDeviceInput,
+  DeviceAuthenticationInput,
   DeviceActivity,
   DeviceRecord,
   DeviceStatus,
@@ -23,9 +24,9 @@ export interface DeviceJson {
   lastActivityTime: string;
   cloudToDeviceMessageCount: number;
   authentication: {
-    type: 'sas';
-    symmetricKey: { primaryKey: string; secondaryKey: string };
-    x509Thumbprint: { primaryThumbprint: null; secondaryThumbprint: null };
+    type: 'sas' | 'selfSigned' | 'certificateAuthority';
+    symmetricKey: { primaryKey: string | null; secondaryKey: string | null };
+    x509Thumbprint: { primaryThumbprint: string | null; secondaryThumbprint: string | null };
   };
   capabilities: { iotEdge: boolean };
   parentScopes: string[];
@@ -43,13 +44,32 @@ export function toDeviceJson(device: DeviceRecord, activity: DeviceActivity): De
     statusUpdatedTime: device.statusUpdatedTime,
     lastActivityTime: activity.lastActivityTime,
     cloudToDeviceMessageCount: activity.cloudToDeviceMessageCount,
-    authentication: {
+    authentication: authenticationJson(device),
+    capabilities: { iotEdge: false },
+    parentScopes: [],
+  };
+}
+
+/** As IoT Hub reports it: an X.509 device has null keys, a SAS device null thumbprints. */
+function authenticationJson(device: DeviceRecord): DeviceJson['authentication'] {
+  const auth = device.authentication;
+  if (!auth) {
+    return {
       type: 'sas',
       symmetricKey: { primaryKey: device.keys.primaryKey, secondaryKey: device.keys.secondaryKey },
       x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
-    },
-    capabilities: { iotEdge: false },
-    parentScopes: [],
+    };
+  }
+  return {
+    type: auth.type,
+    symmetricKey: { primaryKey: null, secondaryKey: null },
+    x509Thumbprint:
+      auth.type === 'selfSigned'
+        ? {
+            primaryThumbprint: auth.primaryThumbprint,
+            secondaryThumbprint: auth.secondaryThumbprint,
+          }
+        : { primaryThumbprint: null, secondaryThumbprint: null },
   };
 }
 
@@ -72,6 +92,43 @@ interface ParsedDeviceBody {
   status?: DeviceStatus;
   statusReason?: string | null;
   keys?: { primaryKey?: string; secondaryKey?: string };
+  authentication?: DeviceAuthenticationInput;
+}
+
+/** `authentication.type` as the REST API spells it (case-insensitive, like IoT Hub). */
+const authTypes: Record<string, DeviceAuthenticationInput['type']> = {
+  sas: 'sas',
+  selfsigned: 'selfSigned',
+  certificateauthority: 'certificateAuthority',
+};
+
+function parseThumbprints(auth: Record<string, unknown>): {
+  primaryThumbprint: string | null;
+  secondaryThumbprint: string | null;
+} {
+  const x509 = auth.x509Thumbprint;
+  if (x509 !== undefined && x509 !== null && !isObject(x509)) {
+    throw invalid('authentication.x509Thumbprint must be an object');
+  }
+  const fields = isObject(x509) ? x509 : {};
+  return {
+    // Neither thumbprint: refused by the registry with the rule's own message.
+    primaryThumbprint: optionalString(fields.primaryThumbprint, 'primaryThumbprint') ?? null,
+    secondaryThumbprint: optionalString(fields.secondaryThumbprint, 'secondaryThumbprint') ?? null,
+  };
+}
+
+function parseAuthentication(auth: Record<string, unknown>): DeviceAuthenticationInput {
+  const type = optionalString(auth.type, 'authentication.type') ?? 'sas';
+  const known = authTypes[type.toLowerCase()];
+  if (known === undefined) {
+    throw new HubError(
+      'NotImplemented',
+      `authentication type '${type}' is not supported by the local IoT Hub (sas, selfSigned, certificateAuthority)`,
+    );
+  }
+  if (known === 'selfSigned') return { type: known, ...parseThumbprints(auth) };
+  return { type: known };
 }
 
 /** Reads the device JSON of a create or update request; rejects what the emulator cannot honour. */
@@ -92,13 +149,7 @@ export function parseDeviceBody(body: unknown): ParsedDeviceBody {
   const auth = body.authentication;
   if (auth !== undefined && auth !== null) {
     if (!isObject(auth)) throw invalid('authentication must be an object');
-    const type = optionalString(auth.type, 'authentication.type') ?? 'sas';
-    if (type.toLowerCase() !== 'sas') {
-      throw new HubError(
-        'NotImplemented',
-        `authentication type '${type}' is not supported by the local IoT Hub (only sas)`,
-      );
-    }
+    parsed.authentication = parseAuthentication(auth);
     const symmetricKey = auth.symmetricKey;
     if (symmetricKey !== undefined && symmetricKey !== null) {
       if (!isObject(symmetricKey)) throw invalid('authentication.symmetricKey must be an object');
@@ -121,6 +172,7 @@ export function toCreateInput(deviceId: string, parsed: ParsedDeviceBody): Creat
     ...(parsed.status !== undefined ? { status: parsed.status } : {}),
     ...(parsed.statusReason !== undefined ? { statusReason: parsed.statusReason } : {}),
     ...(parsed.keys !== undefined ? { keys: parsed.keys } : {}),
+    ...(parsed.authentication !== undefined ? { authentication: parsed.authentication } : {}),
   };
 }
 
@@ -129,5 +181,6 @@ export function toUpdateInput(parsed: ParsedDeviceBody): UpdateDeviceInput {
     ...(parsed.status !== undefined ? { status: parsed.status } : {}),
     ...(parsed.statusReason !== undefined ? { statusReason: parsed.statusReason } : {}),
     ...(parsed.keys !== undefined ? { keys: parsed.keys } : {}),
+    ...(parsed.authentication !== undefined ? { authentication: parsed.authentication } : {}),
   };
 }

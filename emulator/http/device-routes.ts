@@ -10,10 +10,11 @@
  *
  * Every request is authenticated from its headers alone before any body is read: a device token
  * (`sr=<host>/devices/<id>`) or a shared access policy token with DeviceConnect, as IoT Hub
- * accepts both. Telemetry lands in the Event Hub-compatible log exactly as MQTT telemetry does.
+ * accepts both; an X.509 device sends no header and is known by its TLS client certificate. Telemetry lands in the Event Hub-compatible log exactly as MQTT telemetry does.
  */
 import http from 'node:http';
 import { parseSasToken, verifyDeviceToken, verifyServiceToken } from '../auth/sas';
+import { authenticateCertificate, presentedChain } from '../auth/x509';
 import type { EmulatorContext } from '../context';
 import type { C2DMessage, DeviceRecord, TelemetryInput } from '../core/contracts';
 import { countedMessageBytes } from '../core/message-size';
@@ -88,10 +89,31 @@ function sendStatus(res: http.ServerResponse, status: number, headers = {}, body
 export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
   const { core, log } = ctx;
 
+  /**
+   * No Authorization header: an X.509 device, authenticated by the client certificate of the
+   * TLS connection the request came on (the SDK sends one per connection, no header).
+   */
+  const authenticateByCertificate = (req: http.IncomingMessage, deviceId: string): string => {
+    const device = core.registry.get(deviceId);
+    if (!device?.authentication) {
+      throw new HubError('Unauthorized', 'the request has no Authorization header');
+    }
+    const authMethod = authenticateCertificate({
+      device,
+      chain: presentedChain(req.socket),
+      trustedCas: ctx.trustedDeviceCas ?? [],
+      nowMs: core.clock.now(),
+    });
+    if (device.status === 'disabled') {
+      throw new HubError('DeviceNotFound', `Device ${deviceId} is disabled`);
+    }
+    return authMethod;
+  };
+
   /** Device token for this device, or a policy token with DeviceConnect; returns the auth method. */
   const authenticate = (req: http.IncomingMessage, deviceId: string): string => {
     const token = headerOf(req, 'authorization');
-    if (!token) throw new HubError('Unauthorized', 'the request has no Authorization header');
+    if (!token) return authenticateByCertificate(req, deviceId);
     const now = core.clock.now();
     const viaPolicy = parseSasToken(token).skn !== undefined;
     if (viaPolicy) verifyServiceToken(token, ctx.identity, 'DeviceConnect', now);

@@ -6,7 +6,7 @@
  */
 import { verifyDeviceToken } from '../auth/sas';
 import type { Logger } from '../context';
-import type { C2DMessage, ClockTimer, IotHubCore } from '../core/contracts';
+import type { C2DMessage, ClockTimer, DeviceRecord, IotHubCore } from '../core/contracts';
 import { encodeC2DPropertyBag } from './property-bag';
 import { deviceboundTopicPrefix } from './topics';
 
@@ -23,8 +23,13 @@ export interface SessionOptions {
   deviceId: string;
   remoteAddress: string;
   /** The SAS token the device connected with; kept to re-check it after registry changes. */
-  token: string;
-  /** Token expiry, ms since the epoch. */
+  token?: string;
+  /**
+   * Re-checks a credential other than a token (an X.509 certificate) after a registry change;
+   * throws when it no longer authenticates the device. Replaces the token check.
+   */
+  recheck?: (device: DeviceRecord) => void;
+  /** Token (or certificate) expiry, ms since the epoch. */
   expiresAt: number;
   /** Most C2D messages delivered but not yet acknowledged at once. */
   c2dWindow: number;
@@ -142,10 +147,12 @@ export class DeviceSession {
     const device = this.options.core.registry.get(this.deviceId);
     if (!device) return 'device was deleted';
     if (device.status === 'disabled') return 'device was disabled';
+    const { token, recheck } = this.options;
     try {
-      verifyDeviceToken(this.options.token, device, this.options.core.clock.now());
+      if (recheck) recheck(device);
+      else verifyDeviceToken(token ?? '', device, this.options.core.clock.now());
     } catch {
-      return 'device keys changed';
+      return recheck ? 'device authentication changed' : 'device keys changed';
     }
     return undefined;
   }

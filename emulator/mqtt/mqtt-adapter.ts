@@ -17,9 +17,10 @@ import { Aedes } from 'aedes';
 import type { AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes';
 import { hostOf } from '../amqp/service-auth';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
+import { authenticateCertificate, presentedChain } from '../auth/x509';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { apiVersionInUserName, isKnownApiVersion } from '../core/api-version';
-import type { TelemetryInput } from '../core/contracts';
+import type { DeviceRecord, TelemetryInput } from '../core/contracts';
 import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
 import { MqttFrameWatcher } from './frame-watcher';
 import { decodePropertyBag, PropertyBagError } from './property-bag';
@@ -97,6 +98,8 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
   /** The registered connection of each connected device. */
   const live = new Map<string, { client: Client; session: DeviceSession }>();
   const remotes = new WeakMap<Client, string>();
+  /** `iothub-connection-auth-method` of each connection's telemetry (SAS unless set). */
+  const authMethods = new WeakMap<Client, string>();
   /** Connections this adapter dropped (already logged with the reason). */
   const droppedByUs = new WeakSet<Client>();
   const pending = new Set<Promise<void>>();
@@ -232,6 +235,9 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     ) {
       return refuse(connack.notAuthorized, 'user name must be <hub host>/<device id>/…');
     }
+    if (device.authentication) {
+      return acceptCertificate(client, device, refuse, done);
+    }
     if (password === undefined) return refuse(connack.notAuthorized, 'no SAS token as password');
     const token = password.toString('utf8');
     let expiresAt: number;
@@ -261,6 +267,45 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
         track,
       }),
     );
+    done(null, true);
+  }
+
+  /**
+   * An X.509 device: the certificate from the TLS handshake authenticates it (no password, as
+   * the SDK sends none); re-checked against the registry whenever the device changes.
+   */
+  function acceptCertificate(
+    client: Client,
+    device: DeviceRecord,
+    refuse: (returnCode: 3 | 5, reason: string) => void,
+    done: AuthenticateDone,
+  ): void {
+    const chain = presentedChain(client.conn);
+    const check = (current: DeviceRecord): string =>
+      authenticateCertificate({
+        device: current,
+        chain,
+        trustedCas: ctx.trustedDeviceCas ?? [],
+        nowMs: core.clock.now(),
+      });
+    try {
+      authMethods.set(client, check(device));
+    } catch (error) {
+      return refuse(connack.notAuthorized, describe(error));
+    }
+    if (device.status === 'disabled')
+      return refuse(connack.serverUnavailable, 'device is disabled');
+    const session = new DeviceSession({
+      core,
+      log,
+      deviceId: device.deviceId,
+      remoteAddress: remoteOf(client),
+      recheck: (current) => void check(current),
+      expiresAt: Date.parse(chain?.[0]?.validTo ?? ''),
+      c2dWindow,
+      track,
+    });
+    sessions.set(client, session);
     done(null, true);
   }
 
@@ -294,7 +339,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       properties: Object.assign(decoded.properties, markers),
       ...decoded.system,
       generationId: device.generationId,
-      authMethod: sasAuthMethod,
+      authMethod: authMethods.get(client) ?? sasAuthMethod,
     };
     track(
       core.d2c.append(input).then(

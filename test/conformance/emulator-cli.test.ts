@@ -223,6 +223,23 @@ describe('--identity overrides the well-known credentials', () => {
   });
 });
 
+describe('--trusted-device-ca', () => {
+  test('a file without a PEM certificate exits 1 naming the file', async () => {
+    const file = path.join(scratchDir(), 'not-a-ca.pem');
+    writeFileSync(file, 'just text\n');
+    const result = await runCli([
+      '--data',
+      scratchDir(),
+      '--trusted-device-ca',
+      file,
+      ...ephemeralPortArgs,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(file);
+    expect(result.stderr).toContain('no PEM certificate');
+  });
+});
+
 describe('lifecycle', () => {
   test('SIGTERM exits 0, and durable state and the CA survive a restart on the same folder', async () => {
     const dataDir = scratchDir();

@@ -317,11 +317,12 @@ describe('authorization and unsupported calls', () => {
     });
   });
 
-  test('x509 devices are refused with 501 rather than faked', async () => {
+  // X.509 devices are supported (test/conformance/device-x509.test.ts); `none` is not.
+  test('an authentication type the local hub lacks (none) is refused with 501 rather than faked', async () => {
     const error = await failure(
       registry.create({
         deviceId: newId(),
-        authentication: { x509Thumbprint: { primaryThumbprint: 'A'.repeat(40) } },
+        authentication: { type: 'none' } as never,
       }),
     );
     expect(error.response?.statusCode).toBe(501);
