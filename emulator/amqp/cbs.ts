@@ -34,6 +34,8 @@ export interface CbsGrant {
   expiresAt: number;
   /** Whatever the verifier wants to remember (e.g. the policy name). */
   principal: string;
+  /** The device a device token (`sr=<host>/devices/<id>`) names; absent for a policy's token. */
+  deviceId?: string;
 }
 
 /**

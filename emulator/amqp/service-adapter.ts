@@ -1,7 +1,8 @@
 /**
  * The IoT Hub service surface over AMQP (what azure-iothub's `Client` uses): CBS put-token,
  * cloud-to-device sends on `/messages/devicebound`, and delivery feedback on
- * `/messages/serviceBound/feedback`. It only translates; queues, TTLs and feedback live in the
+ * `/messages/serviceBound/feedback`. Device links (`/devices/{id}/…`, azure-iot-device-amqp) are
+ * dispatched to ./device-links.ts on the same connection. It only translates; queues, TTLs and feedback live in the
  * core. `server.ts` hands it decrypted sockets that start with the AMQP (or SASL) header.
  */
 import type { Duplex } from 'node:stream';
@@ -17,6 +18,8 @@ import {
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { HubError } from '../core/contracts';
 import { attachCbs, isCbsAddress, type CbsEndpoint } from './cbs';
+import { hubTokenVerifier } from './device-auth';
+import { createDeviceLinks, type DeviceLinks } from './device-links';
 import { serveFeedback, type FeedbackLink } from './feedback-link';
 import {
   acceptAmqpConnection,
@@ -25,7 +28,6 @@ import {
   messageFields,
   remoteAddress,
 } from './rhea-server';
-import { serviceTokenVerifier } from './service-auth';
 import {
   deviceboundAddress,
   feedbackAddress,
@@ -49,6 +51,8 @@ interface ServiceConnection {
   socket: Duplex;
   connection: Connection;
   feedbackLinks: Set<FeedbackLink>;
+  /** Links of devices authenticated on this connection. */
+  deviceLinks?: DeviceLinks;
   gone: boolean;
   /** Resolves once the socket has closed. */
   closed: Promise<void>;
@@ -57,7 +61,7 @@ interface ServiceConnection {
 export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const container = create_container({ id: ctx.identity.hubName });
   const connections = new Set<ServiceConnection>();
-  const verify = serviceTokenVerifier(ctx);
+  const verify = hubTokenVerifier(ctx);
 
   // rhea re-emits errors nobody handled on its container; an EventEmitter 'error' without a
   // listener would throw and take the process down.
@@ -80,7 +84,8 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     cbs: CbsEndpoint,
     link: Sender | Receiver,
   ): boolean => {
-    if (cbs.findGrant(ctx.core.clock.now())) return true;
+    // Service links need a policy's grant; a device token grants only that device's links.
+    if (cbs.findGrant(ctx.core.clock.now(), (grant) => grant.deviceId === undefined)) return true;
     refuse(sc, link, 'amqp:unauthorized-access', 'put a valid token on $cbs first');
     return false;
   };
@@ -123,6 +128,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const onReceiverOpen = (sc: ServiceConnection, cbs: CbsEndpoint, receiver: Receiver): void => {
     const address = remoteAddress(receiver);
     if (isCbsAddress(address)) return;
+    if (sc.deviceLinks?.onReceiverOpen(receiver, address)) return;
     if (!authorized(sc, cbs, receiver)) return;
     if (!sameAddress(address, deviceboundAddress)) {
       refuse(
@@ -144,6 +150,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
   const onSenderOpen = (sc: ServiceConnection, cbs: CbsEndpoint, sender: Sender): void => {
     const address = remoteAddress(sender);
     if (isCbsAddress(address)) return;
+    if (sc.deviceLinks?.onSenderOpen(sender, address)) return;
     if (!authorized(sc, cbs, sender)) return;
     if (sameAddress(address, fileNotificationsAddress)) {
       // The emulator has no file upload endpoint, so there never is a notification; an empty
@@ -175,6 +182,7 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
     sc.gone = true;
     for (const link of sc.feedbackLinks) link.dispose();
     sc.feedbackLinks.clear();
+    sc.deviceLinks?.close();
     connections.delete(sc);
     ctx.log.info(`connection from ${sc.peer} closed${reason ? `: ${reason}` : ''}`);
   };
@@ -221,6 +229,11 @@ export function createServiceAdapter(ctx: EmulatorContext): ProtocolAdapter {
       onError: (error) => {
         ctx.log.error(`${peer}: put-token failed: ${describeError(error)}`);
       },
+    });
+    sc.deviceLinks = createDeviceLinks({
+      ctx,
+      cbs,
+      refuse: (link, condition, description) => refuse(sc, link, condition, description),
     });
     connection.on('connection_open', () => {
       ctx.log.info(`connection from ${peer} opened`);
