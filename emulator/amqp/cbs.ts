@@ -36,6 +36,9 @@ export interface CbsGrant {
   principal: string;
   /** The device a device token (`sr=<host>/devices/<id>`) names; absent for a policy's token. */
   deviceId?: string;
+  /** That device's registry etag when the token was checked: any later update (disable, new
+   * keys) voids the grant, as IoT Hub drops a device's connections then. */
+  deviceEtag?: string;
 }
 
 /**

@@ -66,6 +66,7 @@ function deviceGrant(ctx: EmulatorContext, request: PutTokenRequest): CbsGrant {
     expiresAt: token.se * 1000,
     principal: `device ${deviceId}`,
     deviceId,
+    deviceEtag: device.etag,
   };
 }
 

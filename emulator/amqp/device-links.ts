@@ -64,6 +64,28 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
   const methodListeners = new Set<() => void>();
   const twins = new Map<string, TwinChannel>();
   const connected = new Set<string>();
+  /** Every open device link, by device, so a disable, re-key or delete can close them. */
+  const linksOf = new Map<string, Set<Sender | Receiver>>();
+
+  const track = (deviceId: string, link: Sender | Receiver): void => {
+    let links = linksOf.get(deviceId);
+    if (!links) {
+      links = new Set();
+      linksOf.set(deviceId, links);
+    }
+    links.add(link);
+    const untrack = (): void => void links.delete(link);
+    link.on(link.is_sender() ? 'sender_close' : 'receiver_close', untrack);
+  };
+
+  const stopWatching = ctx.core.registry.onDeviceChanged((deviceId) => {
+    const links = linksOf.get(deviceId);
+    if (!links) return;
+    linksOf.delete(deviceId);
+    for (const link of links) {
+      refuse(link, 'amqp:unauthorized-access', 'the device was disabled, re-keyed or deleted');
+    }
+  });
 
   /** The device this link may be attached for, or undefined once refused. */
   const admit = (
@@ -72,7 +94,11 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
   ): DeviceAddress | undefined => {
     const parsed = parseDeviceAddress(address);
     if (!parsed) return undefined;
-    const granted = cbs.findGrant(ctx.core.clock.now(), (g) => g.deviceId === parsed.deviceId);
+    const etag = ctx.core.registry.get(parsed.deviceId)?.etag;
+    const granted = cbs.findGrant(
+      ctx.core.clock.now(),
+      (g) => g.deviceId === parsed.deviceId && etag !== undefined && g.deviceEtag === etag,
+    );
     if (!granted) {
       refuse(
         link,
@@ -89,6 +115,7 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
       );
       return undefined;
     }
+    track(parsed.deviceId, link);
     if (!connected.has(parsed.deviceId)) {
       connected.add(parsed.deviceId);
       ctx.core.registry.setConnected(parsed.deviceId, true);
@@ -154,6 +181,8 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
   };
 
   const close = (): void => {
+    stopWatching();
+    linksOf.clear();
     for (const link of c2dLinks) link.dispose();
     c2dLinks.clear();
     for (const stop of methodListeners) stop();

@@ -176,6 +176,24 @@ describe('authentication over Amqp', () => {
       await call((done) => amqp.disconnect(done));
     }
   });
+  it('disabling a connected device closes its links, and it cannot come back', async () => {
+    const { deviceId, key } = await createDevice();
+    const client = await amqpDevice(deviceId, key);
+    inbox(client);
+    await until('the C2D link attached', () =>
+      registry
+        .get(deviceId)
+        .then(({ responseBody }) =>
+          String(responseBody.connectionState).toLowerCase() === 'connected' ? true : undefined,
+        ),
+    );
+    const disconnected = new Promise<void>((resolve) => client.once('disconnect', () => resolve()));
+    const { responseBody } = await registry.get(deviceId);
+    await registry.update({ ...responseBody, status: 'disabled' });
+    await disconnected;
+    const error = await errorOf(client.sendEvent(new Message('after disable')));
+    expect(error?.name).toBe('UnauthorizedError');
+  });
 });
 
 describe('cloud-to-device over Amqp', () => {
