@@ -94,6 +94,15 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
   ): DeviceAddress | undefined => {
     const parsed = parseDeviceAddress(address);
     if (!parsed) return undefined;
+    // Unsupported addresses say so whatever the token: never a misleading 401.
+    if (parsed.kind === 'modules' || parsed.kind === 'unknown') {
+      refuse(
+        link,
+        'amqp:not-implemented',
+        `${JSON.stringify(address)} is not served by the local hub`,
+      );
+      return undefined;
+    }
     const etag = ctx.core.registry.get(parsed.deviceId)?.etag;
     const granted = cbs.findGrant(
       ctx.core.clock.now(),
@@ -104,14 +113,6 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
         link,
         'amqp:unauthorized-access',
         `no valid token for device ${JSON.stringify(parsed.deviceId)}`,
-      );
-      return undefined;
-    }
-    if (parsed.kind === 'modules' || parsed.kind === 'unknown') {
-      refuse(
-        link,
-        'amqp:not-implemented',
-        `${JSON.stringify(address)} is not served by the local hub`,
       );
       return undefined;
     }
