@@ -148,3 +148,13 @@ describe('authentication over Amqp', () => {
     expect(error?.name).toBe('UnauthorizedError');
   });
 });
+
+describe('telemetry limits over Amqp', () => {
+  it('refuses a message over 256 KB with MessageTooLargeError; the link keeps working', async () => {
+    const { deviceId, key } = await createDevice();
+    const client = await amqpDevice(deviceId, key);
+    const error = await errorOf(client.sendEvent(new Message(Buffer.alloc(256 * 1024 + 1))));
+    expect(error?.name).toBe('MessageTooLargeError');
+    await client.sendEvent(new Message('small enough'));
+  });
+});
