@@ -34,6 +34,11 @@ export interface CbsGrant {
   expiresAt: number;
   /** Whatever the verifier wants to remember (e.g. the policy name). */
   principal: string;
+  /** The device a device token (`sr=<host>/devices/<id>`) names; absent for a policy's token. */
+  deviceId?: string;
+  /** That device's registry etag when the token was checked: any later update (disable, new
+   * keys) voids the grant, as IoT Hub drops a device's connections then. */
+  deviceEtag?: string;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The IoT Hub service surface over AMQP (what azure-iothub's `Client` uses): CBS put-token,
  * cloud-to-device sends on `/messages/devicebound`, and delivery feedback on
- * `/messages/serviceBound/feedback`. It only translates; queues, TTLs and feedback live in the
+ * `/messages/serviceBound/feedback`. Device links (`/devices/{id}/…`, azure-iot-device-amqp) are
+ * dispatched to ./device-links.ts on the same connection. It only translates; queues, TTLs and feedback live in the
  * core. `server.ts` hands it decrypted sockets that start with the AMQP (or SASL) header.
  */
 import type { Duplex } from 'node:stream';
@@ -17,6 +18,8 @@ import {
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { HubError } from '../core/contracts';
 import { attachCbs, isCbsAddress, type CbsEndpoint, type CbsGrant } from './cbs';
+import { hubTokenVerifier } from './device-auth';
+import { createDeviceLinks, type DeviceLinks } from './device-links';
 import { serveFeedback, type FeedbackLink } from './feedback-link';
 import {
   acceptAmqpConnection,
@@ -26,7 +29,6 @@ import {
   remoteAddress,
   sendAllFields,
 } from './rhea-server';
-import { serviceTokenVerifier } from './service-auth';
 import type { SharedSession, SharedSurface } from './shared-surface';
 import {
   deviceboundAddress,
@@ -53,6 +55,8 @@ interface ServiceConnection {
   feedbackLinks: Set<FeedbackLink>;
   /** The Event Hub-compatible links this connection may also carry (see shared-surface.ts). */
   shared: SharedSession | undefined;
+  /** Links of devices authenticated on this connection. */
+  deviceLinks?: DeviceLinks;
   gone: boolean;
   /** Resolves once the socket has closed. */
   closed: Promise<void>;
@@ -69,7 +73,7 @@ export function createServiceAdapter(
 ): ProtocolAdapter {
   const container = create_container({ id: ctx.identity.hubName });
   const connections = new Set<ServiceConnection>();
-  const verify = serviceTokenVerifier(ctx);
+  const verify = hubTokenVerifier(ctx);
 
   // rhea re-emits errors nobody handled on its container; an EventEmitter 'error' without a
   // listener would throw and take the process down.
@@ -92,7 +96,9 @@ export function createServiceAdapter(
     cbs: CbsEndpoint,
     link: Sender | Receiver,
   ): boolean => {
-    const serviceGrant = sc.shared ? (g: CbsGrant) => !sc.shared?.ownsGrant(g) : undefined;
+    // Service links need a policy's grant: neither a device token (it grants only that device's
+    // links) nor an Event Hub grant of the shared surface opens them.
+    const serviceGrant = (g: CbsGrant) => g.deviceId === undefined && !sc.shared?.ownsGrant(g);
     if (cbs.findGrant(ctx.core.clock.now(), serviceGrant)) return true;
     refuse(sc, link, 'amqp:unauthorized-access', 'put a valid token on $cbs first');
     return false;
@@ -136,6 +142,7 @@ export function createServiceAdapter(
   const onReceiverOpen = (sc: ServiceConnection, cbs: CbsEndpoint, receiver: Receiver): void => {
     const address = remoteAddress(receiver);
     if (isCbsAddress(address) || sc.shared?.ownsAddress(address)) return;
+    if (sc.deviceLinks?.onReceiverOpen(receiver, address)) return;
     if (!authorized(sc, cbs, receiver)) return;
     if (!sameAddress(address, deviceboundAddress)) {
       refuse(
@@ -157,6 +164,7 @@ export function createServiceAdapter(
   const onSenderOpen = (sc: ServiceConnection, cbs: CbsEndpoint, sender: Sender): void => {
     const address = remoteAddress(sender);
     if (isCbsAddress(address) || sc.shared?.ownsAddress(address)) return;
+    if (sc.deviceLinks?.onSenderOpen(sender, address)) return;
     if (!authorized(sc, cbs, sender)) return;
     if (sameAddress(address, fileNotificationsAddress)) {
       // The emulator has no file upload endpoint, so there never is a notification; an empty
@@ -188,6 +196,7 @@ export function createServiceAdapter(
     sc.gone = true;
     for (const link of sc.feedbackLinks) link.dispose();
     sc.feedbackLinks.clear();
+    sc.deviceLinks?.close();
     connections.delete(sc);
     ctx.log.info(`connection from ${sc.peer} closed${reason ? `: ${reason}` : ''}`);
   };
@@ -237,6 +246,11 @@ export function createServiceAdapter(
       onError: (error) => {
         ctx.log.error(`${peer}: put-token failed: ${describeError(error)}`);
       },
+    });
+    sc.deviceLinks = createDeviceLinks({
+      ctx,
+      cbs,
+      refuse: (link, condition, description) => refuse(sc, link, condition, description),
     });
     connection.on('connection_open', () => {
       ctx.log.info(`connection from ${peer} opened`);

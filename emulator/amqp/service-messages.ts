@@ -85,7 +85,8 @@ export function ackMode(value: unknown): AckMode {
   return known;
 }
 
-function propertyText(key: string, value: unknown): string | undefined {
+/** An application property value as the text IoT Hub keeps (strings, numbers, booleans, dates). */
+export function propertyText(key: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {

@@ -9,7 +9,7 @@
 import type { Client as DeviceClient, Twin as DeviceTwin } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import { mqttDeviceClient, registerDevice, type TestDevice } from '../support/devices';
+import { mqttDeviceClient, registerDevice, report, type TestDevice } from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { failure, restCall } from '../support/registry-rest';
 import { until } from '../support/wait';
@@ -29,16 +29,6 @@ async function connect(target: EmulatorInstance, device: TestDevice): Promise<De
   clients.push(client);
   await client.open();
   return client;
-}
-
-/** The device SDK types `properties.reported` loosely; its `update` reports a patch. */
-function report(twin: DeviceTwin, patch: object): Promise<void> {
-  const reported = twin.properties.reported as unknown as {
-    update(patch: object, done: (error?: Error) => void): void;
-  };
-  return new Promise((resolve, reject) =>
-    reported.update(patch, (error?: Error) => (error ? reject(error) : resolve())),
-  );
 }
 
 /** Every desired-properties event the device SDK emits, in order. */

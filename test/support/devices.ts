@@ -3,7 +3,7 @@
  * `azure-iothub` Registry, connected with the `azure-iot-device` MQTT transport.
  */
 import { NoRetry, type Message } from 'azure-iot-common';
-import { Client as DeviceClient } from 'azure-iot-device';
+import { Client as DeviceClient, type Twin as DeviceTwin } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import type { Registry } from 'azure-iothub';
 
@@ -49,4 +49,14 @@ export async function openCompleting(client: DeviceClient): Promise<Message[]> {
 export function dataText(message: Message | undefined): string {
   const data: unknown = message?.getData();
   return Buffer.isBuffer(data) ? data.toString('utf8') : typeof data === 'string' ? data : '';
+}
+
+/** The device SDK types `properties.reported` loosely; its `update` reports a patch. */
+export function report(twin: DeviceTwin, patch: object): Promise<void> {
+  const reported = twin.properties.reported as unknown as {
+    update(patch: object, done: (error?: Error) => void): void;
+  };
+  return new Promise((resolve, reject) =>
+    reported.update(patch, (error?: Error) => (error ? reject(error) : resolve())),
+  );
 }

@@ -377,9 +377,14 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     });
     expect(await linkRefusal(unknown, 'receiver_error')).toBe('amqp:not-implemented');
     const unknownTarget = connection.open_sender({
-      target: { address: '/devices/x/messages/events' },
+      target: { address: '/devices/x/modules/m/messages/events' },
     });
     expect(await linkRefusal(unknownTarget, 'sender_error')).toBe('amqp:not-implemented');
+    // Device links are served, but a policy's token does not open them.
+    const deviceLink = connection.open_sender({
+      target: { address: '/devices/x/messages/events' },
+    });
+    expect(await linkRefusal(deviceLink, 'sender_error')).toBe('amqp:unauthorized-access');
     expect(notifications.is_open()).toBe(true);
   });
 });
