@@ -4,9 +4,11 @@
  * a fresh child opens the folder, times open-to-serving (the core created, the newest and the
  * oldest event read back), and reports its RSS after a GC. The baseline is the same child on an
  * empty data folder, in the same run. Separate processes, so nothing of the fill stays resident.
+ * Also times a restart as after a crash: the newest segment's saved index removed, so it is
+ * scanned (at most one segment, 64 MiB by default).
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -108,6 +110,26 @@ function results(count: number, empty: Opened, full: Opened): BenchResult[] {
   ];
 }
 
+function dropNewestIndex(dataDir: string): void {
+  const store = join(dataDir, 'store');
+  const newest = readdirSync(store)
+    .filter((n) => /^index-d2c-\d+\.json$/.test(n))
+    .sort()
+    .at(-1);
+  if (newest) rmSync(join(store, newest));
+}
+
+function crashResult(count: number, empty: Opened, crashed: Opened): BenchResult {
+  return {
+    benchmark: NAME,
+    metric: `restart to serving after a crash (newest segment rescanned), ${count.toLocaleString('en-US')} retained events (baseline: empty hub; ratio lower is better)`,
+    value: crashed.openMs,
+    unit: 'ms',
+    baseline: empty.openMs,
+    ratio: crashed.openMs / empty.openMs,
+  };
+}
+
 const benchmark: Benchmark = {
   name: NAME,
   async run(): Promise<BenchResult[]> {
@@ -122,8 +144,11 @@ const benchmark: Benchmark = {
           `filled ${count} events in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`,
         );
         const empty = await child<Opened>('open', emptyDir);
+        // As after a crash: the segment that was active has no saved index and is scanned.
+        dropNewestIndex(fullDir);
+        const crashed = await child<Opened>('open', fullDir);
         const full = await child<Opened>('open', fullDir);
-        all.push(...results(count, empty, full));
+        all.push(...results(count, empty, full), crashResult(count, empty, crashed));
       } finally {
         rmSync(emptyDir, { recursive: true, force: true });
         rmSync(fullDir, { recursive: true, force: true });

@@ -15,7 +15,8 @@ import { decodeRecord, peekEvent } from './record-codec';
 
 /** One sparse index entry per this many events of a partition within a segment. */
 const SPARSE_EVERY = 32;
-/** Bytes read from a segment file at a time. */
+/** Bytes read from a segment file at a time: the first read of a scan, and at most. */
+const FIRST_CHUNK = 16 * 1024;
 const READ_CHUNK = 256 * 1024;
 const FRAME_HEADER = 8;
 const INDEX_VERSION = 1;
@@ -146,7 +147,8 @@ export class SegmentFile {
   /** Calls `visit` with each event payload from `offset` on while it returns true. */
   private scanFrom(offset: number, visit: (payload: Buffer) => boolean): void {
     this.fd ??= openSync(this.path, 'r');
-    let chunk = Buffer.allocUnsafe(READ_CHUNK);
+    // Small first (a lookup usually ends within a few KiB of its sparse entry), then larger.
+    let chunk = Buffer.allocUnsafe(FIRST_CHUNK);
     let position = offset;
     while (position < this.size) {
       const wanted = Math.min(chunk.length, this.size - position);
@@ -167,6 +169,8 @@ export class SegmentFile {
         continue;
       }
       position += at;
+      if (chunk.length < READ_CHUNK)
+        chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, chunk.length * 4));
     }
   }
 
