@@ -5,13 +5,15 @@
  * oldest event read back), and reports its RSS after a GC. The baseline is the same child on an
  * empty data folder, in the same run. Separate processes, so nothing of the fill stays resident.
  * Also times a restart as after a crash: the newest segment's saved index removed, so it is
- * scanned (at most one segment, 64 MiB by default).
+ * scanned (at most one segment, 64 MiB by default). Last, a reader reads every retained event
+ * from the beginning (from disk) and the RSS is taken again.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { InspectableCore } from '../emulator/core/create-core';
 import { createCore } from '../emulator/core/create-core';
 import type { Benchmark, BenchResult } from './results';
 
@@ -25,6 +27,9 @@ const BODY = Buffer.alloc(200, 'x');
 interface Opened {
   rssMb: number;
   openMs: number;
+  /** After that, a reader from the beginning read every retained event (`scan` mode only). */
+  scanRssMb?: number;
+  scanEventsPerSecond?: number;
 }
 
 async function fill(dataDir: string, count: number): Promise<void> {
@@ -48,7 +53,22 @@ async function fill(dataDir: string, count: number): Promise<void> {
   await core.close();
 }
 
-async function open(dataDir: string): Promise<Opened> {
+/** Reads every partition from its beginning in batches of 256, as a consumer far behind does. */
+function scanAll(core: InspectableCore): number {
+  let events = 0;
+  for (const id of core.d2c.partitionIds) {
+    let from = core.d2c.info(id).beginSequenceNumber;
+    for (;;) {
+      const batch = core.d2c.read(id, from, 256);
+      if (batch.length === 0) break;
+      events += batch.length;
+      from = batch[batch.length - 1]!.sequenceNumber + 1;
+    }
+  }
+  return events;
+}
+
+async function open(dataDir: string, scan: boolean): Promise<Opened> {
   const start = performance.now();
   const core = await createCore({ dataDir, partitionCount: 4 });
   // Serving: the newest and the oldest retained event of every partition can be read.
@@ -62,12 +82,20 @@ async function open(dataDir: string): Promise<Opened> {
   const openMs = performance.now() - start;
   (globalThis as { gc?: () => void }).gc?.();
   const rssMb = process.memoryUsage().rss / 1024 / 1024;
+  const opened: Opened = { rssMb, openMs };
+  if (scan) {
+    const scanStart = performance.now();
+    const events = scanAll(core);
+    opened.scanEventsPerSecond = events / ((performance.now() - scanStart) / 1000);
+    (globalThis as { gc?: () => void }).gc?.();
+    opened.scanRssMb = process.memoryUsage().rss / 1024 / 1024;
+  }
   await core.close();
-  return { rssMb, openMs };
+  return opened;
 }
 
 /** Runs `mode` in a child process with its own heap; resolves with what it reports. */
-function child<T>(mode: 'fill' | 'open', dataDir: string, count = 0): Promise<T> {
+function child<T>(mode: 'fill' | 'open' | 'scan', dataDir: string, count = 0): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const proc = fork(__filename, [mode, dataDir, String(count)], {
       execArgv: ['--expose-gc'],
@@ -98,6 +126,20 @@ function results(count: number, empty: Opened, full: Opened): BenchResult[] {
       metric: `RSS growth over an empty hub, ${label}`,
       value: full.rssMb - empty.rssMb,
       unit: 'MB',
+    },
+    {
+      benchmark: NAME,
+      metric: `RSS after a reader read all ${label} from the beginning (baseline: empty hub)`,
+      value: full.scanRssMb ?? Number.NaN,
+      unit: 'MB',
+      baseline: empty.rssMb,
+      ratio: (full.scanRssMb ?? Number.NaN) / empty.rssMb,
+    },
+    {
+      benchmark: NAME,
+      metric: `read rate from disk, a reader from the beginning of ${label}`,
+      value: full.scanEventsPerSecond ?? Number.NaN,
+      unit: 'events/s',
     },
     {
       benchmark: NAME,
@@ -147,7 +189,7 @@ const benchmark: Benchmark = {
         // As after a crash: the segment that was active has no saved index and is scanned.
         dropNewestIndex(fullDir);
         const crashed = await child<Opened>('open', fullDir);
-        const full = await child<Opened>('open', fullDir);
+        const full = await child<Opened>('scan', fullDir);
         all.push(...results(count, empty, full), crashResult(count, empty, crashed));
       } finally {
         rmSync(emptyDir, { recursive: true, force: true });
@@ -162,7 +204,10 @@ export default benchmark;
 
 if (require.main === module && process.send) {
   const [mode, dataDir, count] = process.argv.slice(2);
-  const work = mode === 'fill' ? fill(dataDir!, Number(count)).then(() => ({})) : open(dataDir!);
+  const work =
+    mode === 'fill'
+      ? fill(dataDir!, Number(count)).then(() => ({}))
+      : open(dataDir!, mode === 'scan');
   work.then(
     (result) => process.send!(result, () => process.exit(0)),
     (error: unknown) => {
