@@ -265,7 +265,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       const segments = log.segments;
       while (segments.length > 1 && segments[0] !== active && segments[0]!.newestEventTime < time) {
         const segment = segments.shift()!;
-        segment.close();
+        log.remove(segment);
         const deletion = Promise.all([
           rm(segment.path, { force: true }),
           rm(segment.indexPath(), { force: true }),

@@ -20,6 +20,8 @@ const FIRST_CHUNK = 16 * 1024;
 const READ_CHUNK = 256 * 1024;
 const FRAME_HEADER = 8;
 const INDEX_VERSION = 1;
+/** Read descriptors kept open across reads (least recently used closed first). */
+const MAX_OPEN_FILES = 8;
 
 /** One partition's events within one segment. */
 export interface PartitionRange {
@@ -192,6 +194,10 @@ export class SegmentFile {
     return join(this.path.slice(0, slash), segmentIndexName(this.path.slice(slash + 1)));
   }
 
+  get isOpen(): boolean {
+    return this.fd !== undefined;
+  }
+
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
@@ -261,13 +267,35 @@ async function loadIndex(segment: SegmentFile, fileSize: number): Promise<boolea
 /** Every segment's index, oldest first: the read side of the telemetry log. */
 export class SegmentedEventLog {
   readonly segments: SegmentFile[] = [];
+  /** Segments with an open descriptor, least recently read first. */
+  private readonly opened = new Set<SegmentFile>();
+
+  /** Keeps at most `MAX_OPEN_FILES` read descriptors, however many segments retention holds. */
+  private used(segment: SegmentFile): void {
+    this.opened.delete(segment);
+    if (!segment.isOpen) return;
+    this.opened.add(segment);
+    for (const oldest of this.opened) {
+      if (this.opened.size <= MAX_OPEN_FILES) break;
+      oldest.close();
+      this.opened.delete(oldest);
+    }
+  }
+
+  /** Forgets a segment retention deleted. */
+  remove(segment: SegmentFile): void {
+    segment.close();
+    this.opened.delete(segment);
+  }
 
   /** Encoded events of a partition from `fromSeq` on with enqueued time ≥ `minTime`. */
   read(partitionId: string, fromSeq: number, minTime: number, max: number): Buffer[] {
     const out: Buffer[] = [];
     if (max <= 0) return out;
     for (const segment of this.segments) {
-      if (segment.read(partitionId, fromSeq, minTime, max, out)) break;
+      const done = segment.read(partitionId, fromSeq, minTime, max, out);
+      this.used(segment);
+      if (done) break;
     }
     return out;
   }
@@ -279,6 +307,7 @@ export class SegmentedEventLog {
   ): { sequenceNumber: number; enqueuedTime: number } | undefined {
     for (const segment of this.segments) {
       const found = segment.atTime(partitionId, time);
+      this.used(segment);
       if (found) return { sequenceNumber: found.seq, enqueuedTime: found.time };
     }
     return undefined;

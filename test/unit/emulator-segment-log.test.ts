@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -179,6 +180,24 @@ describe('telemetry segment log', () => {
     } finally {
       rmSync(crashed, { recursive: true, force: true });
     }
+  });
+
+  test('reading through many segments keeps only a few files open', async () => {
+    const core = await open({ storeTuning: { segmentBytes: 1024 } });
+    const sent = await fill(core, 400);
+    expect(segments().length).toBeGreaterThan(30);
+    for (const p of core.d2c.partitionIds) {
+      expect(readAll(core, p, 0)).toHaveLength(sent.filter((e) => e.partitionId === p).length);
+    }
+    const openSegments = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /\/d2c-\d+\.log$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false; // closed between listing and reading
+      }
+    });
+    // At most 8 read descriptors plus the active segment's writer.
+    expect(openSegments.length).toBeLessThanOrEqual(9);
   });
 
   test('events appended after a restart join the ones on disk seamlessly', async () => {
