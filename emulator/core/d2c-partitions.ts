@@ -50,6 +50,8 @@ class Partition {
   private beginTime: number;
   /** Events enqueued before this time are past retention. */
   private cutoff = -Infinity;
+  /** The cutoff when `begin` was last looked up on disk. */
+  private lastDiskLookup = -Infinity;
   /** The next sequence number to assign (assigned before the write is durable). */
   nextSequenceNumber: number;
   /** The last durable event ever appended, even if retention dropped it since. */
@@ -129,6 +131,10 @@ class Partition {
     while (this.head < this.times.length && this.times[this.head]! < time) this.evictHead();
     this.compactCache();
     if (this.beginTime >= time) return;
+    // While events expire continuously, look the beginning up on disk at most every 100 ms of
+    // clock time: reads from disk filter by `cutoff` anyway, so only `info()` may lag that much.
+    if (!beganInCache && time - this.lastDiskLookup < BEGIN_LOOKUP_INTERVAL_MS) return;
+    if (!beganInCache) this.lastDiskLookup = time;
     // The oldest retained event moved: on disk (before the cache) or the cache's first.
     const onDisk = beganInCache ? undefined : this.log.firstAtTime(this.id, time);
     if (onDisk && onDisk.sequenceNumber < this.cacheFirst) {
@@ -211,6 +217,7 @@ class Partition {
 
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024;
+const BEGIN_LOOKUP_INTERVAL_MS = 100;
 
 export interface D2COptions {
   clock: Clock;
