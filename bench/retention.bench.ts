@@ -6,7 +6,8 @@
  * empty data folder, in the same run. Separate processes, so nothing of the fill stays resident.
  * Also times a restart as after a crash: the newest segment's saved index removed, so it is
  * scanned (at most one segment, 64 MiB by default). Last, a reader reads every retained event
- * from the beginning (from disk) and the RSS is taken again.
+ * from the beginning (from disk) and the RSS is taken again. The filling hub's own RSS at the end
+ * (all events retained, still running) is reported too.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -32,7 +33,8 @@ interface Opened {
   scanEventsPerSecond?: number;
 }
 
-async function fill(dataDir: string, count: number): Promise<void> {
+/** Appends `count` events; reports the RSS (after a GC) of the hub still holding them. */
+async function fill(dataDir: string, count: number): Promise<{ rssMb: number }> {
   const core = await createCore({ dataDir, partitionCount: 4 });
   const appenders = 200;
   let next = 0;
@@ -50,7 +52,10 @@ async function fill(dataDir: string, count: number): Promise<void> {
       }
     }),
   );
+  (globalThis as { gc?: () => void }).gc?.();
+  const rssMb = process.memoryUsage().rss / 1024 / 1024;
   await core.close();
+  return { rssMb };
 }
 
 /** Reads every partition from its beginning in batches of 256, as a consumer far behind does. */
@@ -181,7 +186,7 @@ const benchmark: Benchmark = {
       const fullDir = mkdtempSync(join(tmpdir(), 'iothub-retention-full-'));
       try {
         const fillStart = performance.now();
-        await child('fill', fullDir, count);
+        const filled = await child<{ rssMb: number }>('fill', fullDir, count);
         console.log(
           `filled ${count} events in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`,
         );
@@ -190,7 +195,14 @@ const benchmark: Benchmark = {
         dropNewestIndex(fullDir);
         const crashed = await child<Opened>('open', fullDir);
         const full = await child<Opened>('scan', fullDir);
-        all.push(...results(count, empty, full), crashResult(count, empty, crashed));
+        all.push(...results(count, empty, full), crashResult(count, empty, crashed), {
+          benchmark: NAME,
+          metric: `RSS of the running hub that appended ${count.toLocaleString('en-US')} events (baseline: empty hub)`,
+          value: filled.rssMb,
+          unit: 'MB',
+          baseline: empty.rssMb,
+          ratio: filled.rssMb / empty.rssMb,
+        });
       } finally {
         rmSync(emptyDir, { recursive: true, force: true });
         rmSync(fullDir, { recursive: true, force: true });
@@ -204,10 +216,7 @@ export default benchmark;
 
 if (require.main === module && process.send) {
   const [mode, dataDir, count] = process.argv.slice(2);
-  const work =
-    mode === 'fill'
-      ? fill(dataDir!, Number(count)).then(() => ({}))
-      : open(dataDir!, mode === 'scan');
+  const work = mode === 'fill' ? fill(dataDir!, Number(count)) : open(dataDir!, mode === 'scan');
   work.then(
     (result) => process.send!(result, () => process.exit(0)),
     (error: unknown) => {
