@@ -177,11 +177,9 @@ class Partition {
         from = event.sequenceNumber + 1;
       }
     }
-    const end = Math.min(
-      this.payloads.length,
-      this.lowerBound(this.sequenceNumbers, from) + max - events.length,
-    );
-    for (let i = this.lowerBound(this.sequenceNumbers, from); i < end; i++) {
+    const start = this.lowerBound(this.sequenceNumbers, from);
+    const end = Math.min(this.payloads.length, start + max - events.length);
+    for (let i = start; i < end; i++) {
       events.push(decodeEvent(this.payloads[i]!));
     }
     return events;
