@@ -35,6 +35,8 @@ export interface InspectableCore extends IotHubCore {
 export interface CreateCoreOptions extends CoreOptions {
   /** Durable store limits (segment size, compaction threshold) and where it reports recovery. */
   storeTuning?: Pick<DurableStoreOptions, 'segmentBytes' | 'compactStateBytes' | 'warn'>;
+  /** Bytes of recent telemetry cached per partition by a durable hub (default 4 MiB). */
+  d2cCacheBytes?: number;
 }
 
 function openStore(options: CreateCoreOptions, partitionCount: number): Promise<CoreStore> {
@@ -95,8 +97,8 @@ export async function createCore(options: CreateCoreOptions = {}): Promise<Inspe
       store,
       partitionCount,
       retentionMs: options.retentionMs ?? CORE_DEFAULTS.retentionMs,
+      cacheBytesPerPartition: options.d2cCacheBytes,
     },
-    recovered.events,
     recovered.nextSequenceNumbers,
   );
   late.c2d = c2d;

@@ -1,14 +1,15 @@
 /**
  * The Event Hub-compatible log of device-to-cloud telemetry: a fixed set of partitions, each an
  * ordered sequence of events numbered from 0. Events are visible to readers only once durable,
- * and are dropped after the retention period.
+ * and are dropped after the retention period. Durable, only the newest events stay in memory;
+ * readers further back read the store's segment files.
  */
 import type { Clock, DeviceToCloud, PartitionInfo, StoredEvent, TelemetryInput } from './contracts';
 import { HubError } from './contracts';
 import { FRAME_HEADROOM } from './framed-log';
 import { Listeners } from './listeners';
-import { decodeEvent, encodeEvent, peekEvent } from './record-codec';
-import type { CoreStore } from './store';
+import { decodeEvent, encodeEvent } from './record-codec';
+import type { CoreStore, EventLog } from './store';
 
 /** FNV-1a over the UTF-8 bytes: stable across processes and versions, unlike anything seeded. */
 export function stableHash(text: string): number {
@@ -31,15 +32,26 @@ interface PendingAppend {
 }
 
 /**
- * One partition's retained events, kept encoded (one Buffer each, off the JS heap) with parallel
- * arrays of sequence numbers and enqueued times for lookups; decoded only when read.
+ * One partition. The newest events are cached encoded (one Buffer each, off the JS heap) with
+ * parallel arrays of sequence numbers and enqueued times, decoded only when read. With an
+ * `EventLog` (the durable store) the cache is bounded and older events are read from disk; without
+ * one (in memory) the cache is everything retained.
  */
 class Partition {
   private payloads: Buffer[] = [];
   private sequenceNumbers: number[] = [];
   private times: number[] = [];
-  /** Index of the oldest retained event. */
+  /** Index of the oldest cached event. */
   private head = 0;
+  private cachedBytes = 0;
+  /** The oldest retained event (on disk or cached), or `lastSequenceNumber + 1` when none. */
+  private begin: number;
+  /** Its enqueued time (Infinity when none). */
+  private beginTime: number;
+  /** Events enqueued before this time are past retention. */
+  private cutoff = -Infinity;
+  /** The cutoff when `begin` was last looked up on disk. */
+  private lastDiskLookup = -Infinity;
   /** The next sequence number to assign (assigned before the write is durable). */
   nextSequenceNumber: number;
   /** The last durable event ever appended, even if retention dropped it since. */
@@ -54,45 +66,56 @@ class Partition {
 
   constructor(
     readonly id: string,
-    recovered: readonly Buffer[],
     nextSequenceNumber: number,
+    private readonly log: EventLog | undefined,
+    private readonly cacheLimit: number,
   ) {
-    for (const payload of recovered) {
-      const { sequenceNumber, enqueuedTime } = peekEvent(payload);
-      this.commit(sequenceNumber, enqueuedTime, payload);
+    const last = log?.last(id);
+    if (last) {
+      this.lastSequenceNumber = last.sequenceNumber;
+      this.lastEnqueuedTime = last.enqueuedTime;
     }
     this.nextSequenceNumber = Math.max(nextSequenceNumber, this.lastSequenceNumber + 1);
     // Events retention already dropped still count as appended.
     this.lastSequenceNumber = this.nextSequenceNumber - 1;
     this.lastAssignedTime = this.lastEnqueuedTime;
     this.nextToCommit = this.nextSequenceNumber;
+    const first = log?.firstAtTime(id, -Infinity);
+    this.begin = first?.sequenceNumber ?? this.nextSequenceNumber;
+    this.beginTime = first?.enqueuedTime ?? Infinity;
+  }
+
+  private get cacheFirst(): number {
+    return this.head < this.sequenceNumbers.length ? this.sequenceNumbers[this.head]! : Infinity;
   }
 
   commit(sequenceNumber: number, enqueuedTime: number, payload: Buffer): void {
-    let at = this.payloads.length;
-    // Commits arrive in sequence order (group commit resolves in call order); stay sorted anyway.
-    while (at > this.head && this.sequenceNumbers[at - 1]! > sequenceNumber) at--;
-    if (at === this.payloads.length) {
-      this.payloads.push(payload);
-      this.sequenceNumbers.push(sequenceNumber);
-      this.times.push(enqueuedTime);
-    } else {
-      this.payloads.splice(at, 0, payload);
-      this.sequenceNumbers.splice(at, 0, sequenceNumber);
-      this.times.splice(at, 0, enqueuedTime);
+    if (this.begin > this.lastSequenceNumber) {
+      this.begin = sequenceNumber;
+      this.beginTime = enqueuedTime;
     }
-    if (sequenceNumber > this.lastSequenceNumber) {
-      this.lastSequenceNumber = sequenceNumber;
-      this.lastEnqueuedTime = Math.max(this.lastEnqueuedTime, enqueuedTime);
+    // Commits arrive in sequence order (appends become visible strictly in order).
+    this.payloads.push(payload);
+    this.sequenceNumbers.push(sequenceNumber);
+    this.times.push(enqueuedTime);
+    this.cachedBytes += payload.length;
+    this.lastSequenceNumber = Math.max(this.lastSequenceNumber, sequenceNumber);
+    this.lastEnqueuedTime = Math.max(this.lastEnqueuedTime, enqueuedTime);
+    // Evicted events are durable: readers find them on disk.
+    while (this.log && this.cachedBytes > this.cacheLimit && this.head < this.payloads.length - 1) {
+      this.evictHead();
     }
+    this.compactCache();
   }
 
-  dropBefore(time: number): void {
-    while (this.head < this.times.length && this.times[this.head]! < time) {
-      this.payloads[this.head] = EMPTY; // release the buffer now; the slot goes at compaction
-      this.head++;
-    }
-    // Compact occasionally rather than shifting on every drop.
+  private evictHead(): void {
+    this.cachedBytes -= this.payloads[this.head]!.length;
+    this.payloads[this.head] = EMPTY; // release the buffer now; the slot goes at compaction
+    this.head++;
+  }
+
+  /** Drops the cache's empty slots occasionally rather than shifting on every eviction. */
+  private compactCache(): void {
     if (this.head > 1024 && this.head * 2 > this.payloads.length) {
       this.payloads = this.payloads.slice(this.head);
       this.sequenceNumbers = this.sequenceNumbers.slice(this.head);
@@ -101,7 +124,32 @@ class Partition {
     }
   }
 
-  /** First index ≥ head whose value in `sorted` is ≥ `value`. */
+  dropBefore(time: number): void {
+    if (time <= this.cutoff) return;
+    this.cutoff = time;
+    const beganInCache = !this.log || this.begin >= this.cacheFirst;
+    while (this.head < this.times.length && this.times[this.head]! < time) this.evictHead();
+    this.compactCache();
+    if (this.beginTime >= time) return;
+    // While events expire continuously, look the beginning up on disk at most every 100 ms of
+    // clock time: reads from disk filter by `cutoff` anyway, so only `info()` may lag that much.
+    if (!beganInCache && time - this.lastDiskLookup < BEGIN_LOOKUP_INTERVAL_MS) return;
+    if (!beganInCache) this.lastDiskLookup = time;
+    // The oldest retained event moved: on disk (before the cache) or the cache's first.
+    const onDisk = beganInCache ? undefined : this.log.firstAtTime(this.id, time);
+    if (onDisk && onDisk.sequenceNumber < this.cacheFirst) {
+      this.begin = onDisk.sequenceNumber;
+      this.beginTime = onDisk.enqueuedTime;
+    } else if (this.head < this.times.length) {
+      this.begin = this.sequenceNumbers[this.head]!;
+      this.beginTime = this.times[this.head]!;
+    } else {
+      this.begin = this.lastSequenceNumber + 1;
+      this.beginTime = Infinity;
+    }
+  }
+
+  /** First cached index whose value in `sorted` is ≥ `value`. */
   private lowerBound(sorted: readonly number[], value: number): number {
     let lo = this.head;
     let hi = sorted.length;
@@ -114,26 +162,49 @@ class Partition {
   }
 
   read(fromSequenceNumber: number, max: number): StoredEvent[] {
-    if (max <= 0) return [];
-    const start = this.lowerBound(this.sequenceNumbers, fromSequenceNumber);
-    const end = Math.min(this.payloads.length, start + max);
     const events: StoredEvent[] = [];
-    for (let i = start; i < end; i++) events.push(decodeEvent(this.payloads[i]!));
+    let from = Math.max(fromSequenceNumber, this.begin);
+    if (max <= 0 || from > this.lastSequenceNumber) return events;
+    const cacheFirst = this.cacheFirst;
+    if (this.log && from < cacheFirst) {
+      for (const payload of this.log.read(this.id, from, this.cutoff, max)) {
+        const event = decodeEvent(payload);
+        // Only what is visible, and the cache serves its own part.
+        if (event.sequenceNumber >= cacheFirst || event.sequenceNumber > this.lastSequenceNumber) {
+          break;
+        }
+        events.push(event);
+        from = event.sequenceNumber + 1;
+      }
+    }
+    const start = this.lowerBound(this.sequenceNumbers, from);
+    const end = Math.min(this.payloads.length, start + max - events.length);
+    for (let i = start; i < end; i++) {
+      events.push(decodeEvent(this.payloads[i]!));
+    }
     return events;
   }
 
   sequenceNumberAtTime(time: number): number {
-    const at = this.lowerBound(this.times, time);
-    return at < this.times.length ? this.sequenceNumbers[at]! : this.lastSequenceNumber + 1;
+    const at = Math.max(time, this.cutoff);
+    if (this.log && !(this.head < this.times.length && this.times[this.head]! < at)) {
+      // The answer may lie before the cache.
+      const onDisk = this.log.firstAtTime(this.id, at);
+      if (onDisk && onDisk.sequenceNumber < this.cacheFirst) {
+        return Math.max(onDisk.sequenceNumber, this.begin);
+      }
+    }
+    const index = this.lowerBound(this.times, at);
+    return index < this.times.length ? this.sequenceNumbers[index]! : this.lastSequenceNumber + 1;
   }
 
   info(): PartitionInfo {
-    const empty = this.head >= this.payloads.length;
     const next = this.lastSequenceNumber + 1;
+    const empty = this.begin >= next;
     return {
       partitionId: this.id,
       // Event Hubs reports -1 for a partition that never held an event.
-      beginSequenceNumber: !empty ? this.sequenceNumbers[this.head]! : next === 0 ? -1 : next,
+      beginSequenceNumber: !empty ? this.begin : next === 0 ? -1 : next,
       lastEnqueuedSequenceNumber: this.lastSequenceNumber,
       lastEnqueuedOffset: String(this.lastSequenceNumber),
       lastEnqueuedTime: this.lastEnqueuedTime,
@@ -143,12 +214,16 @@ class Partition {
 }
 
 const EMPTY = Buffer.alloc(0);
+const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024;
+const BEGIN_LOOKUP_INTERVAL_MS = 100;
 
 export interface D2COptions {
   clock: Clock;
   store: CoreStore;
   partitionCount: number;
   retentionMs: number;
+  /** Bytes of the newest encoded events cached per partition when the store can read back (default 4 MiB). */
+  cacheBytesPerPartition?: number;
 }
 
 export class D2CPartitions implements DeviceToCloud {
@@ -160,7 +235,6 @@ export class D2CPartitions implements DeviceToCloud {
 
   constructor(
     private readonly options: D2COptions,
-    recoveredEvents: Map<string, Buffer[]>,
     nextSequenceNumbers: Map<string, number>,
   ) {
     if (!Number.isInteger(options.partitionCount) || options.partitionCount < 1) {
@@ -168,10 +242,9 @@ export class D2CPartitions implements DeviceToCloud {
     }
     this.partitionIds = Array.from({ length: options.partitionCount }, (_, i) => String(i));
     for (const id of this.partitionIds) {
-      this.partitions.set(
-        id,
-        new Partition(id, recoveredEvents.get(id) ?? [], nextSequenceNumbers.get(id) ?? 0),
-      );
+      const next = nextSequenceNumbers.get(id) ?? 0;
+      const cacheBytes = options.cacheBytesPerPartition ?? DEFAULT_CACHE_BYTES;
+      this.partitions.set(id, new Partition(id, next, options.store.events, cacheBytes));
     }
     this.applyRetention();
   }

@@ -5,13 +5,16 @@
  *   and whenever it grows well past the live state.
  * - `d2c-<n>.log`: telemetry segments, each starting with the next sequence number per partition;
  *   a new segment starts past a size limit and whole segments past retention are deleted.
+ *   `index-d2c-<n>.json`: a sealed segment's sparse index (`segment-log.ts`), so reopening reads
+ *   no events; telemetry is read back from the segment files, not kept in memory here.
  * Every record is length+CRC framed; a torn or corrupt tail is cut off on open.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, StoredEvent } from './contracts';
 import { fsyncDirectory, LogWriter, scanLog, sealFrame, writeLogAtomically } from './framed-log';
-import { decodeRecord, encodeSegmentStart, encodeStateChanges, peekEvent } from './record-codec';
+import { decodeRecord, encodeSegmentStart, encodeStateChanges } from './record-codec';
+import { openSegment, SegmentedEventLog, SegmentFile } from './segment-log';
 import { ReplayState } from './replay-state';
 import type { CoreStore, RecoveredState, StateChange, StoreStats } from './store';
 
@@ -31,14 +34,6 @@ export interface DurableStoreOptions {
   compactStateBytes?: number;
   /** Where recovery reports what it cut off (default console.warn). */
   warn?: (message: string) => void;
-}
-
-/** What a telemetry segment holds, to decide when retention may delete it. */
-interface Segment {
-  index: number;
-  path: string;
-  /** Latest enqueued time of any event in it (0 when none). */
-  newestEventTime: number;
 }
 
 function segmentName(index: number): string {
@@ -111,53 +106,27 @@ async function recoverState(path: string, warn: Warn): Promise<ReplayState> {
   return state;
 }
 
+/** Opens every segment by its index (scanning only those without one); no event is decoded. */
 async function recoverEvents(
   dir: string,
   partitionIds: readonly string[],
-  cutoff: number,
   warn: Warn,
-): Promise<{
-  segments: Segment[];
-  recovered: RecoveredState['events'];
-  next: Map<string, number>;
-}> {
+): Promise<{ log: SegmentedEventLog; next: Map<string, number> }> {
   const names = (await readdir(dir)).filter((n) => SEGMENT_PATTERN.test(n)).sort();
-  const recovered = new Map<string, Buffer[]>(partitionIds.map((id) => [id, []]));
+  const log = new SegmentedEventLog();
   const next = new Map<string, number>(partitionIds.map((id) => [id, 0]));
-  const segments: Segment[] = [];
   for (const name of names) {
-    const path = join(dir, name);
-    const scanned = await scanLog(path);
-    reportTornTail(path, scanned.validLength, scanned.fileLength, warn);
-    const segment: Segment = {
-      index: Number(SEGMENT_PATTERN.exec(name)![1]),
-      path,
-      newestEventTime: 0,
-    };
-    for (const payload of scanned.payloads) {
-      let record;
-      try {
-        record = decodeRecord(payload);
-      } catch {
-        break;
-      }
-      if (record.type === 'segment-start') {
-        for (const [id, n] of Object.entries(record.nextSequenceNumbers)) {
-          next.set(id, Math.max(next.get(id) ?? 0, n));
-        }
-      } else if (record.type === 'event') {
-        const { partitionId, sequenceNumber, enqueuedTime } = peekEvent(record.payload);
-        const list = recovered.get(partitionId);
-        if (!list) continue;
-        next.set(partitionId, Math.max(next.get(partitionId) ?? 0, sequenceNumber + 1));
-        segment.newestEventTime = Math.max(segment.newestEventTime, enqueuedTime);
-        // Copied so retained events do not pin the whole segment buffer.
-        if (enqueuedTime >= cutoff) list.push(Buffer.from(record.payload));
-      }
+    const index = Number(SEGMENT_PATTERN.exec(name)![1]);
+    const segment = await openSegment(index, join(dir, name), warn);
+    for (const [id, n] of Object.entries(segment.start)) {
+      next.set(id, Math.max(next.get(id) ?? 0, n));
     }
-    segments.push(segment);
+    for (const [id, range] of segment.ranges) {
+      if (next.has(id)) next.set(id, Math.max(next.get(id)!, range.lastSeq + 1));
+    }
+    log.segments.push(segment);
   }
-  return { segments, recovered, next };
+  return { log, next };
 }
 
 export async function openDurableStore(options: DurableStoreOptions): Promise<CoreStore> {
@@ -176,25 +145,27 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   const stateWriter = await LogWriter.open(statePath, (await scanLog(statePath)).validLength);
   let snapshotBytes = stateWriter.size;
 
-  // Telemetry: replay every segment, then append to a new one.
-  const cutoff = options.clock.now() - options.retentionMs;
-  const events = await recoverEvents(dir, partitionIds, cutoff, warn);
+  // Telemetry: read the segments' indexes (no event replayed), then append to a new segment.
+  const events = await recoverEvents(dir, partitionIds, warn);
+  const log = events.log;
   const nextSequence = events.next;
-  const closedSegments = events.segments;
-  let segmentIndex = (closedSegments[closedSegments.length - 1]?.index ?? 0) + 1;
-  let activeSegment: Segment = { index: segmentIndex, path: '', newestEventTime: 0 };
+  let segmentIndex = (log.segments[log.segments.length - 1]?.index ?? 0) + 1;
+  let active: SegmentFile | undefined;
+  /** Where the next frame lands in the active segment (appends are written in call order). */
+  let nextOffset = 0;
   let eventWriter: LogWriter | undefined;
   let eventFlushesOfClosedWriters = 0;
 
   const startSegment = async (): Promise<LogWriter> => {
-    activeSegment = {
-      index: segmentIndex,
-      path: join(dir, segmentName(segmentIndex)),
-      newestEventTime: 0,
-    };
+    const segment = new SegmentFile(segmentIndex, join(dir, segmentName(segmentIndex)));
     segmentIndex++;
-    const writer = await LogWriter.open(activeSegment.path, 0);
-    await writer.append([encodeSegmentStart(Object.fromEntries(nextSequence))]);
+    segment.start = Object.fromEntries(nextSequence);
+    const writer = await LogWriter.open(segment.path, 0);
+    await writer.append([encodeSegmentStart(segment.start)]);
+    segment.size = writer.size;
+    nextOffset = writer.size;
+    active = segment;
+    log.segments.push(segment);
     return writer;
   };
   eventWriter = await startSegment();
@@ -205,7 +176,6 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
     c2dMessages: state.c2dMessages,
     feedbackBatches: state.feedbackBatches,
     feedbackOpen: state.openFeedback,
-    events: events.recovered,
     nextSequenceNumbers: new Map(nextSequence),
   };
 
@@ -216,13 +186,21 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   let closed = false;
   const deletions = new Set<Promise<void>>();
 
+  const saveIndex = (segment: SegmentFile): Promise<void> =>
+    segment
+      .saveIndex()
+      .catch((error: unknown) =>
+        warn(`store: saving the index of ${segment.path} failed: ${String(error)}`),
+      );
+
   const rotate = (): void => {
     if (rotating || !eventWriter) return;
     const old = eventWriter;
-    closedSegments.push(activeSegment);
+    const sealed = active!;
     rotating = (async () => {
       await old.close();
       eventFlushesOfClosedWriters += old.flushes;
+      await saveIndex(sealed);
       eventWriter = await startSegment();
     })().finally(() => {
       rotating = undefined;
@@ -250,6 +228,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   return {
     durable: true,
     recovered,
+    events: log,
 
     async record(changes: readonly StateChange[]): Promise<void> {
       assertOpen();
@@ -266,22 +245,32 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       // Appends that arrive during a rotation wait for it together, keeping their order.
       if (rotating) await rotating;
       const writer = eventWriter!;
-      const current = activeSegment;
+      const segment = active!;
+      const offset = nextOffset;
+      nextOffset += framed.length;
       await writer.appendFrames([framed]);
       eventsWritten++;
       nextSequence.set(
         event.partitionId,
         Math.max(nextSequence.get(event.partitionId) ?? 0, event.sequenceNumber + 1),
       );
-      current.newestEventTime = Math.max(current.newestEventTime, event.enqueuedTime);
+      // Indexed once durable, so readers of the file never see a frame that is not.
+      const { partitionId, sequenceNumber, enqueuedTime } = event;
+      segment.note(partitionId, sequenceNumber, enqueuedTime, offset, framed.length);
       if (writer === eventWriter && writer.size > segmentBytes) rotate();
     },
 
     dropEventsBefore(time: number): void {
       // Whole segments only, oldest first; the active one is never deleted.
-      while (closedSegments.length > 0 && closedSegments[0]!.newestEventTime < time) {
-        const segment = closedSegments.shift()!;
-        const deletion = rm(segment.path, { force: true })
+      const segments = log.segments;
+      while (segments.length > 1 && segments[0] !== active && segments[0]!.newestEventTime < time) {
+        const segment = segments.shift()!;
+        log.remove(segment);
+        const deletion = Promise.all([
+          rm(segment.path, { force: true }),
+          rm(segment.indexPath(), { force: true }),
+        ])
+          .then(() => undefined)
           .catch((error: unknown) => console.error(`deleting ${segment.path} failed:`, error))
           .finally(() => deletions.delete(deletion));
         deletions.add(deletion);
@@ -303,6 +292,8 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
       if (rotating) await rotating;
       if (compacting) await compacting;
       await eventWriter?.close();
+      if (active) await saveIndex(active);
+      for (const segment of log.segments) segment.close();
       await stateWriter.close();
       await Promise.all(deletions);
     },

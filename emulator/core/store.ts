@@ -39,8 +39,6 @@ export interface RecoveredState {
   feedbackBatches: FeedbackBatch[];
   /** Records not yet in a batch, oldest first. */
   feedbackOpen: FeedbackRecord[];
-  /** Encoded telemetry (`record-codec` `encodeEvent` payloads) per partition id, in sequence order. */
-  events: Map<string, Buffer[]>;
   /** The next sequence number per partition id (survives retention dropping every event). */
   nextSequenceNumbers: Map<string, number>;
 }
@@ -56,11 +54,32 @@ export interface StoreStats {
   stateCompactions: number;
 }
 
+/** A position in a partition: one event's sequence number and enqueued time. */
+export interface EventPosition {
+  sequenceNumber: number;
+  enqueuedTime: number;
+}
+
+/**
+ * Durable telemetry a store can read back from disk, so the core needs to keep only the newest
+ * events in memory. Holds only durable events; reads are synchronous (bounded preads).
+ */
+export interface EventLog {
+  /** Encoded events (`record-codec`) of a partition, sequence number ≥ `from` and time ≥ `minTime`. */
+  read(partitionId: string, from: number, minTime: number, max: number): Buffer[];
+  /** The partition's first event enqueued at or after `time`, if one is stored. */
+  firstAtTime(partitionId: string, time: number): EventPosition | undefined;
+  /** The partition's newest stored event, if any. */
+  last(partitionId: string): EventPosition | undefined;
+}
+
 export interface CoreStore {
   /** True when changes survive a process crash. */
   readonly durable: boolean;
   /** What was recovered when the store opened (empty for a fresh or in-memory store). */
   readonly recovered: RecoveredState;
+  /** Telemetry readable from disk (durable store); without it the core keeps all it retains. */
+  readonly events?: EventLog;
   /** Journals changes atomically and in call order; resolves once durable. */
   record(changes: readonly StateChange[]): Promise<void>;
   /**
@@ -83,7 +102,6 @@ export function emptyRecoveredState(): RecoveredState {
     c2dMessages: [],
     feedbackBatches: [],
     feedbackOpen: [],
-    events: new Map(),
     nextSequenceNumbers: new Map(),
   };
 }

@@ -704,7 +704,6 @@ describe('D2C visibility order', () => {
     const d2c = new D2CPartitions(
       { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
       new Map(),
-      new Map(),
     );
     const seen: number[] = [];
     d2c.onAppend((event) => seen.push(event.sequenceNumber));

@@ -5,6 +5,9 @@
  * straight through `core.d2c.append`; the MQTT path is covered by the conformance suite.
  */
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import {
@@ -19,6 +22,7 @@ import { wellKnownHubIdentity } from '../../emulator/config';
 import type { EmulatorContext, ProtocolAdapter } from '../../emulator/context';
 import type { IotHubCore, StoredEvent, TelemetryInput } from '../../emulator/core/contracts';
 import { FakeClock } from '../../emulator/core/clock';
+import type { CreateCoreOptions } from '../../emulator/core/create-core';
 import { createCore } from '../../emulator/core/create-core';
 import { createEventsAdapter } from '../../emulator/events/events-adapter';
 
@@ -36,9 +40,12 @@ interface Endpoint {
   close(): Promise<void>;
 }
 
-async function startEndpoint(consumerGroups: string[] = ['processors']): Promise<Endpoint> {
+async function startEndpoint(
+  consumerGroups: string[] = ['processors'],
+  coreOptions: CreateCoreOptions = {},
+): Promise<Endpoint> {
   const clock = new FakeClock(Date.now());
-  const core = await createCore({ clock, partitionCount: 2 });
+  const core = await createCore({ clock, partitionCount: 2, ...coreOptions });
   const logs: string[] = [];
   const sockets = new Set<Socket>();
   // The adapter needs the bound port (its host name), so it is created after listening.
@@ -626,5 +633,77 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
     } finally {
       await c.close();
     }
+  });
+});
+
+describe('Event Hub-compatible endpoint over the on-disk log (durable, tiny cache and segments)', () => {
+  let dataDir: string;
+  let endpoint: Endpoint;
+  const consumers: EventHubConsumerClient[] = [];
+  /** One client per reader (a client holds one subscription per partition). */
+  const consumer = (): EventHubConsumerClient => {
+    const c = new EventHubConsumerClient('$Default', endpoint.connectionString(), {
+      retryOptions: { maxRetries: 0, timeoutInMs: 10_000 },
+    });
+    consumers.push(c);
+    return c;
+  };
+
+  beforeEach(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'iothub-events-disk-'));
+    endpoint = await startEndpoint(undefined, {
+      dataDir,
+      retentionMs: 60_000,
+      storeTuning: { segmentBytes: 4096 },
+      d2cCacheBytes: 600,
+    });
+  });
+  afterEach(async () => {
+    await Promise.all(consumers.splice(0).map((c) => c.close()));
+    await endpoint.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a consumer resuming from an offset, a sequence number or a time reads exactly what follows, across segments and after retention', async () => {
+    const device = deviceOn(endpoint.core, '0');
+    const stored: StoredEvent[] = [];
+    for (let i = 0; i < 100; i++) {
+      stored.push(await endpoint.core.d2c.append(telemetry(device, `event-${i}`)));
+      endpoint.clock.advance(1000);
+    }
+    const segments = readdirSync(join(dataDir, 'store')).filter((n) => /^d2c-.*\.log$/.test(n));
+    expect(segments.length).toBeGreaterThan(3);
+    endpoint.core.d2c.info('0'); // retention: events older than 60 s go, whole segments with them
+    const kept = stored.filter((e) => e.enqueuedTime >= endpoint.clock.now() - 60_000);
+    expect(kept.length).toBeLessThan(stored.length);
+    const after = (n: number): number[] =>
+      kept.filter((e) => e.sequenceNumber > n).map((e) => e.sequenceNumber);
+
+    const positions = {
+      offset: { offset: stored[50]!.offset },
+      sequence: { sequenceNumber: 70 },
+      time: { enqueuedOn: new Date(stored[45]!.enqueuedTime) },
+      // A checkpoint retention has passed: the consumer starts at the new beginning.
+      expired: { sequenceNumber: 5 },
+    };
+    const expected = {
+      offset: after(50),
+      sequence: after(70),
+      time: after(45),
+      expired: after(-1),
+    };
+    const readers = Object.entries(positions).map(
+      ([name, startPosition]) => [name, collect(consumer(), '0', { startPosition })] as const,
+    );
+    for (const [name, reader] of readers) {
+      const want = expected[name as keyof typeof expected];
+      await waitFor(name, () => (reader.events.length >= want.length ? true : undefined));
+      expect(reader.events.map((e) => e.sequenceNumber)).toEqual(want);
+      expect(reader.events.map((e) => e.body as unknown)).toEqual(
+        want.map((n) => Buffer.from(`event-${n}`)),
+      );
+      expect(reader.errors).toEqual([]);
+    }
+    await Promise.all(readers.map(([, reader]) => reader.subscription.close()));
   });
 });
