@@ -148,7 +148,12 @@ describe('devhost Event Hub trigger', () => {
       consumerGroup: '$Default',
       partitionId: expect.any(String),
     });
-    expect(first.output()).toMatch(/Executed 'telemetry' \(Succeeded, Id=[0-9a-f-]{36}, Duration=/);
+    // The handler writes its file before the host logs the invocation's end: wait for the line.
+    await waitFor('the Executed line', () =>
+      /Executed 'telemetry' \(Succeeded, Id=[0-9a-f-]{36}, Duration=/.test(first.output())
+        ? true
+        : undefined,
+    );
 
     await waitFor('checkpoints', async () =>
       (await checkpointBlobs('$Default')).length > 0 ? true : undefined,
