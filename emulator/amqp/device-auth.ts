@@ -8,7 +8,8 @@ import type { EmulatorContext } from '../context';
 import { HubError } from '../core/contracts';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import type { CbsGrant, PutTokenRequest, PutTokenVerifier } from './cbs';
-import { sameHost, sasTokenType, serviceTokenVerifier } from './service-auth';
+import { hubHostCheck, sameHost } from '../auth/hosts';
+import { sasTokenType, serviceTokenVerifier } from './service-auth';
 
 const devicePath = /^\/devices\/([^/]+)$/;
 
@@ -47,9 +48,6 @@ function deviceGrant(ctx: EmulatorContext, request: PutTokenRequest): CbsGrant {
   if (deviceId === undefined) {
     throw unauthorized('the token names neither a device nor a shared access policy');
   }
-  if (!sameHost(token.sr, ctx.hostName)) {
-    throw unauthorized('the token resource does not name this hub');
-  }
   if (
     deviceIdOfResource(request.audience) !== deviceId ||
     !sameHost(request.audience, ctx.hostName)
@@ -59,7 +57,12 @@ function deviceGrant(ctx: EmulatorContext, request: PutTokenRequest): CbsGrant {
   const device = ctx.core.registry.get(deviceId);
   // One answer for unknown, disabled and wrongly signed: nothing to learn about the registry.
   if (!device) throw unauthorized('the token does not grant access to this device');
-  verifyDeviceToken(request.token, device, ctx.core.clock.now());
+  verifyDeviceToken(
+    request.token,
+    device,
+    ctx.core.clock.now(),
+    hubHostCheck(ctx.hostName, ctx.identity.hubName),
+  );
   if (device.status === 'disabled') throw unauthorized('the device is disabled');
   return {
     audience: request.audience,

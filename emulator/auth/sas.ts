@@ -7,6 +7,7 @@
  * tried where one key serves both. Nothing here ever puts a key, signature or token in an error.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { HubHostCheck } from './hosts';
 import { HubError } from '../core/contracts';
 import type { HubIdentity, PolicyRight, SharedAccessPolicy } from '../config';
 
@@ -98,8 +99,11 @@ export function verifyDeviceToken(
   tokenText: string,
   device: { deviceId: string; keys: { primaryKey: string; secondaryKey: string } },
   nowMs: number,
+  namesThisHub: HubHostCheck,
 ): void {
   const token = parseSasToken(tokenText);
+  // Signed with the right key for the same device id, but for another hub: IoT Hub refuses it.
+  if (!namesThisHub(token.sr)) throw unauthorized('token resource (sr) names another hub');
   if (!resourceNamesDevice(token.sr, device.deviceId)) {
     throw unauthorized('token resource does not name this device');
   }

@@ -13,6 +13,7 @@
  * accepts both; an X.509 device sends no header and is known by its TLS client certificate. Telemetry lands in the Event Hub-compatible log exactly as MQTT telemetry does.
  */
 import http from 'node:http';
+import { hubHostCheck } from '../auth/hosts';
 import { parseSasToken, verifyDeviceToken, verifyServiceToken } from '../auth/sas';
 import { authenticateCertificate, presentedChain } from '../auth/x509';
 import type { EmulatorContext } from '../context';
@@ -110,6 +111,8 @@ export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
     return authMethod;
   };
 
+  const namesThisHub = hubHostCheck(ctx.hostName, ctx.identity.hubName);
+
   /** Device token for this device, or a policy token with DeviceConnect; returns the auth method. */
   const authenticate = (req: http.IncomingMessage, deviceId: string): string => {
     const token = headerOf(req, 'authorization');
@@ -119,7 +122,7 @@ export function createDeviceRoutes(ctx: EmulatorContext): DeviceRoutes {
     if (viaPolicy) verifyServiceToken(token, ctx.identity, 'DeviceConnect', now);
     const device = core.registry.get(deviceId);
     if (!device) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
-    if (!viaPolicy) verifyDeviceToken(token, device, now);
+    if (!viaPolicy) verifyDeviceToken(token, device, now, namesThisHub);
     // IoT Hub answers a disabled device over HTTPS as if it did not exist (404).
     if (device.status === 'disabled') {
       throw new HubError('DeviceNotFound', `Device ${deviceId} is disabled`);

@@ -4,6 +4,7 @@
  * whether it may stay connected after a registry change. Knows nothing of aedes: the adapter
  * supplies the transport.
  */
+import type { HubHostCheck } from '../auth/hosts';
 import { verifyDeviceToken } from '../auth/sas';
 import type { Logger } from '../context';
 import type { C2DMessage, ClockTimer, DeviceRecord, IotHubCore } from '../core/contracts';
@@ -24,6 +25,8 @@ export interface SessionOptions {
   remoteAddress: string;
   /** The SAS token the device connected with; kept to re-check it after registry changes. */
   token?: string;
+  /** Which hosts a token's resource may name (with `token`). */
+  namesThisHub?: HubHostCheck;
   /**
    * Re-checks a credential other than a token (an X.509 certificate) after a registry change;
    * throws when it no longer authenticates the device. Replaces the token check.
@@ -150,7 +153,10 @@ export class DeviceSession {
     const { token, recheck } = this.options;
     try {
       if (recheck) recheck(device);
-      else verifyDeviceToken(token ?? '', device, this.options.core.clock.now());
+      else {
+        const namesThisHub = this.options.namesThisHub ?? (() => false);
+        verifyDeviceToken(token ?? '', device, this.options.core.clock.now(), namesThisHub);
+      }
     } catch {
       return recheck ? 'device authentication changed' : 'device keys changed';
     }

@@ -15,7 +15,7 @@
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes';
-import { hostOf } from '../amqp/service-auth';
+import { hubHostCheck } from '../auth/hosts';
 import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import { authenticateCertificate, presentedChain } from '../auth/x509';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
@@ -46,15 +46,6 @@ function remoteAddressOf(socket: Duplex): string {
     ? `${s.remoteAddress}:${String(s.remotePort)}`
     : 'unknown address';
 }
-
-function hostWithoutPort(host: string): string {
-  const lower = host.toLowerCase();
-  if (lower.startsWith('[')) return lower.slice(0, lower.indexOf(']') + 1);
-  const colon = lower.lastIndexOf(':');
-  return colon < 0 ? lower : lower.slice(0, colon);
-}
-
-const loopbackNames = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /**
  * Why a CONNECT gets CONNACK 1 (unacceptable protocol version), or `undefined`: IoT Hub speaks
@@ -110,16 +101,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
    */
   let forwarding: { client: Client; packetId: number | undefined } | undefined;
 
-  const acceptedHosts = new Set([
-    hostWithoutPort(ctx.hostName),
-    `${ctx.identity.hubName}.azure-devices.net`.toLowerCase(),
-  ]);
-  const hostMatches = (host: string): boolean => {
-    const bare = hostWithoutPort(host);
-    if (acceptedHosts.has(bare)) return true;
-    // Loopback aliases name the same local hub.
-    return loopbackNames.has(bare) && [...acceptedHosts].some((h) => loopbackNames.has(h));
-  };
+  const namesThisHub = hubHostCheck(ctx.hostName, ctx.identity.hubName);
 
   /**
    * Runs a listener or hook body so that a bug in it drops at most one connection: an exception
@@ -230,7 +212,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     if (
       username === undefined ||
       slash < 0 ||
-      !hostMatches(username.slice(0, slash)) ||
+      !namesThisHub(username.slice(0, slash)) ||
       !username.slice(slash + 1).startsWith(`${deviceId}/`)
     ) {
       return refuse(connack.notAuthorized, 'user name must be <hub host>/<device id>/…');
@@ -242,13 +224,8 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     const token = password.toString('utf8');
     let expiresAt: number;
     try {
-      verifyDeviceToken(token, device, core.clock.now());
-      const parsed = parseSasToken(token);
-      // A token signed for the same device id on another hub must not open this one.
-      if (!hostMatches(hostOf(parsed.sr))) {
-        return refuse(connack.notAuthorized, 'the token resource (sr) names another hub');
-      }
-      expiresAt = parsed.se * 1000;
+      verifyDeviceToken(token, device, core.clock.now(), namesThisHub);
+      expiresAt = parseSasToken(token).se * 1000;
     } catch (error) {
       return refuse(connack.notAuthorized, describe(error));
     }
@@ -262,6 +239,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
         deviceId,
         remoteAddress: remoteOf(client),
         token,
+        namesThisHub,
         expiresAt,
         c2dWindow,
         track,

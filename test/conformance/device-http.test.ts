@@ -118,14 +118,9 @@ function rawRequest(
   });
 }
 
-function deviceToken(deviceId: string, key: string): string {
+function deviceToken(deviceId: string, key: string, host = emulator.connection.hostName): string {
   const expiry = Math.floor(Date.now() / 1000) + 3600;
-  return SharedAccessSignature.create(
-    emulator.connection.hostName,
-    deviceId,
-    key,
-    expiry,
-  ).toString();
+  return SharedAccessSignature.create(host, deviceId, key, expiry).toString();
 }
 
 beforeAll(async () => {
@@ -257,6 +252,18 @@ describe('authentication over Http', () => {
         'content-type': 'application/vnd.microsoft.iothub.json',
       },
       'this is { not JSON',
+    );
+    expect(response.status).toBe(401);
+    expect(response.body).toContain('IotHubUnauthorizedAccess');
+  });
+
+  it('refuses a token signed with the right key for the same device on another hub (401)', async () => {
+    const { deviceId, key } = await createDevice();
+    const response = await rawRequest(
+      'POST',
+      `/devices/${deviceId}/messages/events?api-version=2021-04-12`,
+      { authorization: deviceToken(deviceId, key, 'other-hub.azure-devices.net') },
+      '{"n":1}',
     );
     expect(response.status).toBe(401);
     expect(response.body).toContain('IotHubUnauthorizedAccess');

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { message as amqpMessage, string_to_uuid } from 'rhea';
 import { HubError } from '../../emulator/core/contracts';
 import { guardFrameSizes } from '../../emulator/amqp/rhea-server';
-import { hostOf, sameHost } from '../../emulator/amqp/service-auth';
+import { hostOf, sameHost } from '../../emulator/auth/hosts';
 import {
   ackMode,
   bodyBytes,

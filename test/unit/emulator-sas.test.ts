@@ -1,5 +1,6 @@
 import { SharedAccessSignature as CommonSas } from 'azure-iot-common';
 import { SharedAccessSignature as DeviceSas } from 'azure-iot-device';
+import { hubHostCheck } from '../../emulator/auth/hosts';
 import { verifyDeviceToken } from '../../emulator/auth/sas';
 
 const host = 'localhost:4443';
@@ -7,8 +8,10 @@ const keys = { primaryKey: Buffer.alloc(32, 3).toString('base64'), secondaryKey:
 const now = Date.now();
 const expiry = Math.floor(now / 1000) + 3600;
 
+const namesThisHub = hubHostCheck(host, 'local-iothub');
+
 function verify(token: string, deviceId: string): void {
-  verifyDeviceToken(token, { deviceId, keys }, now);
+  verifyDeviceToken(token, { deviceId, keys }, now, namesThisHub);
 }
 
 describe('verifyDeviceToken with special characters in the device id', () => {
@@ -35,4 +38,24 @@ describe('verifyDeviceToken with special characters in the device id', () => {
     const percent = DeviceSas.create(host, 'x%zz', keys.primaryKey, expiry).toString();
     expect(() => verify(percent, 'e%f')).toThrow('token resource does not name this device');
   });
+});
+
+describe('verifyDeviceToken and the hub a token names', () => {
+  it.each([
+    ['localhost:4443'],
+    ['127.0.0.1:8883'],
+    ['LOCALHOST'],
+    ['local-iothub.azure-devices.net'],
+  ])('accepts a token whose resource names this hub as %s', (tokenHost) => {
+    const token = DeviceSas.create(tokenHost, 'd1', keys.primaryKey, expiry).toString();
+    expect(() => verify(token, 'd1')).not.toThrow();
+  });
+
+  it.each([['other-hub.azure-devices.net'], ['evil.example:443']])(
+    'refuses a token signed with the right key for the same device on %s',
+    (tokenHost) => {
+      const token = DeviceSas.create(tokenHost, 'd1', keys.primaryKey, expiry).toString();
+      expect(() => verify(token, 'd1')).toThrow(/names another hub/);
+    },
+  );
 });
