@@ -7,6 +7,8 @@ const base = require('./jest.config.js');
 module.exports = {
   ...base,
   roots: ['<rootDir>/test/browser'],
+  // The default run leaves test/browser out; this one is only that folder.
+  testPathIgnorePatterns: ['/node_modules/'],
   testMatch: ['**/*.browser.ts'],
   testTimeout: 180000,
   maxWorkers: 1,

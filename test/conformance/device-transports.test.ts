@@ -23,7 +23,7 @@ import {
   createServiceClient,
   HostPortAgent,
 } from '../../lib/iothub/registry-agent';
-import { dataText, registerDevice, report } from '../support/devices';
+import { dataText, desiredEvents, registerDevice, report } from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
@@ -197,13 +197,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
       await report(twin, { firmware: '1.2.3' });
       const { responseBody } = await registry.getTwin(deviceId);
       expect(responseBody.properties.reported).toMatchObject({ firmware: '1.2.3' });
-      const patches: Record<string, unknown>[] = [];
-      twin.on('properties.desired', (patch: Record<string, unknown>) => patches.push(patch));
-      // The listener enables desired notifications in the background; enabling them again
-      // tells the test when the hub has them on.
-      await new Promise<void>((resolve, reject) =>
-        twin.enableTwinDesiredPropertiesUpdates((error) => (error ? reject(error) : resolve())),
-      );
+      const patches = await desiredEvents(twin);
       await registry.updateTwin(deviceId, { properties: { desired: { interval: 9 } } }, '*');
       await until('desired patch with interval 9', () => patches.find((p) => p.interval === 9));
     });

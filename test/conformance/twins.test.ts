@@ -6,10 +6,16 @@
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
-import type { Client as DeviceClient, Twin as DeviceTwin } from 'azure-iot-device';
+import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import { mqttDeviceClient, registerDevice, report, type TestDevice } from '../support/devices';
+import {
+  desiredEvents,
+  mqttDeviceClient,
+  registerDevice,
+  report,
+  type TestDevice,
+} from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { failure, restCall } from '../support/registry-rest';
 import { until } from '../support/wait';
@@ -32,12 +38,6 @@ async function connect(target: EmulatorInstance, device: TestDevice): Promise<De
 }
 
 /** Every desired-properties event the device SDK emits, in order. */
-function desiredEvents(twin: DeviceTwin): Record<string, unknown>[] {
-  const events: Record<string, unknown>[] = [];
-  twin.on('properties.desired', (delta: Record<string, unknown>) => events.push(delta));
-  return events;
-}
-
 const twinPath = (deviceId: string) =>
   `/twins/${encodeURIComponent(deviceId)}?api-version=2021-04-12`;
 
@@ -85,7 +85,7 @@ describe('device and service see one twin', () => {
     const device = await newDevice();
     const client = await connect(emulator, device);
     const twin = await client.getTwin();
-    const events = desiredEvents(twin);
+    const events = await desiredEvents(twin);
 
     const before = (await registry.getTwin(device.deviceId)).responseBody;
     const updated = (
@@ -128,7 +128,7 @@ describe('device and service see one twin', () => {
     );
     const client = await connect(emulator, device);
     const twin = await client.getTwin();
-    const events = desiredEvents(twin);
+    const events = await desiredEvents(twin);
 
     const replaced = await restCall(
       registry,

@@ -52,6 +52,20 @@ export function dataText(message: Message | undefined): string {
 }
 
 /** The device SDK types `properties.reported` loosely; its `update` reports a patch. */
+/**
+ * Collects every `properties.desired` event of a device twin, from when the hub has desired
+ * notifications on: the SDK subscribes in the background when the listener is added, so a change
+ * made at once could reach the hub first; enabling them again resolves once they are on.
+ */
+export async function desiredEvents(twin: DeviceTwin): Promise<Record<string, unknown>[]> {
+  const events: Record<string, unknown>[] = [];
+  twin.on('properties.desired', (delta: Record<string, unknown>) => events.push(delta));
+  await new Promise<void>((resolve, reject) =>
+    twin.enableTwinDesiredPropertiesUpdates((error) => (error ? reject(error) : resolve())),
+  );
+  return events;
+}
+
 export function report(twin: DeviceTwin, patch: object): Promise<void> {
   const reported = twin.properties.reported as unknown as {
     update(patch: object, done: (error?: Error) => void): void;
