@@ -26,6 +26,7 @@ import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
 import { watchLaunchers } from './stack/launcher-watch';
 import type { AzuritePorts, Storage } from './stack/storage';
 import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './stack/storage';
+import type { AppOutput } from './stack-output';
 import { createAppOutput, isVerbose, statusIntervalMs } from './stack-output';
 import type { SettingSource, SettingsInput } from './stack-settings';
 import {
@@ -195,6 +196,42 @@ function watchForFailure(children: ManagedChild[], stopping: () => boolean): Pro
   });
 }
 
+/**
+ * The app under devhost, or under Core Tools' `func start` (not a Node process: it runs through
+ * the watchdog so that it, too, ends with the stack).
+ */
+function startApp(
+  options: StackOptions,
+  appSettings: Record<string, string>,
+  appEnv: NodeJS.ProcessEnv,
+  output: AppOutput,
+): ManagedChild {
+  if (options.useFunc) {
+    writeFuncSettings(options.repoRoot, appSettings);
+    return startChild(
+      'func',
+      process.execPath,
+      [...watchedNodeArgs(), ...watchdogArgs(), 'func', 'start', '--port', String(options.port)],
+      { cwd: options.repoRoot, env: appEnv, write: options.write },
+    );
+  }
+  return startChild(
+    'app',
+    process.execPath,
+    [
+      ...watchedNodeArgs(),
+      join(options.repoRoot, 'dist', 'devhost', 'cli.js'),
+      '--app',
+      options.repoRoot,
+      '--port',
+      String(options.port),
+      '--data',
+      join(options.dataDir, 'devhost'),
+    ],
+    { env: appEnv, write: (line) => output.write(line) },
+  );
+}
+
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   if (options.useFunc && !findFunc(options.env.PATH)) {
     // Checked before anything starts: a missing optional dependency is not a crash of the app.
@@ -236,33 +273,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       NODE_EXTRA_CA_CERTS: caBundle,
     };
 
-    let app: ManagedChild;
-    if (options.useFunc) {
-      writeFuncSettings(options.repoRoot, appSettings);
-      // Not a Node process: run through the watchdog so that it, too, ends with the stack.
-      app = startChild(
-        'func',
-        process.execPath,
-        [...watchedNodeArgs(), ...watchdogArgs(), 'func', 'start', '--port', String(options.port)],
-        { cwd: options.repoRoot, env: appEnv, write: options.write },
-      );
-    } else {
-      app = startChild(
-        'app',
-        process.execPath,
-        [
-          ...watchedNodeArgs(),
-          join(options.repoRoot, 'dist', 'devhost', 'cli.js'),
-          '--app',
-          options.repoRoot,
-          '--port',
-          String(options.port),
-          '--data',
-          join(options.dataDir, 'devhost'),
-        ],
-        { env: appEnv, write: (line) => output.write(line) },
-      );
-    }
+    const app = startApp(options, appSettings, appEnv, output);
     children.push(app);
     const apiUrl = options.useFunc
       ? `http://localhost:${options.port}`
