@@ -61,6 +61,7 @@ async function listedDevices(page: Page): Promise<string[]> {
 // The page's own globals, evaluated as expressions (this project's types have no DOM).
 const storedKeys = 'Object.keys(sessionStorage)';
 const pageWidth = 'document.documentElement.scrollWidth';
+const focusedLabel = "document.activeElement?.getAttribute('aria-label') ?? null";
 
 async function waitForDevices(page: Page, ids: string[], present = true): Promise<void> {
   await waitFor(`devices ${ids.join(', ')} ${present ? 'listed' : 'gone'}`, async () => {
@@ -179,11 +180,23 @@ describe('the device explorer', () => {
     expect(await textOf(page, '#action-problem')).toMatch(/does not follow IoT Hub rules/);
   });
 
+  it('keeps keyboard focus on the same control when the list refreshes', async () => {
+    const button = page.getByRole('button', { name: 'Disable sim-2', exact: true });
+    await button.focus();
+    const refreshes = async () =>
+      Number(await page.locator('#device-rows').getAttribute('data-refreshes'));
+    const seen = await refreshes();
+    await waitFor('a list refresh', async () => ((await refreshes()) > seen ? true : undefined), {
+      timeoutMs: 15_000,
+    });
+    expect(await page.evaluate<string | null>(focusedLabel)).toBe('Disable sim-2');
+  });
+
   it("charts a device's windSpeed as it arrives, with the alert threshold", async () => {
     // By keyboard: the device id is a button in the list.
     await page.getByRole('button', { name: 'sim-1', exact: true }).focus();
     await page.keyboard.press('Enter');
-    expect(page.url()).toMatch(/#device=sim-1$/);
+    await page.waitForURL(/#device=sim-1$/);
     await waitFor('the first points', async () =>
       (await chartPoints(page)) > 0 ? true : undefined,
     );

@@ -80,19 +80,29 @@ export class DevicesView {
     const filter = byId<HTMLInputElement>('device-filter').value;
     const shown = filterIds(this.devices, filter);
     const now = Date.now();
-    byId('device-rows').replaceChildren(...shown.map((device) => this.row(device, now)));
+    const rows = byId('device-rows');
+    // The list is rebuilt on every refresh: keep keyboard focus on the same control of the same
+    // device, or a keyboard user would lose their place every few seconds.
+    const focused = focusedControl(rows);
+    rows.replaceChildren(...shown.map((device) => this.row(device, now)));
+    if (focused) refocus(rows, focused);
     byId('device-count').textContent = `${shown.length} of ${this.devices.length} devices`;
   }
 
   private row(device: Device, now: number): HTMLTableRowElement {
     const figures = this.figures.get(device.deviceId) ?? {};
     const toggle = device.status === 'enabled' ? 'disabled' : 'enabled';
-    const openButton = h('button', { type: 'button', class: 'link' }, device.deviceId);
+    const openButton = h(
+      'button',
+      { type: 'button', class: 'link', 'data-control': 'open' },
+      device.deviceId,
+    );
     openButton.addEventListener('click', () => this.open(device.deviceId));
     const toggleButton = h(
       'button',
       {
         type: 'button',
+        'data-control': 'toggle',
         'aria-label': `${toggle === 'disabled' ? 'Disable' : 'Enable'} ${device.deviceId}`,
       },
       toggle === 'disabled' ? 'Disable' : 'Enable',
@@ -100,7 +110,12 @@ export class DevicesView {
     toggleButton.addEventListener('click', () => void this.setStatus(device.deviceId, toggle));
     const deleteButton = h(
       'button',
-      { type: 'button', class: 'danger', 'aria-label': `Delete ${device.deviceId}` },
+      {
+        type: 'button',
+        class: 'danger',
+        'data-control': 'delete',
+        'aria-label': `Delete ${device.deviceId}`,
+      },
       'Delete',
     );
     deleteButton.addEventListener('click', () => this.confirmDelete(device.deviceId));
@@ -193,5 +208,22 @@ export class DevicesView {
     } catch (error) {
       showProblem(this.actionProblem, error);
     }
+  }
+}
+
+/** Which device row and which of its controls has the focus, if one inside `rows` has. */
+function focusedControl(rows: HTMLElement): { deviceId: string; control: string } | undefined {
+  const active = document.activeElement;
+  if (!(active instanceof HTMLElement) || !rows.contains(active)) return undefined;
+  const deviceId = active.closest('tr')?.dataset.device;
+  const control = active.dataset.control;
+  return deviceId !== undefined && control !== undefined ? { deviceId, control } : undefined;
+}
+
+function refocus(rows: HTMLElement, focused: { deviceId: string; control: string }): void {
+  for (const row of rows.querySelectorAll('tr')) {
+    if (row.dataset.device !== focused.deviceId) continue;
+    row.querySelector<HTMLElement>(`[data-control="${focused.control}"]`)?.focus();
+    return;
   }
 }
