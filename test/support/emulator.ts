@@ -185,6 +185,11 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   await fs.rm(connectionFile, { force: true });
 
   const args = [
+    // Ends with this process however it ends (a Jest worker force-exited, Ctrl-C twice): no
+    // orphaned hubs. The built preload the local stack gives its children (it watches stdin);
+    // under Jest this module runs from its source, so the path is the built one.
+    '--require',
+    path.join(root, 'dist', 'devhost', 'stack', 'parent-watch.js'),
     cli,
     '--data',
     dataDir,
@@ -195,7 +200,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   ];
   const child = spawn(process.execPath, args, {
     cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: process.env,
   });
   running.add(child);
