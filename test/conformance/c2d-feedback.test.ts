@@ -11,7 +11,7 @@ import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient } from 'azure-iothub';
 import { type Registry } from 'azure-iothub';
 import type { FeedbackRecord } from '../../emulator/core/contracts';
-import { startC2dService, type C2dService } from '../support/c2d-service';
+import { c2dMessage, startC2dService, type C2dService } from '../support/c2d-service';
 import type { EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
 import {
@@ -43,13 +43,6 @@ function connectedDevice(deviceId: string, key: string): Promise<CommonMessage[]
   const client = mqttDeviceClient(emulator.connection.deviceConnectionString(deviceId, key));
   devices.push(client);
   return openCompleting(client);
-}
-
-function c2dMessage(messageId: string, ack: string, body = messageId): Message {
-  const message = new Message(body);
-  message.messageId = messageId;
-  message.ack = ack;
-  return message;
 }
 
 beforeAll(async () => {

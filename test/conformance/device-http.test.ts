@@ -16,10 +16,15 @@ import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device'
 import { Http } from 'azure-iot-device-http';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
 import { wellKnownHubIdentity } from '../../emulator/config';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
 import { HostPortAgent } from '../../lib/iothub/registry-agent';
 import { dataText, registerDevice, type TestDevice } from '../support/devices';
-import { startC2dService, type C2dService } from '../support/c2d-service';
+import {
+  c2dMessage,
+  inbox,
+  nthMessage,
+  startC2dService,
+  type C2dService,
+} from '../support/c2d-service';
 import type { EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
@@ -53,27 +58,7 @@ async function httpDevice(deviceId: string, key: string): Promise<DeviceClient> 
   return client;
 }
 
-/** C2D messages as they arrive at `client`, left for the test to settle. */
-function inbox(client: DeviceClient): Message[] {
-  const received: Message[] = [];
-  client.on('message', (message: Message) => received.push(message));
-  return received;
-}
-
-function nth(received: Message[], n: number): Promise<Message> {
-  return until(`C2D message #${n}`, () => received[n - 1]);
-}
-
-function c2dMessage(messageId: string, ack = 'full'): Message {
-  const message = new Message(`body of ${messageId}`);
-  message.messageId = messageId;
-  message.ack = ack;
-  return message;
-}
-
-function feedbackFor(messageId: string): Promise<FeedbackRecord> {
-  return until(`feedback for ${messageId}`, () => hub.feedbackFor(messageId));
-}
+const feedbackFor = (messageId: string) => hub.feedbackArrived(messageId);
 
 function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEventData> {
   return until(`event ${messageId}`, () =>
@@ -372,7 +357,7 @@ describe('cloud-to-device over Http', () => {
     message.correlationId = 'c2d-corr';
     message.properties.add('command', 'reboot');
     await service.send(deviceId, message);
-    const delivered = await nth(received, 1);
+    const delivered = await nthMessage(received, 1);
     expect(delivered.messageId).toBe('http-complete');
     expect(delivered.correlationId).toBe('c2d-corr');
     expect(dataText(delivered)).toBe('body of http-complete');
@@ -387,10 +372,10 @@ describe('cloud-to-device over Http', () => {
     const client = await httpDevice(deviceId, key);
     const received = inbox(client);
     await service.send(deviceId, c2dMessage('http-reject'));
-    await client.reject(await nth(received, 1));
+    await client.reject(await nthMessage(received, 1));
     expect(await feedbackFor('http-reject')).toMatchObject({ deviceId, statusCode: 'Rejected' });
     await service.send(deviceId, c2dMessage('http-after-reject', 'none'));
-    const next = await nth(received, 2);
+    const next = await nthMessage(received, 2);
     expect(next.messageId).toBe('http-after-reject');
   });
 
@@ -399,8 +384,8 @@ describe('cloud-to-device over Http', () => {
     const client = await httpDevice(deviceId, key);
     const received = inbox(client);
     await service.send(deviceId, c2dMessage('http-abandon'));
-    await client.abandon(await nth(received, 1));
-    const again = await nth(received, 2);
+    await client.abandon(await nthMessage(received, 1));
+    const again = await nthMessage(received, 2);
     expect(again.messageId).toBe('http-abandon');
     await client.complete(again);
     expect(await feedbackFor('http-abandon')).toMatchObject({ deviceId, statusCode: 'Success' });
@@ -411,7 +396,7 @@ describe('cloud-to-device over Http', () => {
     const client = await httpDevice(deviceId, key);
     const received = inbox(client);
     await service.send(deviceId, c2dMessage('http-twice'));
-    const delivered = await nth(received, 1);
+    const delivered = await nthMessage(received, 1);
     await client.complete(delivered);
     const error = await client.complete(delivered).then(
       () => undefined,

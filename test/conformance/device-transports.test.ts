@@ -17,14 +17,16 @@ import { Amqp } from 'azure-iot-device-amqp';
 import { Http } from 'azure-iot-device-http';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
-import {
-  createRegistry,
-  createServiceClient,
-  HostPortAgent,
-} from '../../lib/iothub/registry-agent';
+import { HostPortAgent } from '../../lib/iothub/registry-agent';
 import { dataText, desiredEvents, registerDevice, report } from '../support/devices';
-import { startEmulator, type EmulatorInstance } from '../support/emulator';
+import {
+  c2dMessage,
+  inbox,
+  nthMessage,
+  startC2dService,
+  type C2dService,
+} from '../support/c2d-service';
+import type { EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
 
@@ -47,7 +49,7 @@ let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
 let events: EventLog;
-const feedback: FeedbackRecord[] = [];
+let hub: C2dService;
 const clients: DeviceClient[] = [];
 let nextDevice = 0;
 
@@ -77,28 +79,7 @@ async function connectedDevice(
   return { deviceId, client };
 }
 
-function inbox(client: DeviceClient): Message[] {
-  const received: Message[] = [];
-  client.on('message', (message: Message) => received.push(message));
-  return received;
-}
-
-function nth(received: Message[], n: number): Promise<Message> {
-  return until(`C2D message #${n}`, () => received[n - 1]);
-}
-
-function c2dMessage(messageId: string, ack = 'full'): Message {
-  const message = new Message(`body of ${messageId}`);
-  message.messageId = messageId;
-  message.ack = ack;
-  return message;
-}
-
-function feedbackFor(messageId: string): Promise<FeedbackRecord> {
-  return until(`feedback for ${messageId}`, () =>
-    feedback.find((record) => record.originalMessageId === messageId),
-  );
-}
+const feedbackFor = (messageId: string) => hub.feedbackArrived(messageId);
 
 function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEventData> {
   return until(`event ${messageId}`, () =>
@@ -107,23 +88,15 @@ function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEvent
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
-  registry = createRegistry(emulator.connection.serviceConnectionString);
+  hub = await startC2dService();
+  ({ emulator, registry, service } = hub);
   events = collectEvents(emulator.connection.eventsConnectionString);
-  service = createServiceClient(emulator.connection.serviceConnectionString);
-  await service.open();
-  const { result: receiver } = await service.getFeedbackReceiver();
-  receiver.on('message', (message: Message) => {
-    feedback.push(...(JSON.parse(dataText(message)) as FeedbackRecord[]));
-    void receiver.complete(message);
-  });
 });
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((client) => client.close()));
-  await service?.close();
   await events?.close();
-  await emulator?.stop();
+  await hub?.stop();
 });
 
 describe.each(transports)('device scenarios over $name', (transport) => {
@@ -157,7 +130,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
     const message = c2dMessage(id('complete'));
     message.correlationId = 'c2d-corr';
     await service.send(deviceId, message);
-    const delivered = await nth(received, 1);
+    const delivered = await nthMessage(received, 1);
     expect(delivered.messageId).toBe(id('complete'));
     expect(delivered.correlationId).toBe('c2d-corr');
     expect(dataText(delivered)).toBe(`body of ${id('complete')}`);
@@ -170,18 +143,18 @@ describe.each(transports)('device scenarios over $name', (transport) => {
       const { deviceId, client } = await connectedDevice(transport);
       const received = inbox(client);
       await service.send(deviceId, c2dMessage(id('reject')));
-      await client.reject(await nth(received, 1));
+      await client.reject(await nthMessage(received, 1));
       expect(await feedbackFor(id('reject'))).toMatchObject({ deviceId, statusCode: 'Rejected' });
       await service.send(deviceId, c2dMessage(id('after-reject'), 'none'));
-      expect((await nth(received, 2)).messageId).toBe(id('after-reject'));
+      expect((await nthMessage(received, 2)).messageId).toBe(id('after-reject'));
     });
 
     it('C2D abandon: the message comes back; completing it then gives Success', async () => {
       const { deviceId, client } = await connectedDevice(transport);
       const received = inbox(client);
       await service.send(deviceId, c2dMessage(id('abandon')));
-      await client.abandon(await nth(received, 1));
-      const again = await nth(received, 2);
+      await client.abandon(await nthMessage(received, 1));
+      const again = await nthMessage(received, 2);
       expect(again.messageId).toBe(id('abandon'));
       await client.complete(again);
       expect(await feedbackFor(id('abandon'))).toMatchObject({ deviceId, statusCode: 'Success' });

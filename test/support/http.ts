@@ -89,6 +89,7 @@ export function expectProblem(
   expect(header(response, 'Content-Type')).toBe('application/problem+json');
   const body = json(response);
   expect(body).toMatchObject({ type: `${problemTypeBase}${slug}`, status });
+  expect(typeof body.title).toBe('string');
   expect(typeof body.detail).toBe('string');
   expect(response.body).not.toMatch(/\n\s+at /);
   return body;

@@ -1,10 +1,10 @@
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { InvocationContext } from '@azure/functions';
 import { validateHeaderValue } from 'node:http';
 import { errors } from 'azure-iot-common';
 import { createDeviceHandlers } from '../../lib/api/device-handlers';
 import { createApiServices } from '../../lib/api/services';
 import type { HubDevice, HubQuery, RegistryClient } from '../../lib/iothub/clients';
-import { header, json, readPages } from '../support/http';
+import { apiRequest as request, expectProblem, header, json, readPages } from '../support/http';
 
 const hubHost = 'myhub.azure-devices.net';
 const base = 'https://app.example/api/devices';
@@ -122,37 +122,6 @@ function setup() {
       logHandler: (level, ...args) => logs.push({ level, text: args.map(String).join(' ') }),
     });
   return { registry, handlers, logs, context };
-}
-
-function request(
-  method: string,
-  url: string,
-  init: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {},
-): HttpRequest {
-  return new HttpRequest({
-    method,
-    url,
-    ...(init.body !== undefined ? { body: { string: init.body } } : {}),
-    headers: {
-      ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...init.headers,
-    },
-    params: init.params ?? {},
-  });
-}
-
-function expectProblem(response: HttpResponseInit, status: number, slug: string) {
-  expect(response.status).toBe(status);
-  expect(header(response, 'Content-Type')).toBe('application/problem+json');
-  const body = json(response);
-  expect(body).toMatchObject({
-    type: `https://iot-hub-functions.dev/problems/${slug}`,
-    status,
-  });
-  expect(typeof body.title).toBe('string');
-  expect(typeof body.detail).toBe('string');
-  expect(response.body).not.toMatch(/\n\s+at /);
-  return body;
 }
 
 describe('POST /devices', () => {
