@@ -41,65 +41,71 @@ const functionListing = /^ {2}([^\s:]+): (timer|eventHub)\b/;
 /** What the held-back line says, and whether it is worth showing by default. */
 type Verdict = 'show' | 'hide';
 
+/** What the status line reports: the simulator's last count and the counters since the last one. */
+interface OutputState {
+  connected: string | undefined;
+  devices: string;
+  counters: Counters;
+}
+
+/** Reads the app's own summary lines into `state`; returns a verdict when it recognised one. */
+function summaryVerdict(message: string, state: OutputState): Verdict | undefined {
+  const tick = /^simulator: (\d+)\/(\d+) devices connected;/.exec(message);
+  if (tick) {
+    const changed = tick[1] !== state.connected;
+    state.connected = tick[1];
+    state.devices = tick[2] ?? '?';
+    return changed ? 'show' : 'hide';
+  }
+  const batch = /^telemetry batch events=(\d+) stored=\d+ deadLettered=(\d+)/.exec(message);
+  if (batch) {
+    state.counters.events += Number(batch[1]);
+    state.counters.deadLettered += Number(batch[2]);
+    return Number(batch[2]) > 0 ? 'show' : 'hide';
+  }
+  const feedback = /^feedback: \d+ batches, (\d+) records stored, \d+ skipped, (\d+) malformed/;
+  const drained = feedback.exec(message);
+  if (drained) {
+    state.counters.feedbackRecords += Number(drained[1]);
+    return Number(drained[1]) > 0 || Number(drained[2]) > 0 ? 'show' : 'hide';
+  }
+  if (/^simulator: disabled/.test(message)) return 'hide';
+  return undefined;
+}
+
+const freshCounters = (): Counters => ({
+  timerRuns: 0,
+  events: 0,
+  deadLettered: 0,
+  feedbackRecords: 0,
+  problems: 0,
+});
+
 export function createAppOutput(options: AppOutputOptions): AppOutput {
   let isReady = false;
-  let connected: string | undefined;
-  let devices = '?';
+  const state: OutputState = { connected: undefined, devices: '?', counters: freshCounters() };
   const timers = new Set<string>();
-  const fresh = (): Counters => ({
-    timerRuns: 0,
-    events: 0,
-    deadLettered: 0,
-    feedbackRecords: 0,
-    problems: 0,
-  });
-  let counters = fresh();
   let ticker: NodeJS.Timeout | undefined;
-
-  /** Reads the app's own summary lines; returns a verdict when it recognised one. */
-  function onHandlerLine(message: string): Verdict | undefined {
-    const tick = /^simulator: (\d+)\/(\d+) devices connected;/.exec(message);
-    if (tick) {
-      const changed = tick[1] !== connected;
-      connected = tick[1];
-      devices = tick[2] ?? '?';
-      return changed ? 'show' : 'hide';
-    }
-    const batch = /^telemetry batch events=(\d+) stored=\d+ deadLettered=(\d+)/.exec(message);
-    if (batch) {
-      counters.events += Number(batch[1]);
-      counters.deadLettered += Number(batch[2]);
-      return Number(batch[2]) > 0 ? 'show' : 'hide';
-    }
-    const feedback = /^feedback: \d+ batches, (\d+) records stored, \d+ skipped, (\d+) malformed/;
-    const drained = feedback.exec(message);
-    if (drained) {
-      counters.feedbackRecords += Number(drained[1]);
-      return Number(drained[1]) > 0 || Number(drained[2]) > 0 ? 'show' : 'hide';
-    }
-    if (/^simulator: disabled/.test(message)) return 'hide';
-    return undefined;
-  }
 
   function verdict(line: string): Verdict {
     const listing = functionListing.exec(line);
     if (listing?.[1]) timers.add(listing[1]);
     if (problemLine.test(line)) {
-      counters.problems += 1;
+      state.counters.problems += 1;
       return 'show';
     }
     const executed = executedLine.exec(line);
     if (executed) {
-      if (executed[1] && timers.has(executed[1])) counters.timerRuns += 1;
+      if (executed[1] && timers.has(executed[1])) state.counters.timerRuns += 1;
       if (executed[2] === 'Failed') {
-        counters.problems += 1;
+        state.counters.problems += 1;
         return 'show';
       }
       return 'hide';
     }
     const invocation = invocationLine.exec(line);
     if (invocation?.[2]) {
-      const known = onHandlerLine(invocation[2]);
+      const known = summaryVerdict(invocation[2], state);
       if (known) return known;
     }
     // Before the summary, the host's start-up listing is noise; a failed start prints the
@@ -108,11 +114,11 @@ export function createAppOutput(options: AppOutputOptions): AppOutput {
   }
 
   function status(): void {
-    const c = counters;
-    counters = fresh();
+    const c = state.counters;
+    state.counters = freshCounters();
     const seconds = Math.round(options.statusIntervalMs / 1000);
     options.write(
-      `[status] ${connected ?? '0'}/${devices} simulated devices connected; last ${seconds} s: ${c.events} telemetry events (${c.deadLettered} dead-lettered), ${c.feedbackRecords} feedback records, ${c.timerRuns} timer runs, ${c.problems} warnings or errors`,
+      `[status] ${state.connected ?? '0'}/${state.devices} simulated devices connected; last ${seconds} s: ${c.events} telemetry events (${c.deadLettered} dead-lettered), ${c.feedbackRecords} feedback records, ${c.timerRuns} timer runs, ${c.problems} warnings or errors`,
     );
   }
 
