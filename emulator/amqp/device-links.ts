@@ -59,39 +59,106 @@ export interface DeviceLinkOptions {
   refuse: (link: Sender | Receiver, condition: string, description: string) => void;
 }
 
-export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): DeviceLinks {
-  const c2dLinks = new Set<C2DLink>();
-  const methodListeners = new Set<() => void>();
-  const twins = new Map<string, TwinChannel>();
-  const connected = new Set<string>();
+export function createDeviceLinks(options: DeviceLinkOptions): DeviceLinks {
+  return new DeviceLinkSet(options);
+}
+
+/** The device links of one AMQP connection, and what they hold in the core. */
+class DeviceLinkSet implements DeviceLinks {
+  private readonly c2dLinks = new Set<C2DLink>();
+  private readonly methodListeners = new Set<() => void>();
+  private readonly twins = new Map<string, TwinChannel>();
+  private readonly connected = new Set<string>();
   /** Every open device link, by device, so a disable, re-key or delete can close them. */
-  const linksOf = new Map<string, Set<Sender | Receiver>>();
+  private readonly linksOf = new Map<string, Set<Sender | Receiver>>();
+  private readonly stopWatching: () => void;
 
-  const track = (deviceId: string, link: Sender | Receiver): void => {
-    let links = linksOf.get(deviceId);
-    if (!links) {
-      links = new Set();
-      linksOf.set(deviceId, links);
-    }
-    links.add(link);
-    const untrack = (): void => void links.delete(link);
-    link.on(link.is_sender() ? 'sender_close' : 'receiver_close', untrack);
-  };
+  constructor(private readonly options: DeviceLinkOptions) {
+    this.stopWatching = options.ctx.core.registry.onDeviceChanged((deviceId) => {
+      const links = this.linksOf.get(deviceId);
+      if (!links) return;
+      this.linksOf.delete(deviceId);
+      for (const link of links) {
+        options.refuse(
+          link,
+          'amqp:unauthorized-access',
+          'the device was disabled, re-keyed or deleted',
+        );
+      }
+    });
+  }
 
-  const stopWatching = ctx.core.registry.onDeviceChanged((deviceId) => {
-    const links = linksOf.get(deviceId);
-    if (!links) return;
-    linksOf.delete(deviceId);
-    for (const link of links) {
-      refuse(link, 'amqp:unauthorized-access', 'the device was disabled, re-keyed or deleted');
+  onReceiverOpen(receiver: Receiver, address: string | undefined): boolean {
+    if (!parseDeviceAddress(address)) return false;
+    const admitted = this.admit(receiver, address);
+    if (!admitted) return true;
+    const { deviceId, kind } = admitted;
+    if (kind === 'devicebound') {
+      this.options.refuse(
+        receiver,
+        'amqp:not-allowed',
+        'a device receives on its devicebound address',
+      );
+      return true;
     }
-  });
+    receiver.set_target({ address: admitted.address });
+    const { ctx } = this.options;
+    receiver.on('message', (context: EventContext) => {
+      const { message, delivery } = context;
+      if (!message || !delivery) return;
+      const fields = messageFields(message);
+      if (kind === 'events') void receiveTelemetry(ctx, deviceId, fields, delivery);
+      else if (kind === 'twin') this.twinOf(deviceId).handle(fields, delivery);
+      else receiveMethodResponse(ctx, deviceId, fields, delivery);
+    });
+    return true;
+  }
+
+  onSenderOpen(sender: Sender, address: string | undefined): boolean {
+    if (!parseDeviceAddress(address)) return false;
+    const admitted = this.admit(sender, address);
+    if (!admitted) return true;
+    const { deviceId, kind } = admitted;
+    if (kind === 'events') {
+      this.options.refuse(sender, 'amqp:not-allowed', 'a device sends on its events address');
+      return true;
+    }
+    sender.set_source({ address: admitted.address });
+    const { ctx } = this.options;
+    if (kind === 'devicebound') {
+      const link = serveC2D(ctx, deviceId, sender);
+      this.c2dLinks.add(link);
+      sender.on('sender_close', () => this.c2dLinks.delete(link));
+    } else if (kind === 'twin') {
+      this.twinOf(deviceId).setResponder(sender);
+    } else {
+      const stop = serveMethodCalls(ctx, deviceId, sender);
+      this.methodListeners.add(stop);
+      sender.on('sender_close', () => {
+        stop();
+        this.methodListeners.delete(stop);
+      });
+    }
+    return true;
+  }
+
+  close(): void {
+    this.stopWatching();
+    this.linksOf.clear();
+    for (const link of this.c2dLinks) link.dispose();
+    this.c2dLinks.clear();
+    for (const stop of this.methodListeners) stop();
+    this.methodListeners.clear();
+    for (const channel of this.twins.values()) channel.close();
+    this.twins.clear();
+    for (const deviceId of this.connected)
+      this.options.ctx.core.registry.setConnected(deviceId, false);
+    this.connected.clear();
+  }
 
   /** The device this link may be attached for, or undefined once refused. */
-  const admit = (
-    link: Sender | Receiver,
-    address: string | undefined,
-  ): DeviceAddress | undefined => {
+  private admit(link: Sender | Receiver, address: string | undefined): DeviceAddress | undefined {
+    const { ctx, cbs, refuse } = this.options;
     const parsed = parseDeviceAddress(address);
     if (!parsed) return undefined;
     // Unsupported addresses say so whatever the token: never a misleading 401.
@@ -116,83 +183,31 @@ export function createDeviceLinks({ ctx, cbs, refuse }: DeviceLinkOptions): Devi
       );
       return undefined;
     }
-    track(parsed.deviceId, link);
-    if (!connected.has(parsed.deviceId)) {
-      connected.add(parsed.deviceId);
+    this.track(parsed.deviceId, link);
+    if (!this.connected.has(parsed.deviceId)) {
+      this.connected.add(parsed.deviceId);
       ctx.core.registry.setConnected(parsed.deviceId, true);
     }
     return parsed;
-  };
+  }
 
-  const twinOf = (deviceId: string): TwinChannel => {
-    let channel = twins.get(deviceId);
+  private track(deviceId: string, link: Sender | Receiver): void {
+    let links = this.linksOf.get(deviceId);
+    if (!links) {
+      links = new Set();
+      this.linksOf.set(deviceId, links);
+    }
+    links.add(link);
+    const untrack = (): void => void links.delete(link);
+    link.on(link.is_sender() ? 'sender_close' : 'receiver_close', untrack);
+  }
+
+  private twinOf(deviceId: string): TwinChannel {
+    let channel = this.twins.get(deviceId);
     if (!channel) {
-      channel = new TwinChannel(ctx, deviceId);
-      twins.set(deviceId, channel);
+      channel = new TwinChannel(this.options.ctx, deviceId);
+      this.twins.set(deviceId, channel);
     }
     return channel;
-  };
-
-  const onReceiverOpen = (receiver: Receiver, address: string | undefined): boolean => {
-    if (!parseDeviceAddress(address)) return false;
-    const admitted = admit(receiver, address);
-    if (!admitted) return true;
-    const { deviceId, kind } = admitted;
-    if (kind === 'devicebound') {
-      refuse(receiver, 'amqp:not-allowed', 'a device receives on its devicebound address');
-      return true;
-    }
-    receiver.set_target({ address: admitted.address });
-    receiver.on('message', (context: EventContext) => {
-      const { message, delivery } = context;
-      if (!message || !delivery) return;
-      const fields = messageFields(message);
-      if (kind === 'events') void receiveTelemetry(ctx, deviceId, fields, delivery);
-      else if (kind === 'twin') twinOf(deviceId).handle(fields, delivery);
-      else receiveMethodResponse(ctx, deviceId, fields, delivery);
-    });
-    return true;
-  };
-
-  const onSenderOpen = (sender: Sender, address: string | undefined): boolean => {
-    if (!parseDeviceAddress(address)) return false;
-    const admitted = admit(sender, address);
-    if (!admitted) return true;
-    const { deviceId, kind } = admitted;
-    if (kind === 'events') {
-      refuse(sender, 'amqp:not-allowed', 'a device sends on its events address');
-      return true;
-    }
-    sender.set_source({ address: admitted.address });
-    if (kind === 'devicebound') {
-      const link = serveC2D(ctx, deviceId, sender);
-      c2dLinks.add(link);
-      sender.on('sender_close', () => c2dLinks.delete(link));
-    } else if (kind === 'twin') {
-      twinOf(deviceId).setResponder(sender);
-    } else {
-      const stop = serveMethodCalls(ctx, deviceId, sender);
-      methodListeners.add(stop);
-      sender.on('sender_close', () => {
-        stop();
-        methodListeners.delete(stop);
-      });
-    }
-    return true;
-  };
-
-  const close = (): void => {
-    stopWatching();
-    linksOf.clear();
-    for (const link of c2dLinks) link.dispose();
-    c2dLinks.clear();
-    for (const stop of methodListeners) stop();
-    methodListeners.clear();
-    for (const channel of twins.values()) channel.close();
-    twins.clear();
-    for (const deviceId of connected) ctx.core.registry.setConnected(deviceId, false);
-    connected.clear();
-  };
-
-  return { onReceiverOpen, onSenderOpen, close };
+  }
 }
