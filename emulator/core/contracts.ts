@@ -114,6 +114,8 @@ export interface Registry {
   get(deviceId: string): DeviceRecord | undefined;
   /** Sorted by deviceId. */
   list(): DeviceRecord[];
+  /** The first `top` devices by id (1-1000, default 1000), as IoT Hub lists them; ArgumentInvalid otherwise. */
+  listUpTo(top?: number): DeviceRecord[];
   /** `ifMatch` undefined or '*' matches any etag; a mismatch throws PreconditionFailed. */
   update(deviceId: string, input: UpdateDeviceInput, ifMatch?: string): Promise<DeviceRecord>;
   /** Also purges the device's C2D queue. Throws DeviceNotFound or PreconditionFailed. */
@@ -331,8 +333,11 @@ export interface Twins {
   replace(deviceId: string, update: TwinUpdate, ifMatch?: string): Promise<TwinRecord>;
   /** A device's reported-properties patch; resolves with the new reported version. */
   updateReported(deviceId: string, patch: unknown): Promise<number>;
-  /** IoT Hub's query language over twins; `continuation` as handed out by a previous page. */
-  query(text: unknown, pageSize: number, continuation?: string): QueryPage;
+  /**
+   * IoT Hub's query language over twins: one page of at most `pageSize` rows (1-10000, default
+   * 100; ArgumentInvalid otherwise); `continuation` as handed out by a previous page.
+   */
+  query(text: unknown, pageSize?: number, continuation?: string): QueryPage;
   /** Fires after a desired change is durable: the patch a device receives, `$version` included. */
   onDesiredChanged(
     listener: (deviceId: string, patch: Record<string, unknown>) => void,

@@ -20,6 +20,9 @@ import {
 import { Listeners } from './listeners';
 import type { CoreStore, StateChange } from './store';
 
+/** IoT Hub's bound (and default) for one device listing (`GET /devices?top=`). */
+export const deviceListLimit = 1000;
+
 /** What IoT Hub reports for "never". */
 const NEVER = '0001-01-01T00:00:00Z';
 
@@ -108,6 +111,14 @@ export class DeviceRegistry implements Registry {
     return [...this.devices.values()]
       .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
       .map(copy);
+  }
+
+  listUpTo(top?: number): DeviceRecord[] {
+    const limit = top ?? deviceListLimit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > deviceListLimit) {
+      throw new HubError('ArgumentInvalid', `top must be 1-${deviceListLimit}`);
+    }
+    return this.list().slice(0, limit);
   }
 
   async update(

@@ -293,13 +293,29 @@ function decodeContinuation(token: string): string {
   throw new HubError('ArgumentInvalid', 'the x-ms-continuation token is not valid');
 }
 
-/** Runs a query over twin documents sorted by device id; one page of at most `pageSize` rows. */
+/** IoT Hub's page size for a query (`x-ms-max-item-count`): default and bound. */
+export const queryPageSize = { default: 100, max: 10_000 } as const;
+
+/** The requested page size, checked against IoT Hub's bounds; none asked for means the default. */
+export function checkedPageSize(requested: number | undefined): number {
+  if (requested === undefined) return queryPageSize.default;
+  if (!Number.isInteger(requested) || requested < 1 || requested > queryPageSize.max) {
+    throw new HubError('ArgumentInvalid', `x-ms-max-item-count must be 1-${queryPageSize.max}`);
+  }
+  return requested;
+}
+
+/**
+ * Runs a query over twin documents sorted by device id; one page of at most `requestedPageSize`
+ * rows (checked first, as IoT Hub rejects a bad page size before it reads the query).
+ */
 export function runTwinQuery(
   text: unknown,
   documents: readonly JsonObject[],
-  pageSize: number,
+  requestedPageSize?: number,
   continuation?: string,
 ): QueryPage {
+  const pageSize = checkedPageSize(requestedPageSize);
   const query = parseTwinQuery(text);
   const matching = documents.filter((doc) => !query.where || matches(query.where, doc));
   if (query.selection.kind === 'count') {

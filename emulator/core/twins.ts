@@ -159,7 +159,7 @@ export class DeviceTwins implements Twins {
     return next.reported.version;
   }
 
-  query(text: unknown, pageSize: number, continuation?: string): QueryPage {
+  query(text: unknown, pageSize?: number, continuation?: string): QueryPage {
     const documents = this.deps.registry
       .list()
       .map((device) => this.document(device.deviceId))

@@ -6,7 +6,7 @@
  */
 import type { IotHubCore, MethodInvocation, TwinRecord, TwinUpdate } from '../core/contracts';
 import { HubError } from '../core/contracts';
-import { ifMatchOf, type Request, type Response, type Route } from './route';
+import { ifMatchOf, route, type Response, type Route, type RouteInput } from './route';
 
 /** IoT Hub's bounds for a direct method call's timeouts, in seconds. */
 export const methodTimeouts = {
@@ -88,46 +88,42 @@ export function methodInvocationOf(body: unknown): MethodInvocation {
   };
 }
 
-export function twinRoutes(core: IotHubCore): Route[] {
-  const twinResponse = (twin: TwinRecord): Response => {
-    const document = core.twins.document(twin.deviceId);
-    if (!document) throw new HubError('DeviceNotFound', `Device ${twin.deviceId} not found`);
-    return { status: 200, body: document, headers: { etag: `"${String(document.etag)}"` } };
-  };
-  const requireTwin = (deviceId: string): TwinRecord => {
-    const twin = core.twins.get(deviceId);
-    if (!twin) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
-    return twin;
-  };
-  return [
-    {
-      method: 'GET',
-      pattern: ['twins', ':id'],
-      right: 'RegistryRead',
-      handler: (_request, deviceId) => twinResponse(requireTwin(deviceId)),
-    },
-    {
-      method: 'PATCH',
-      pattern: ['twins', ':id'],
-      right: 'RegistryWrite',
-      handler: async ({ body, headers }: Request, deviceId) =>
-        twinResponse(await core.twins.update(deviceId, twinUpdateOf(body), ifMatchOf(headers))),
-    },
-    {
-      method: 'PUT',
-      pattern: ['twins', ':id'],
-      right: 'RegistryWrite',
-      handler: async ({ body, headers }: Request, deviceId) =>
-        twinResponse(await core.twins.replace(deviceId, twinUpdateOf(body), ifMatchOf(headers))),
-    },
-    {
-      method: 'POST',
-      pattern: ['twins', ':id', 'methods'],
-      right: 'ServiceConnect',
-      handler: async ({ body }: Request, deviceId) => {
-        const result = await core.methods.invoke(deviceId, methodInvocationOf(body));
-        return { status: 200, body: { status: result.status, payload: result.payload } };
-      },
-    },
-  ];
+function requireTwin(core: IotHubCore, deviceId: string): TwinRecord {
+  const twin = core.twins.get(deviceId);
+  if (!twin) throw new HubError('DeviceNotFound', `Device ${deviceId} not found`);
+  return twin;
 }
+
+function twinResponse(core: IotHubCore, twin: TwinRecord): Response {
+  const document = core.twins.document(twin.deviceId);
+  if (!document) throw new HubError('DeviceNotFound', `Device ${twin.deviceId} not found`);
+  return { status: 200, body: document, headers: { etag: `"${String(document.etag)}"` } };
+}
+
+function getTwin({ core, deviceId }: RouteInput): Response {
+  return twinResponse(core, requireTwin(core, deviceId));
+}
+
+/** PATCH: merges tags and desired properties. */
+async function patchTwin({ core, request, deviceId }: RouteInput): Promise<Response> {
+  const update = twinUpdateOf(request.body);
+  return twinResponse(core, await core.twins.update(deviceId, update, ifMatchOf(request.headers)));
+}
+
+/** PUT: replaces tags and desired properties. */
+async function replaceTwin({ core, request, deviceId }: RouteInput): Promise<Response> {
+  const update = twinUpdateOf(request.body);
+  return twinResponse(core, await core.twins.replace(deviceId, update, ifMatchOf(request.headers)));
+}
+
+async function invokeMethod({ core, request, deviceId }: RouteInput): Promise<Response> {
+  const result = await core.methods.invoke(deviceId, methodInvocationOf(request.body));
+  return { status: 200, body: { status: result.status, payload: result.payload } };
+}
+
+export const twinRoutes: readonly Route[] = [
+  route('GET', 'twins/:id', 'RegistryRead', getTwin),
+  route('PATCH', 'twins/:id', 'RegistryWrite', patchTwin),
+  route('PUT', 'twins/:id', 'RegistryWrite', replaceTwin),
+  route('POST', 'twins/:id/methods', 'ServiceConnect', invokeMethod),
+];
