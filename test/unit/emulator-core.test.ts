@@ -92,6 +92,17 @@ function coreSuite(name: string, factory: CoreFactory): void {
         expect(core.registry.get('missing')).toBeUndefined();
       });
 
+      // GET /devices?top= : the limit is the core's; the adapter only decodes the number.
+      test('listUpTo lists the first top devices by id, 1000 at most, and refuses other tops', async () => {
+        for (const deviceId of ['c', 'a', 'b']) await core.registry.create({ deviceId });
+        expect(core.registry.listUpTo(2).map((d) => d.deviceId)).toEqual(['a', 'b']);
+        expect(core.registry.listUpTo().map((d) => d.deviceId)).toEqual(['a', 'b', 'c']);
+        expect(core.registry.listUpTo(1000)).toHaveLength(3);
+        for (const top of [0, 1001, 1.5, Number.NaN]) {
+          expect(() => core.registry.listUpTo(top)).toThrow('top must be 1-1000');
+        }
+      });
+
       test('device ids follow IoT Hub rules', async () => {
         const valid = ["a-b:c.d+e%f_g#h*i?j!k(l)m,n=o@pq$r's", 'x'.repeat(128), '0'];
         for (const deviceId of valid) {

@@ -1,7 +1,7 @@
 /**
  * The core's twins and direct methods on a FakeClock: method timeouts advance time instead of
  * sleeping; twins survive reopening the durable store (also through a compaction) and go with
- * their device; the query evaluator's corners.
+ * their device; the query evaluator's corners and its paging.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -186,6 +186,25 @@ describe('twin query evaluation', () => {
     expect(codeOf("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'a')")).toBe('NotImplemented');
     expect(codeOf("SELECT * FROM devices WHERE deviceId = 'a")).toBe('ArgumentInvalid');
     expect(codeOf('SELECT * FROM devices WHERE deviceId =')).toBe('ArgumentInvalid');
+  });
+
+  // Paging is the core's: the adapter only decodes x-ms-max-item-count and x-ms-continuation.
+  test('pages hold the default 100 rows, a bad page size is refused before the query is read', () => {
+    const many = Array.from({ length: 150 }, (_, i) => ({
+      deviceId: `d${String(i).padStart(3, '0')}`,
+    }));
+    const first = runTwinQuery('SELECT * FROM devices', many);
+    expect(first.items).toHaveLength(100);
+    const second = runTwinQuery('SELECT * FROM devices', many, undefined, first.continuation);
+    expect(second.items.map((d) => d.deviceId)).toEqual(many.slice(100).map((d) => d.deviceId));
+    expect(second.continuation).toBeUndefined();
+    for (const size of [0, 10_001, 2.5, Number.NaN]) {
+      // The page size is refused (400, not the query's error) even though the text is no query.
+      expect(() => runTwinQuery('not a query', many, size)).toThrow(
+        'x-ms-max-item-count must be 1-10000',
+      );
+    }
+    expect(runTwinQuery('SELECT * FROM devices', many, 10_000).items).toHaveLength(150);
   });
 });
 
