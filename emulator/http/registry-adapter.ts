@@ -1,11 +1,14 @@
 /**
- * The registry REST API over HTTPS, as `azure-iothub`'s `Registry` (1.16.6) calls it: device
- * create/get/list/update/delete, queries over `devices` (evaluated by the core), C2D purge, and
- * twins and direct methods (./twin-routes.ts). TLS is
- * terminated by server.ts, which hands over each connection after sniffing an HTTP method.
+ * The registry REST API over HTTPS, as `azure-iothub`'s `Registry` (1.16.6) calls it, served from
+ * a table of routes: devices, queries and C2D purge (./registry-routes.ts), twins and direct
+ * methods (./twin-routes.ts), plus any routes the caller adds. Device-facing paths go to
+ * ./device-routes.ts. TLS is terminated by server.ts, which hands over each connection after
+ * sniffing an HTTP method.
  *
- * Every response is JSON (the SDK ignores bodies of any other content type); errors carry IoT
- * Hub's `{"Message":"ErrorCode:<Code>;<text>"}` body (see ./errors.ts). Anything not implemented
+ * What every service route shares is done here once, in this order: the 1 MiB body limit (the
+ * body is read, not parsed), the api-version, the policy token, JSON parsing, and the reply. Every
+ * response is JSON (the SDK ignores bodies of any other content type); errors carry IoT Hub's
+ * `{"Message":"ErrorCode:<Code>;<text>"}` body (see ./errors.ts). Anything not implemented
  * answers 501 rather than pretending to succeed.
  */
 import http from 'node:http';
