@@ -12,6 +12,11 @@
  * (./websocket.ts) to the same adapters as MQTTS and AMQPS.
  * Every listener sniffs before it hands a socket over, so garbage is turned away at the door and
  * never reaches a protocol parser.
+ *
+ * `startServer` runs named steps: data folder, TLS material, core, listeners (`ListenerSet`, with
+ * the TLS handshake deadlines), routing of accepted connections (`ConnectionRouter`), adapters,
+ * connection info, and `shutdown`. Each byte stream is watched for oversized frames once: AMQP by
+ * the router's guard, MQTT by the MQTT adapter's own packet watcher.
  */
 import type { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
