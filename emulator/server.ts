@@ -12,6 +12,11 @@
  * (./websocket.ts) to the same adapters as MQTTS and AMQPS.
  * Every listener sniffs before it hands a socket over, so garbage is turned away at the door and
  * never reaches a protocol parser.
+ *
+ * `startServer` runs named steps: data folder, TLS material, core, listeners (`ListenerSet`, with
+ * the TLS handshake deadlines), routing of accepted connections (`ConnectionRouter`), adapters,
+ * connection info, and `shutdown`. Each byte stream is watched for oversized frames once: AMQP by
+ * the router's guard, MQTT by the MQTT adapter's own packet watcher.
  */
 import type { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -32,8 +37,8 @@ import { createRegistryAdapter } from './http/registry-adapter';
 import { prefixed } from './log';
 import { createMqttAdapter } from './mqtt/mqtt-adapter';
 import type { SniffedProtocol } from './sniff';
-import { createAmqpFrameWatcher, createMqttPacketWatcher, guardFrames, sniff } from './sniff';
-import { ensureTlsMaterial } from './tls';
+import { createAmqpFrameWatcher, guardFrames, sniff } from './sniff';
+import { ensureTlsMaterial, type TlsMaterial } from './tls';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketProtocol } from './websocket';
 
 /** `-1` turns the standard MQTTS / AMQPS listener off; `0` binds an ephemeral port. */
@@ -126,7 +131,7 @@ const adapterFactories: Record<
 > = {
   registry: (ctx, _options, hooks) =>
     createRegistryAdapter(ctx, { upgrade: hooks.websockets.upgrade }),
-  mqtt: (ctx) => createMqttAdapter(ctx),
+  mqtt: (ctx, options) => createMqttAdapter(ctx, { maxFrameBytes: options.maxFrameBytes }),
   service: (ctx, _options, { adapters }) =>
     createServiceAdapter(ctx, { shared: () => asSharedSurface(adapters.get('events')) }),
   events: (ctx, options) =>
@@ -217,27 +222,29 @@ function remoteOf(socket: Duplex): string {
   return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'unknown peer';
 }
 
-export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const { log } = options;
-  const identity = options.identity ?? wellKnownHubIdentity;
-  const dataDir = path.resolve(options.dataDir);
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-  const maxFrameBytes = options.maxFrameBytes ?? 4 * 1024 * 1024;
+/** The options every step uses, with their defaults applied. */
+interface ServerSettings {
+  log: Logger;
+  handshakeTimeoutMs: number;
+  maxFrameBytes: number;
+}
 
-  await prepareDataDir(dataDir);
-  let material;
+/** Step: the TLS certificate and key in `<dataDir>/tls` (made on first start). */
+async function loadTlsMaterial(dataDir: string): Promise<TlsMaterial> {
   try {
-    material = await ensureTlsMaterial(dataDir);
+    return await ensureTlsMaterial(dataDir);
   } catch (error) {
     throw new StartupError(
       `cannot prepare TLS material in ${path.join(dataDir, 'tls')}: ${reason(error)}`,
     );
   }
+}
 
+/** Step: the hub core, durable in `<dataDir>/state` unless in memory. */
+async function openCore(options: ServerOptions, dataDir: string): Promise<IotHubCore> {
   const stateDir = path.join(dataDir, 'state');
-  let core: IotHubCore;
   try {
-    core = await createCore({
+    return await createCore({
       ...options.core,
       ...(options.inMemory ? {} : { dataDir: stateDir }),
       ...(options.partitions !== undefined ? { partitionCount: options.partitions } : {}),
@@ -245,283 +252,410 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   } catch (error) {
     throw new StartupError(`cannot open the hub state in ${stateDir}: ${reason(error)}`);
   }
+}
 
+/** Which listeners to open: the gateway, the standard ports unless turned off, the events port. */
+function listenerSpecs(ports: PortOptions): ListenerSpec[] {
   const specs: ListenerSpec[] = [
     {
       name: 'gateway',
-      port: options.ports.gateway,
+      port: ports.gateway,
       tls: true,
       allowed: new Set<SniffedProtocol>(['http', 'amqp', 'mqtt']),
     },
   ];
-  if (options.ports.mqtt !== -1) {
-    specs.push({ name: 'mqtt', port: options.ports.mqtt, tls: true, allowed: new Set(['mqtt']) });
+  if (ports.mqtt !== -1) {
+    specs.push({ name: 'mqtt', port: ports.mqtt, tls: true, allowed: new Set(['mqtt']) });
   }
-  if (options.ports.amqp !== -1) {
-    specs.push({ name: 'amqp', port: options.ports.amqp, tls: true, allowed: new Set(['amqp']) });
+  if (ports.amqp !== -1) {
+    specs.push({ name: 'amqp', port: ports.amqp, tls: true, allowed: new Set(['amqp']) });
   }
   specs.push({
     name: 'events',
-    port: options.ports.events,
+    port: ports.events,
     tls: false,
     allowed: new Set(['amqp']),
     route: () => 'events',
   });
+  return specs;
+}
 
-  const adapters = new Map<AdapterName, ProtocolAdapter>();
-  const sockets = new Set<net.Socket>();
-  const servers: net.Server[] = [];
-  let closing = false;
-  let markReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => {
-    markReady = resolve;
+/**
+ * Where accepted connections go: each is sniffed, waits until the adapters are up, and is handed
+ * to the adapter of its protocol — or refused while shutting down.
+ */
+class ConnectionRouter {
+  readonly adapters = new Map<AdapterName, ProtocolAdapter>();
+  closing = false;
+  private markReady: () => void = () => {};
+  private readonly ready = new Promise<void>((resolve) => {
+    this.markReady = resolve;
   });
 
-  const dispatch = async (spec: ListenerSpec, socket: Duplex): Promise<void> => {
+  constructor(private readonly settings: ServerSettings) {}
+
+  /** Every adapter is made: connections that waited are handed over. */
+  adaptersReady(): void {
+    this.markReady();
+  }
+
+  async dispatch(spec: ListenerSpec, socket: Duplex): Promise<void> {
     const remote = remoteOf(socket);
     const result = await sniff(socket, {
       allowed: spec.allowed,
-      timeoutMs: handshakeTimeoutMs,
+      timeoutMs: this.settings.handshakeTimeoutMs,
       plainTcp: !spec.tls,
     });
     if (result.kind === 'rejected') {
-      log.warn(`${spec.name}: refused connection from ${remote}: ${result.reason}`);
+      this.settings.log.warn(`${spec.name}: refused connection from ${remote}: ${result.reason}`);
       socket.destroy();
       return;
     }
-    await ready;
+    await this.ready;
     const name = (spec.route ?? ((p: SniffedProtocol) => adapterFor[p]))(result.protocol);
-    handOver(spec.name, result.protocol, name, socket, remote);
-  };
+    this.handOver(spec.name, result.protocol, name, socket, remote);
+  }
+
+  /**
+   * A WebSocket's payload must start with its subprotocol's bytes (MQTT CONNECT, AMQP header) in
+   * time, as a TLS socket must, or it is closed before an adapter holds it.
+   */
+  async dispatchWebSocket(
+    protocol: WebSocketProtocol,
+    stream: Duplex,
+    remote: string,
+  ): Promise<void> {
+    const listener = 'gateway (WebSocket)';
+    const result = await sniff(stream, {
+      allowed: new Set([protocol]),
+      timeoutMs: this.settings.handshakeTimeoutMs,
+    });
+    if (result.kind === 'rejected') {
+      this.settings.log.warn(
+        `${listener}: refused ${protocol} connection from ${remote}: ${result.reason}`,
+      );
+      stream.destroy();
+      return;
+    }
+    this.handOver(listener, protocol, adapterFor[protocol], stream, remote);
+  }
 
   /**
    * Gives a decrypted byte stream (a TLS socket, or a WebSocket's payload stream) to the adapter
-   * `name`, with the frame-size guard of its protocol in front.
+   * `name`. An AMQP stream gets the frame-size guard in front; an MQTT stream is watched by the
+   * MQTT adapter itself (which also needs its PUBACKs), so each stream is parsed once.
    */
-  const handOver = (
+  private handOver(
     listener: string,
     protocol: SniffedProtocol,
     name: AdapterName,
     stream: Duplex,
     remote: string,
-  ): void => {
-    const adapter = adapters.get(name);
-    if (closing || !adapter) {
+  ): void {
+    const { log, maxFrameBytes } = this.settings;
+    const adapter = this.adapters.get(name);
+    if (this.closing || !adapter) {
       log.warn(
-        `${listener}: refused ${protocol} connection from ${remote}: ${closing ? 'shutting down' : `the ${name} surface is not available`}`,
+        `${listener}: refused ${protocol} connection from ${remote}: ${this.closing ? 'shutting down' : `the ${name} surface is not available`}`,
       );
       stream.destroy();
       return;
     }
     log.info(`${listener}: ${protocol} connection from ${remote} → ${name}`);
     adapter.handle(stream);
-    if (protocol === 'amqp' || protocol === 'mqtt') {
-      const watcher =
-        protocol === 'amqp'
-          ? createAmqpFrameWatcher(maxFrameBytes)
-          : createMqttPacketWatcher(maxFrameBytes);
-      guardFrames(stream, watcher, (why) =>
+    if (protocol === 'amqp') {
+      guardFrames(stream, createAmqpFrameWatcher(maxFrameBytes), (why) =>
         log.warn(`${listener}: closed ${protocol} connection from ${remote}: ${why}`),
       );
     }
-  };
+  }
+}
 
-  /**
-   * A WebSocket's payload must start with its subprotocol's bytes (MQTT CONNECT, AMQP header) in
-   * time, as a TLS socket must, or it is closed before an adapter holds it.
-   */
-  const dispatchWebSocket = async (
-    protocol: WebSocketProtocol,
-    stream: Duplex,
-    remote: string,
-  ): Promise<void> => {
-    const listener = 'gateway (WebSocket)';
-    const result = await sniff(stream, {
-      allowed: new Set([protocol]),
-      timeoutMs: handshakeTimeoutMs,
+/**
+ * Node's TLS handshake timeout only starts with the first ClientHello byte, so a peer that
+ * connects and says nothing would be held forever: every raw connection gets its own deadline,
+ * cleared once TLS is up (the sniff timeout then takes over). Keyed by the peer's address and
+ * port, unique among a listener's open connections.
+ */
+class HandshakeDeadlines {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly settings: ServerSettings) {}
+
+  private static keyOf(socket: Partial<net.Socket>): string {
+    return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}|${socket.localPort ?? ''}`;
+  }
+
+  arm(listener: string, raw: net.Socket): void {
+    const key = HandshakeDeadlines.keyOf(raw);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.settings.log.warn(`${listener}: dropped ${remoteOf(raw)}: no TLS handshake in time`);
+      raw.destroy();
+    }, this.settings.handshakeTimeoutMs);
+    this.timers.set(key, timer);
+    raw.once('close', () => {
+      if (this.timers.get(key) === timer) {
+        clearTimeout(timer);
+        this.timers.delete(key);
+      }
     });
-    if (result.kind === 'rejected') {
-      log.warn(`${listener}: refused ${protocol} connection from ${remote}: ${result.reason}`);
-      stream.destroy();
-      return;
+  }
+
+  /** TLS is up on `socket`. */
+  clear(socket: Duplex): void {
+    const key = HandshakeDeadlines.keyOf(socket as Partial<net.Socket>);
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+  }
+}
+
+/** The listening sockets and every raw connection they accepted. */
+class ListenerSet {
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private readonly deadlines: HandshakeDeadlines;
+
+  constructor(
+    private readonly settings: ServerSettings,
+    private readonly material: TlsMaterial,
+    private readonly router: ConnectionRouter,
+  ) {
+    this.deadlines = new HandshakeDeadlines(settings);
+  }
+
+  /** Step: opens every listener; returns the port each is bound to, by name. */
+  async bind(specs: readonly ListenerSpec[], host: string): Promise<Map<string, number>> {
+    const bound = new Map<string, number>();
+    for (const spec of specs) {
+      const server = this.create(spec);
+      this.servers.push(server);
+      bound.set(spec.name, await listen(server, host, spec.port, spec.name));
     }
-    handOver(listener, protocol, adapterFor[protocol], stream, remote);
-  };
+    return bound;
+  }
 
-  // MQTT and AMQP over WebSockets reach the adapters that serve them over TLS.
-  const websockets = createWebSocketGateway({
-    maxPayloadBytes: maxFrameBytes,
-    log: prefixed(log, 'websocket:'),
-    accept: (protocol, stream, remote) => void dispatchWebSocket(protocol, stream, remote),
-  });
+  /** Stops accepting; resolves once every listener is closed (after its connections end). */
+  stopListening(): Promise<void> {
+    return Promise.all(this.servers.map(closeServer)).then(() => undefined);
+  }
 
-  /**
-   * Node's TLS handshake timeout only starts with the first ClientHello byte, so a peer that
-   * connects and says nothing would be held forever: every raw connection gets its own deadline,
-   * cleared once TLS is up (the sniff timeout then takes over). Keyed by the peer's address and
-   * port, unique among a listener's open connections.
-   */
-  const handshakeDeadlines = new Map<string, NodeJS.Timeout>();
-  const peerKey = (socket: Partial<net.Socket>) =>
-    `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}|${socket.localPort ?? ''}`;
+  destroyConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
 
-  const accept = (spec: ListenerSpec) => (socket: Duplex) => {
-    // Keeps a late error (reset, TLS alert) from becoming an uncaught exception; adapters add
-    // their own handling once they own the socket.
-    socket.on('error', () => {});
-    if (spec.tls) {
-      const key = peerKey(socket as Partial<net.Socket>);
-      clearTimeout(handshakeDeadlines.get(key));
-      handshakeDeadlines.delete(key);
-    }
-    void dispatch(spec, socket);
-  };
-
-  const createListener = (spec: ListenerSpec): net.Server => {
+  private create(spec: ListenerSpec): net.Server {
+    const { material, settings } = this;
+    const accept = (socket: Duplex): void => this.accept(spec, socket);
     const server = spec.tls
       ? tls.createServer(
           {
             cert: material.cert,
             key: material.key,
             minVersion: 'TLSv1.2',
-            handshakeTimeout: handshakeTimeoutMs,
+            handshakeTimeout: settings.handshakeTimeoutMs,
             // X.509 devices send a client certificate; SAS devices send none. The adapters decide
             // per device (emulator/auth/x509.ts), so the handshake itself refuses nobody.
             requestCert: true,
             rejectUnauthorized: false,
           },
-          accept(spec),
+          accept,
         )
-      : net.createServer(accept(spec));
-    server.on('connection', (raw: net.Socket) => {
-      raw.setNoDelay(true);
-      sockets.add(raw);
-      raw.once('close', () => sockets.delete(raw));
-      if (closing) {
-        raw.destroy();
-        return;
-      }
-      if (spec.tls) {
-        const key = peerKey(raw);
-        const timer = setTimeout(() => {
-          handshakeDeadlines.delete(key);
-          log.warn(`${spec.name}: dropped ${remoteOf(raw)}: no TLS handshake in time`);
-          raw.destroy();
-        }, handshakeTimeoutMs);
-        handshakeDeadlines.set(key, timer);
-        raw.once('close', () => {
-          if (handshakeDeadlines.get(key) === timer) {
-            clearTimeout(timer);
-            handshakeDeadlines.delete(key);
-          }
-        });
-      }
-    });
+      : net.createServer(accept);
+    server.on('connection', (raw: net.Socket) => this.track(spec, raw));
     if (spec.tls) {
       server.on('tlsClientError', (error: Error, raw: tls.TLSSocket) => {
-        log.warn(`${spec.name}: TLS handshake from ${remoteOf(raw)} failed: ${error.message}`);
+        settings.log.warn(
+          `${spec.name}: TLS handshake from ${remoteOf(raw)} failed: ${error.message}`,
+        );
       });
     }
-    server.on('error', (error) => log.error(`${spec.name}: listener error: ${reason(error)}`));
+    server.on('error', (error) =>
+      settings.log.error(`${spec.name}: listener error: ${reason(error)}`),
+    );
     return server;
-  };
-
-  const closeAll = async (): Promise<void> => {
-    closing = true;
-    websockets.close();
-    const serversClosed = Promise.all(servers.map(closeServer));
-    const results = await Promise.allSettled([...adapters.values()].map((a) => a.close()));
-    for (const r of results) {
-      if (r.status === 'rejected') log.error(`an adapter failed to close: ${reason(r.reason)}`);
-    }
-    for (const socket of sockets) socket.destroy();
-    await serversClosed;
-    await core.close();
-  };
-
-  const bound = new Map<string, number>();
-  try {
-    for (const spec of specs) {
-      const server = createListener(spec);
-      servers.push(server);
-      bound.set(spec.name, await listen(server, options.host, spec.port, spec.name));
-    }
-  } catch (error) {
-    await closeAll().catch(() => {});
-    throw error;
   }
 
-  const ports: BoundPorts = {
-    gateway: bound.get('gateway') ?? 0,
-    mqtt: bound.get('mqtt') ?? null,
-    amqp: bound.get('amqp') ?? null,
-    events: bound.get('events') ?? 0,
-  };
-  const host = publicHost(options.host);
-  const hostName = gatewayHostName(host, ports.gateway);
-  const ctx = (surface: string): EmulatorContext => ({
-    core,
-    identity,
-    hostName,
-    trustedDeviceCas: options.trustedDeviceCas ?? [],
-    log: prefixed(log, `${surface}:`),
-  });
+  /** A raw TCP connection (before TLS). */
+  private track(spec: ListenerSpec, raw: net.Socket): void {
+    raw.setNoDelay(true);
+    this.sockets.add(raw);
+    raw.once('close', () => this.sockets.delete(raw));
+    if (this.router.closing) {
+      raw.destroy();
+      return;
+    }
+    if (spec.tls) this.deadlines.arm(spec.name, raw);
+  }
 
+  /** A connection ready for its first bytes (TLS terminated where the listener has it). */
+  private accept(spec: ListenerSpec, socket: Duplex): void {
+    // Keeps a late error (reset, TLS alert) from becoming an uncaught exception; adapters add
+    // their own handling once they own the socket.
+    socket.on('error', () => {});
+    if (spec.tls) this.deadlines.clear(socket);
+    void this.router.dispatch(spec, socket);
+  }
+}
+
+/** Step: makes every adapter of the wiring table, in order (the service surface needs events). */
+async function startAdapters(
+  router: ConnectionRouter,
+  options: ServerOptions,
+  websockets: WebSocketGateway,
+  contextFor: (surface: string) => EmulatorContext,
+): Promise<void> {
+  const { adapters } = router;
   try {
     for (const [name, factory] of Object.entries(adapterFactories) as [
       AdapterName,
       (typeof adapterFactories)[AdapterName],
     ][]) {
       if (!factory) {
-        log.warn(`the ${name} surface is not part of this build; its connections are refused`);
+        options.log.warn(
+          `the ${name} surface is not part of this build; its connections are refused`,
+        );
         continue;
       }
-      adapters.set(name, await factory(ctx(name), options, { websockets, adapters }));
+      adapters.set(name, await factory(contextFor(name), options, { websockets, adapters }));
     }
   } catch (error) {
-    await closeAll().catch(() => {});
     throw new StartupError(`cannot start the protocol adapters: ${reason(error)}`);
   }
-  markReady();
+}
 
+/** Step: what `connection.json` holds; throws when the identity has no iothubowner policy. */
+function connectionInfo(
+  identity: HubIdentity,
+  host: string,
+  ports: BoundPorts,
+  caFile: string,
+): ConnectionInfo {
   const ownerPolicy = identity.policies.find((p) => p.name === 'iothubowner');
   const servicePolicy = identity.policies.find((p) => p.name === 'service') ?? ownerPolicy;
   if (!ownerPolicy || !servicePolicy) {
-    await closeAll();
     throw new StartupError('the hub identity needs an iothubowner policy');
   }
   // The standard AMQPS port when served, else the gateway (which also speaks AMQPS).
   const tlsEventsPort = ports.amqp ?? ports.gateway;
-  const connection: ConnectionInfo = {
+  const service = {
+    SharedAccessKeyName: servicePolicy.name,
+    SharedAccessKey: servicePolicy.primaryKey,
+  };
+  return {
     serviceConnectionString: buildConnectionString({
-      HostName: hostName,
+      HostName: gatewayHostName(host, ports.gateway),
       SharedAccessKeyName: ownerPolicy.name,
       SharedAccessKey: ownerPolicy.primaryKey,
     }),
     eventsConnectionString: buildConnectionString({
       Endpoint: `sb://${host}:${ports.events}/`,
-      SharedAccessKeyName: servicePolicy.name,
-      SharedAccessKey: servicePolicy.primaryKey,
+      ...service,
       EntityPath: identity.hubName,
       UseDevelopmentEmulator: 'true',
     }),
     eventsTlsConnectionString: buildConnectionString({
       Endpoint: `sb://${host}${tlsEventsPort === 5671 ? '' : `:${tlsEventsPort}`}/`,
-      SharedAccessKeyName: servicePolicy.name,
-      SharedAccessKey: servicePolicy.primaryKey,
+      ...service,
       EntityPath: identity.hubName,
     }),
     eventsName: identity.hubName,
-    caFile: material.files.caFile,
+    caFile,
     ports,
   };
+}
 
-  let closed: Promise<void> | undefined;
+function boundPorts(bound: ReadonlyMap<string, number>): BoundPorts {
   return {
-    connection,
-    core,
-    close: () => (closed ??= closeAll()),
+    gateway: bound.get('gateway') ?? 0,
+    mqtt: bound.get('mqtt') ?? null,
+    amqp: bound.get('amqp') ?? null,
+    events: bound.get('events') ?? 0,
   };
+}
+
+/** What shutdown closes, in order. */
+interface ServerParts {
+  router: ConnectionRouter;
+  listeners: ListenerSet;
+  websockets: WebSocketGateway;
+  core: IotHubCore;
+  log: Logger;
+}
+
+/**
+ * Step: shutdown. New connections are refused, listeners stop, adapters close their connections,
+ * what is left is destroyed, then the core is flushed and closed.
+ */
+async function shutdown(parts: ServerParts): Promise<void> {
+  const { router, listeners, websockets, core, log } = parts;
+  router.closing = true;
+  websockets.close();
+  const serversClosed = listeners.stopListening();
+  const results = await Promise.allSettled([...router.adapters.values()].map((a) => a.close()));
+  for (const r of results) {
+    if (r.status === 'rejected') log.error(`an adapter failed to close: ${reason(r.reason)}`);
+  }
+  listeners.destroyConnections();
+  await serversClosed;
+  await core.close();
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { log } = options;
+  const identity = options.identity ?? wellKnownHubIdentity;
+  const dataDir = path.resolve(options.dataDir);
+  const settings: ServerSettings = {
+    log,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    maxFrameBytes: options.maxFrameBytes ?? 4 * 1024 * 1024,
+  };
+
+  await prepareDataDir(dataDir);
+  const material = await loadTlsMaterial(dataDir);
+  const core = await openCore(options, dataDir);
+  const router = new ConnectionRouter(settings);
+  // MQTT and AMQP over WebSockets reach the adapters that serve them over TLS.
+  const websockets = createWebSocketGateway({
+    maxPayloadBytes: settings.maxFrameBytes,
+    log: prefixed(log, 'websocket:'),
+    accept: (protocol, stream, remote) => void router.dispatchWebSocket(protocol, stream, remote),
+  });
+  const listeners = new ListenerSet(settings, material, router);
+  const closeAll = () => shutdown({ router, listeners, websockets, core, log });
+
+  let ports: BoundPorts;
+  try {
+    ports = boundPorts(await listeners.bind(listenerSpecs(options.ports), options.host));
+  } catch (error) {
+    await closeAll().catch(() => {});
+    throw error;
+  }
+  const host = publicHost(options.host);
+  const contextFor = (surface: string): EmulatorContext => ({
+    core,
+    identity,
+    hostName: gatewayHostName(host, ports.gateway),
+    trustedDeviceCas: options.trustedDeviceCas ?? [],
+    log: prefixed(log, `${surface}:`),
+  });
+  try {
+    await startAdapters(router, options, websockets, contextFor);
+  } catch (error) {
+    await closeAll().catch(() => {});
+    throw error;
+  }
+  router.adaptersReady();
+
+  let connection: ConnectionInfo;
+  try {
+    connection = connectionInfo(identity, host, ports, material.files.caFile);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  let closed: Promise<void> | undefined;
+  return { connection, core, close: () => (closed ??= closeAll()) };
 }
 
 /** Writes `connection.json` atomically, so a watcher never reads half of it. */

@@ -7,9 +7,11 @@
  *
  * AMQP and MQTT parsers buffer a whole frame before they look at it, and a frame header may claim
  * gigabytes; the guards below watch frame headers as they pass and cut the connection as soon as
- * one declares more than the limit.
+ * one declares more than the limit. Each stream is watched once: AMQP streams by the server's
+ * guard, MQTT streams by the MQTT adapter's own watcher.
  */
 import type { Duplex } from 'node:stream';
+import { MqttFrameWatcher } from './mqtt/frame-watcher';
 
 export type SniffedProtocol = 'amqp' | 'http' | 'mqtt';
 
@@ -158,43 +160,24 @@ export function createAmqpFrameWatcher(
 }
 
 /**
- * Watches MQTT fixed headers (a type byte and a 1–4 byte variable-length "remaining length") and
- * reports the first packet that claims more than `maxPacketSize` bytes.
+ * The MQTT adapter's packet watcher (./mqtt/frame-watcher.ts) as a plain function for
+ * `guardFrames`: reports the first packet whose fixed header claims more than `maxPacketSize`
+ * bytes, or a malformed remaining length. The adapter runs the same watcher on each of its
+ * sockets (which also reports PUBACKs), so the server attaches no second one to MQTT streams.
  */
 export function createMqttPacketWatcher(
   maxPacketSize: number,
 ): (chunk: Buffer) => string | undefined {
-  let header: number[] = [];
-  let skip = 0;
+  let violation: string | undefined;
+  const watcher = new MqttFrameWatcher(maxPacketSize, {
+    onPuback: () => undefined,
+    onViolation: (reason) => {
+      violation = `MQTT ${reason}`;
+    },
+  });
   return (chunk) => {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length - offset);
-        skip -= n;
-        offset += n;
-        continue;
-      }
-      header.push(chunk[offset] ?? 0);
-      offset += 1;
-      if (header.length === 1) continue;
-      const lengthBytes = header.slice(1);
-      const last = lengthBytes[lengthBytes.length - 1] ?? 0;
-      if ((last & 0x80) !== 0) {
-        if (lengthBytes.length >= 4) return 'MQTT remaining length is malformed';
-        continue;
-      }
-      let remaining = 0;
-      lengthBytes.forEach((byte, i) => {
-        remaining += (byte & 0x7f) * 128 ** i;
-      });
-      if (remaining > maxPacketSize) {
-        return `MQTT packet of ${remaining} bytes exceeds ${maxPacketSize}`;
-      }
-      skip = remaining;
-      header = [];
-    }
-    return undefined;
+    if (violation === undefined) watcher.push(chunk);
+    return violation;
   };
 }
 
