@@ -30,9 +30,10 @@ import type { SharedSurface } from './amqp/shared-surface';
 import { createEventsAdapter } from './events/events-adapter';
 import { createRegistryAdapter } from './http/registry-adapter';
 import { prefixed } from './log';
+import { peerAddress } from './peer-address';
 import { createMqttAdapter } from './mqtt/mqtt-adapter';
 import type { SniffedProtocol } from './sniff';
-import { createAmqpFrameWatcher, createMqttPacketWatcher, guardFrames, sniff } from './sniff';
+import { createMqttPacketWatcher, guardFrames, sniff } from './sniff';
 import { ensureTlsMaterial } from './tls';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketProtocol } from './websocket';
 
@@ -127,10 +128,16 @@ const adapterFactories: Record<
   registry: (ctx, _options, hooks) =>
     createRegistryAdapter(ctx, { upgrade: hooks.websockets.upgrade }),
   mqtt: (ctx) => createMqttAdapter(ctx),
-  service: (ctx, _options, { adapters }) =>
-    createServiceAdapter(ctx, { shared: () => asSharedSurface(adapters.get('events')) }),
+  service: (ctx, options, { adapters }) =>
+    createServiceAdapter(ctx, {
+      shared: () => asSharedSurface(adapters.get('events')),
+      maxFrameBytes: options.maxFrameBytes,
+    }),
   events: (ctx, options) =>
-    createEventsAdapter(ctx, { consumerGroups: options.consumerGroups ?? [] }),
+    createEventsAdapter(ctx, {
+      consumerGroups: options.consumerGroups ?? [],
+      maxFrameBytes: options.maxFrameBytes,
+    }),
 };
 
 const adapterFor: Record<SniffedProtocol, AdapterName> = {
@@ -212,11 +219,6 @@ function closeServer(server: net.Server): Promise<void> {
   });
 }
 
-function remoteOf(socket: Duplex): string {
-  const s = socket as Partial<net.Socket>;
-  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'unknown peer';
-}
-
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { log } = options;
   const identity = options.identity ?? wellKnownHubIdentity;
@@ -278,7 +280,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const dispatch = async (spec: ListenerSpec, socket: Duplex): Promise<void> => {
-    const remote = remoteOf(socket);
+    const remote = peerAddress(socket);
     const result = await sniff(socket, {
       allowed: spec.allowed,
       timeoutMs: handshakeTimeoutMs,
@@ -315,12 +317,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     log.info(`${listener}: ${protocol} connection from ${remote} → ${name}`);
     adapter.handle(stream);
-    if (protocol === 'amqp' || protocol === 'mqtt') {
-      const watcher =
-        protocol === 'amqp'
-          ? createAmqpFrameWatcher(maxFrameBytes)
-          : createMqttPacketWatcher(maxFrameBytes);
-      guardFrames(stream, watcher, (why) =>
+    // The AMQP adapters guard their own streams (amqp/frame-guard.ts, with `maxFrameBytes` too).
+    if (protocol === 'mqtt') {
+      guardFrames(stream, createMqttPacketWatcher(maxFrameBytes), (why) =>
         log.warn(`${listener}: closed ${protocol} connection from ${remote}: ${why}`),
       );
     }
@@ -405,7 +404,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const key = peerKey(raw);
         const timer = setTimeout(() => {
           handshakeDeadlines.delete(key);
-          log.warn(`${spec.name}: dropped ${remoteOf(raw)}: no TLS handshake in time`);
+          log.warn(`${spec.name}: dropped ${peerAddress(raw)}: no TLS handshake in time`);
           raw.destroy();
         }, handshakeTimeoutMs);
         handshakeDeadlines.set(key, timer);
@@ -419,7 +418,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
     if (spec.tls) {
       server.on('tlsClientError', (error: Error, raw: tls.TLSSocket) => {
-        log.warn(`${spec.name}: TLS handshake from ${remoteOf(raw)} failed: ${error.message}`);
+        log.warn(`${spec.name}: TLS handshake from ${peerAddress(raw)} failed: ${error.message}`);
       });
     }
     server.on('error', (error) => log.error(`${spec.name}: listener error: ${reason(error)}`));

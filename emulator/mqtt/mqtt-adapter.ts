@@ -20,6 +20,7 @@ import { parseSasToken, verifyDeviceToken } from '../auth/sas';
 import { authenticateCertificate, presentedChain } from '../auth/x509';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { apiVersionInUserName, isKnownApiVersion } from '../core/api-version';
+import { peerAddress } from '../peer-address';
 import type { DeviceRecord, TelemetryInput } from '../core/contracts';
 import { DeviceSession, describe, quote, type SessionTransport } from './device-session';
 import { MqttFrameWatcher } from './frame-watcher';
@@ -39,13 +40,6 @@ const sasAuthMethod =
 
 /** CONNACK return codes the SDK translates (5 → UnauthorizedError, 3 → ServiceUnavailableError). */
 const connack = { serverUnavailable: 3, notAuthorized: 5 } as const;
-
-function remoteAddressOf(socket: Duplex): string {
-  const s = socket as Duplex & { remoteAddress?: unknown; remotePort?: unknown };
-  return typeof s.remoteAddress === 'string'
-    ? `${s.remoteAddress}:${String(s.remotePort)}`
-    : 'unknown address';
-}
 
 /**
  * Why a CONNECT gets CONNACK 1 (unacceptable protocol version), or `undefined`: IoT Hub speaks
@@ -509,7 +503,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
 
   return {
     handle(socket) {
-      const remote = remoteAddressOf(socket);
+      const remote = peerAddress(socket, 'unknown address');
       // PUBACKs and C2D publishes are tiny writes a device waits for: Nagle's algorithm would
       // hold each one back until the previous segment is acknowledged.
       const tcp = socket as Duplex & { setNoDelay?: (noDelay: boolean) => unknown };

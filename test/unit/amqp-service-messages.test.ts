@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { message as amqpMessage, string_to_uuid } from 'rhea';
 import { HubError } from '../../emulator/core/contracts';
-import { guardFrameSizes } from '../../emulator/amqp/rhea-server';
+import { guardFrameSizes } from '../../emulator/amqp/frame-guard';
 import { hostOf, sameHost } from '../../emulator/auth/hosts';
 import {
   ackMode,
