@@ -71,6 +71,27 @@ describe('$cbs put-token', () => {
     expect(claims.covers(audience, now)).toBe(false);
   });
 
+  test.each([
+    ['servicebus.windows.net:sastoken', 200],
+    ['azure-devices.net:sastoken', 200],
+    // Python azure-eventhub's default token type, with a SAS token in the body.
+    ['jwt', 200],
+    [undefined, 200],
+    ['urn:other', 400],
+  ])('token type %s is answered %d', (type, statusCode) => {
+    const claims = new ClaimSet();
+    const outcome = handlePutToken(
+      request(sasToken(audience), audience, { type }),
+      identity,
+      claims,
+      now,
+    );
+    expect(mapSection(outcome.reply, applicationProperties).get('status-code')?.value).toBe(
+      statusCode,
+    );
+    expect(claims.covers(audience, now)).toBe(statusCode === 200);
+  });
+
   test('malformed requests and other operations', () => {
     const claims = new ClaimSet();
     const noBody = handlePutToken(request(undefined), identity, claims, now);
