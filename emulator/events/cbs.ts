@@ -1,5 +1,6 @@
 /**
- * Claims-based security on `$cbs`: a `put-token` request carries a SAS token for an audience
+ * Claims-based security of the Event Hub-compatible endpoint, as a policy for the shared `$cbs`
+ * node (amqp/cbs.ts): a `put-token` request carries a SAS token for an audience
  * (`sb://host[:port]/<hub>/ConsumerGroups/<cg>/Partitions/<p>` or `.../<hub>/$management`).
  * A verified token grants that audience on this connection until the token expires; links are
  * admitted only under a granted audience. Tokens never reach a log or a reply.

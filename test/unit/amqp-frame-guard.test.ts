@@ -1,9 +1,10 @@
 /**
  * The one AMQP frame-size guard (emulator/amqp/frame-guard.ts), as a watcher of chunks.
  */
-import { AmqpFrameWatcher } from '../../emulator/amqp/frame-guard';
+import { PassThrough } from 'node:stream';
+import { AmqpFrameWatcher, guardFrameSizes } from '../../emulator/amqp/frame-guard';
 
-describe('frame size guard', () => {
+describe('frame size watcher', () => {
   function frame(size: number): Buffer {
     const bytes = Buffer.alloc(size, 0);
     bytes.writeUInt32BE(size, 0);
@@ -49,5 +50,36 @@ describe('frame size guard', () => {
     const small: string[] = [];
     guardInto(small).push(Buffer.from([0, 0, 0, 3]));
     expect(small).toEqual(['frame of 3 bytes is below the minimum of 8']);
+  });
+});
+
+describe('frame size guard on a socket', () => {
+  function frame(size: number): Buffer {
+    const buffer = Buffer.alloc(size);
+    buffer.writeUInt32BE(size, 0);
+    return buffer;
+  }
+  const header = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
+
+  it('lets headers and frames within the limit through, split anywhere', () => {
+    const socket = new PassThrough();
+    const violations: string[] = [];
+    guardFrameSizes(socket, 64, (reason) => violations.push(reason));
+    const stream = Buffer.concat([header, frame(8), frame(64), header, frame(20)]);
+    for (let i = 0; i < stream.length; i += 3) socket.emit('data', stream.subarray(i, i + 3));
+    expect(violations).toEqual([]);
+    expect(socket.destroyed).toBe(false);
+  });
+
+  it('destroys the socket on an oversized or undersized frame', () => {
+    for (const bad of [frame(65), Buffer.from([0, 0, 0, 2])]) {
+      const socket = new PassThrough();
+      socket.on('error', () => undefined);
+      const violations: string[] = [];
+      guardFrameSizes(socket, 64, (reason) => violations.push(reason));
+      socket.emit('data', Buffer.concat([header, bad]));
+      expect(violations).toHaveLength(1);
+      expect(socket.destroyed).toBe(true);
+    }
   });
 });
