@@ -37,7 +37,8 @@ import { createRegistryAdapter } from './http/registry-adapter';
 import { prefixed } from './log';
 import { createMqttAdapter } from './mqtt/mqtt-adapter';
 import type { SniffedProtocol } from './sniff';
-import { createAmqpFrameWatcher, guardFrames, sniff } from './sniff';
+import { sniff } from './sniff';
+import { peerAddress } from './peer-address';
 import { ensureTlsMaterial, type TlsMaterial } from './tls';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketProtocol } from './websocket';
 
@@ -132,10 +133,16 @@ const adapterFactories: Record<
   registry: (ctx, _options, hooks) =>
     createRegistryAdapter(ctx, { upgrade: hooks.websockets.upgrade }),
   mqtt: (ctx, options) => createMqttAdapter(ctx, { maxFrameBytes: options.maxFrameBytes }),
-  service: (ctx, _options, { adapters }) =>
-    createServiceAdapter(ctx, { shared: () => asSharedSurface(adapters.get('events')) }),
+  service: (ctx, options, { adapters }) =>
+    createServiceAdapter(ctx, {
+      shared: () => asSharedSurface(adapters.get('events')),
+      maxFrameBytes: options.maxFrameBytes,
+    }),
   events: (ctx, options) =>
-    createEventsAdapter(ctx, { consumerGroups: options.consumerGroups ?? [] }),
+    createEventsAdapter(ctx, {
+      consumerGroups: options.consumerGroups ?? [],
+      maxFrameBytes: options.maxFrameBytes,
+    }),
 };
 
 const adapterFor: Record<SniffedProtocol, AdapterName> = {
@@ -217,10 +224,6 @@ function closeServer(server: net.Server): Promise<void> {
   });
 }
 
-function remoteOf(socket: Duplex): string {
-  const s = socket as Partial<net.Socket>;
-  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'unknown peer';
-}
 
 /** The options every step uses, with their defaults applied. */
 interface ServerSettings {
@@ -300,7 +303,7 @@ class ConnectionRouter {
   }
 
   async dispatch(spec: ListenerSpec, socket: Duplex): Promise<void> {
-    const remote = remoteOf(socket);
+    const remote = peerAddress(socket);
     const result = await sniff(socket, {
       allowed: spec.allowed,
       timeoutMs: this.settings.handshakeTimeoutMs,
@@ -352,7 +355,7 @@ class ConnectionRouter {
     stream: Duplex,
     remote: string,
   ): void {
-    const { log, maxFrameBytes } = this.settings;
+    const { log } = this.settings;
     const adapter = this.adapters.get(name);
     if (this.closing || !adapter) {
       log.warn(
@@ -362,12 +365,8 @@ class ConnectionRouter {
       return;
     }
     log.info(`${listener}: ${protocol} connection from ${remote} → ${name}`);
+    // Each adapter guards its own stream's frames (one parse per stream), with `maxFrameBytes`.
     adapter.handle(stream);
-    if (protocol === 'amqp') {
-      guardFrames(stream, createAmqpFrameWatcher(maxFrameBytes), (why) =>
-        log.warn(`${listener}: closed ${protocol} connection from ${remote}: ${why}`),
-      );
-    }
   }
 }
 
@@ -390,7 +389,7 @@ class HandshakeDeadlines {
     const key = HandshakeDeadlines.keyOf(raw);
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      this.settings.log.warn(`${listener}: dropped ${remoteOf(raw)}: no TLS handshake in time`);
+      this.settings.log.warn(`${listener}: dropped ${peerAddress(raw)}: no TLS handshake in time`);
       raw.destroy();
     }, this.settings.handshakeTimeoutMs);
     this.timers.set(key, timer);
@@ -466,7 +465,7 @@ class ListenerSet {
     if (spec.tls) {
       server.on('tlsClientError', (error: Error, raw: tls.TLSSocket) => {
         settings.log.warn(
-          `${spec.name}: TLS handshake from ${remoteOf(raw)} failed: ${error.message}`,
+          `${spec.name}: TLS handshake from ${peerAddress(raw)} failed: ${error.message}`,
         );
       });
     }

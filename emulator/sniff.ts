@@ -113,51 +113,8 @@ export function sniff(socket: Duplex, options: SniffOptions): Promise<SniffResul
   });
 }
 
-/**
- * Watches AMQP frame headers (after each 8-byte protocol header, a 4-byte big-endian frame size)
- * and reports the first frame that claims more than `maxFrameSize`, or less than the 8-byte
- * minimum. Pure bookkeeping: it keeps at most 8 bytes.
- */
-export function createAmqpFrameWatcher(
-  maxFrameSize: number,
-): (chunk: Buffer) => string | undefined {
-  let pending = Buffer.alloc(0);
-  /** Bytes of the current frame still to skip. */
-  let skip = 0;
-  return (chunk) => {
-    let data = chunk;
-    for (;;) {
-      if (skip > 0) {
-        const n = Math.min(skip, data.length);
-        skip -= n;
-        data = data.subarray(n);
-        if (skip > 0) return undefined;
-      }
-      if (data.length === 0) return undefined;
-      // Copy only the few bytes of a header split across chunks, never the payload.
-      const head = pending.length > 0 ? Buffer.concat([pending, data]) : data;
-      pending = Buffer.alloc(0);
-      if (head.length < 4) {
-        pending = Buffer.from(head);
-        return undefined;
-      }
-      if (head.subarray(0, 4).equals(amqpHeader)) {
-        if (head.length < 8) {
-          pending = Buffer.from(head);
-          return undefined;
-        }
-        // A protocol header (again after SASL): fixed 8 bytes, no size field.
-        data = head.subarray(8);
-        continue;
-      }
-      const size = head.readUInt32BE(0);
-      if (size < 8) return `AMQP frame size ${size} is below the minimum`;
-      if (size > maxFrameSize) return `AMQP frame of ${size} bytes exceeds ${maxFrameSize}`;
-      skip = size;
-      data = head;
-    }
-  };
-}
+/** The AMQP watcher lives with the AMQP layer (one implementation for every AMQP stream). */
+export { createAmqpFrameWatcher } from './amqp/frame-guard';
 
 /**
  * The MQTT adapter's packet watcher (./mqtt/frame-watcher.ts) as a plain function for

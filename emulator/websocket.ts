@@ -13,6 +13,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Logger } from './context';
+import { peerAddress } from './peer-address';
 
 export const websocketPath = '/$iothub/websocket';
 
@@ -59,13 +60,6 @@ function pathOf(request: http.IncomingMessage): string {
   }
 }
 
-function remoteOf(socket: Duplex): string {
-  const s = socket as Duplex & { remoteAddress?: unknown; remotePort?: unknown };
-  return typeof s.remoteAddress === 'string'
-    ? `${s.remoteAddress}:${String(s.remotePort)}`
-    : 'unknown peer';
-}
-
 /** Answers a refused upgrade with a plain HTTP error and closes the connection. */
 function refuse(socket: Duplex, status: 400 | 404, message: string): void {
   const body = JSON.stringify({ Message: message });
@@ -89,7 +83,7 @@ export function createWebSocketGateway(options: WebSocketGatewayOptions): WebSoc
   });
 
   const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const remote = remoteOf(socket);
+    const remote = peerAddress(socket);
     const path = pathOf(request);
     if (path.toLowerCase() !== websocketPath) {
       log.warn(`refused a WebSocket upgrade from ${remote}: no WebSocket endpoint at this path`);

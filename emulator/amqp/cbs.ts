@@ -1,16 +1,20 @@
 /**
- * Claims-based security (CBS) on one rhea server connection, as Azure Service Bus, Event Hubs and
- * IoT Hub speak it: the client attaches a sender with target `$cbs` and a receiver with source
- * `$cbs`, then sends `put-token` requests (application properties `operation`, `type`, `name` =
- * audience; body = the token); each reply carries `correlation_id` = the request's `message_id`
- * and application properties `status-code` (an AMQP int) and `status-description`.
+ * Claims-based security (CBS), the one implementation for the service surface, device links and
+ * the Event Hub-compatible endpoint: the client attaches a sender with target `$cbs` and a
+ * receiver with source `$cbs`, then sends `put-token` requests (application properties
+ * `operation`, `type`, `name` = audience; body = the token); each reply carries `correlation_id`
+ * = the request's `message_id` and application properties `status-code` (an AMQP int) and
+ * `status-description`.
  *
- * Protocol-neutral on purpose: the caller decides what a token is worth through `verify`, so the
- * IoT Hub service surface and the Event Hub-compatible endpoint can share it.
+ * Protocol-neutral on purpose: a `CbsPolicy` decides what a request is worth and how a refusal
+ * reads (the service surface's policy is `servicePutTokenPolicy`, the Event Hub endpoint's is in
+ * events/cbs.ts); `CbsNode` keeps the grants and routes the replies.
  */
-import { types, type Connection, type Delivery, type EventContext, type Sender } from 'rhea';
+import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
 import { HubError } from '../core/contracts';
-import { messageFields, outgoingMessage, remoteAddress } from './rhea-server';
+import { ReplyLinks } from './reply-links';
+import { replyTo, type ReplyStatus } from './replies';
+import { remoteAddress } from './rhea-server';
 
 export const cbsAddress = '$cbs';
 
@@ -48,6 +52,15 @@ export interface CbsGrant {
  */
 export type PutTokenVerifier = (request: PutTokenRequest) => CbsGrant | Promise<CbsGrant>;
 
+/** A policy's answer to one request: the reply's status, and the grant when it granted one. */
+export interface CbsAnswer {
+  status: ReplyStatus;
+  grant?: CbsGrant;
+}
+
+/** Judges one `$cbs` request; synchronous policies are answered synchronously. */
+export type CbsPolicy = (request: Message) => CbsAnswer | Promise<CbsAnswer>;
+
 export interface CbsOptions {
   verify: PutTokenVerifier;
   /** Told about every refused request (for a log line). */
@@ -63,12 +76,43 @@ export interface CbsEndpoint {
   findGrant(now: number, predicate?: (grant: CbsGrant) => boolean): CbsGrant | undefined;
 }
 
-interface PendingReply {
-  replyTo: string | undefined;
-  message: Record<string, unknown>;
+/** `$cbs` on one connection: the policy, the grants it gave, the reply links. */
+export class CbsNode implements CbsEndpoint {
+  private readonly granted = new Map<string, CbsGrant>();
+
+  constructor(
+    private readonly policy: CbsPolicy,
+    readonly replies: ReplyLinks,
+  ) {}
+
+  /**
+   * Answers `request` (from a link on `session`). True once the reply is sent or queued; false
+   * when no reply link is attached to carry it.
+   */
+  answer(request: Message, session: unknown): boolean | Promise<boolean> {
+    const answer = this.policy(request);
+    return answer instanceof Promise
+      ? answer.then((settled) => this.reply(request, settled, session))
+      : this.reply(request, answer, session);
+  }
+
+  grants(): readonly CbsGrant[] {
+    return [...this.granted.values()];
+  }
+
+  findGrant(now: number, predicate?: (grant: CbsGrant) => boolean): CbsGrant | undefined {
+    return [...this.granted.values()]
+      .reverse()
+      .find((grant) => grant.expiresAt > now && (predicate ? predicate(grant) : true));
+  }
+
+  private reply(request: Message, answer: CbsAnswer, session: unknown): boolean {
+    if (answer.grant) this.granted.set(answer.grant.audience, answer.grant);
+    return this.replies.send(replyTo(request, answer.status), session);
+  }
 }
 
-function statusFor(error: unknown): { statusCode: number; description: string } {
+function statusFor(error: unknown): ReplyStatus {
   if (!(error instanceof HubError)) return { statusCode: 500, description: 'internal error' };
   switch (error.code) {
     case 'Unauthorized':
@@ -99,115 +143,94 @@ function bodyText(body: unknown): string | undefined {
   return undefined;
 }
 
+/** A put-token's fields, or the 400 refusal of a request that is not a complete put-token. */
+function readPutToken(
+  request: Message,
+): PutTokenRequest | { refusal: string; partial: Partial<PutTokenRequest> } {
+  const properties: unknown = request.application_properties;
+  const operation = stringProperty(properties, 'operation');
+  const audience = stringProperty(properties, 'name');
+  const tokenType = stringProperty(properties, 'type');
+  const token = bodyText(request.body);
+  if (operation === 'put-token' && audience && tokenType && token !== undefined) {
+    return { audience, tokenType, token };
+  }
+  const refusal =
+    operation !== 'put-token'
+      ? `unsupported CBS operation ${JSON.stringify(operation ?? null)}`
+      : 'put-token needs name, type and a token body';
+  return { refusal, partial: { audience, tokenType } };
+}
+
 /**
- * Serves `$cbs` links on `connection`. Other link handlers on the same connection must skip
- * links whose address is `$cbs` (see `isCbsAddress`).
+ * The service surface's policy: SAS tokens judged by `verify`; refusals carry the `HubError`'s
+ * status and message (see `PutTokenVerifier`), malformed requests 400.
  */
-export function attachCbs(connection: Connection, options: CbsOptions): CbsEndpoint {
-  const grants = new Map<string, CbsGrant>();
-  const replySenders: Sender[] = [];
-  const queued: PendingReply[] = [];
-
-  const pickSender = (replyTo: string | undefined): Sender | undefined => {
-    const open = replySenders.filter((s) => s.is_open());
-    // Clients that use several reply links name theirs in the target; `reply_to` picks it.
-    const named = open.find((s) => {
-      const target: unknown = s.target;
-      return (
-        typeof target === 'object' &&
-        target !== null &&
-        (target as { address?: unknown }).address === replyTo
-      );
-    });
-    return named ?? open[0];
-  };
-
-  const flush = (): void => {
-    while (queued.length > 0) {
-      const next = queued[0];
-      if (!next) return;
-      const sender = pickSender(next.replyTo);
-      if (!sender?.sendable()) return;
-      queued.shift();
-      sender.send(outgoingMessage(next.message));
-    }
-  };
-
-  const reply = (request: Record<string, unknown>, statusCode: number, description: string) => {
-    const replyTo = typeof request.reply_to === 'string' ? request.reply_to : undefined;
-    queued.push({
-      replyTo,
-      message: {
-        ...(replyTo !== undefined ? { to: replyTo } : {}),
-        correlation_id: request.message_id,
-        application_properties: {
-          'status-code': types.wrap_int(statusCode),
-          'status-description': description,
-        },
-      },
-    });
-    flush();
-  };
-
-  const handleRequest = async (request: Record<string, unknown>, delivery: Delivery) => {
-    const properties: unknown = request.application_properties;
-    const operation = stringProperty(properties, 'operation');
-    const audience = stringProperty(properties, 'name');
-    const tokenType = stringProperty(properties, 'type');
-    const token = bodyText(request.body);
-    // A receiver opened with rhea's default `autoaccept` has settled it already.
-    if (!delivery.settled) delivery.accept();
-    if (operation !== 'put-token' || !audience || !tokenType || token === undefined) {
-      const description =
-        operation !== 'put-token'
-          ? `unsupported CBS operation ${JSON.stringify(operation ?? null)}`
-          : 'put-token needs name, type and a token body';
-      options.onDenied?.({ audience, tokenType }, 400, description);
-      reply(request, 400, description);
-      return;
+export function servicePutTokenPolicy(options: CbsOptions): CbsPolicy {
+  return async (request) => {
+    const read = readPutToken(request);
+    if ('refusal' in read) {
+      options.onDenied?.(read.partial, 400, read.refusal);
+      return { status: { statusCode: 400, description: read.refusal } };
     }
     try {
-      const grant = await options.verify({ audience, tokenType, token });
-      grants.set(grant.audience, grant);
-      reply(request, 200, 'OK');
+      const grant = await options.verify(read);
+      return { status: { statusCode: 200, description: 'OK' }, grant };
     } catch (error) {
-      const { statusCode, description } = statusFor(error);
+      const status = statusFor(error);
       if (!(error instanceof HubError)) options.onError?.(error);
-      options.onDenied?.({ audience, tokenType }, statusCode, description);
-      reply(request, statusCode, description);
+      options.onDenied?.(
+        { audience: read.audience, tokenType: read.tokenType },
+        status.statusCode,
+        status.description,
+      );
+      return { status };
     }
   };
+}
 
+function serveRequests(
+  node: CbsNode,
+  receiver: Receiver,
+  onError?: (error: unknown) => void,
+): void {
+  receiver.set_target({ address: cbsAddress });
+  receiver.on('message', (context: EventContext) => {
+    const { message, delivery } = context;
+    if (!message || !delivery) return;
+    // A receiver opened with rhea's default `autoaccept` has settled it already.
+    if (!delivery.settled) delivery.accept();
+    void Promise.resolve(node.answer(message, receiver.session)).catch((error: unknown) =>
+      onError?.(error),
+    );
+  });
+}
+
+function serveReplies(node: CbsNode, sender: Sender): void {
+  sender.set_source({ address: cbsAddress });
+  node.replies.add(sender);
+  sender.on('sendable', () => node.replies.flush(sender));
+  sender.on('sender_close', () => node.replies.remove(sender));
+}
+
+/**
+ * Serves `$cbs` links on a service-surface connection with `servicePutTokenPolicy`. Other link
+ * handlers on the same connection must skip links whose address is `$cbs` (see `isCbsAddress`).
+ */
+export function attachCbs(connection: Connection, options: CbsOptions): CbsEndpoint {
+  const node = new CbsNode(
+    servicePutTokenPolicy(options),
+    new ReplyLinks({ holdUntilAttached: true }),
+  );
   connection.on('receiver_open', (context: EventContext) => {
     const receiver = context.receiver;
-    if (!receiver || !isCbsAddress(remoteAddress(receiver))) return;
-    receiver.set_target({ address: cbsAddress });
-    receiver.on('message', (messageContext: EventContext) => {
-      const { message, delivery } = messageContext;
-      if (!message || !delivery) return;
-      void handleRequest(messageFields(message), delivery).catch((error: unknown) =>
-        options.onError?.(error),
-      );
-    });
+    if (receiver && isCbsAddress(remoteAddress(receiver))) {
+      serveRequests(node, receiver, options.onError);
+    }
   });
   connection.on('sender_open', (context: EventContext) => {
     const sender = context.sender;
-    if (!sender || !isCbsAddress(remoteAddress(sender))) return;
-    sender.set_source({ address: cbsAddress });
-    replySenders.push(sender);
-    sender.on('sendable', flush);
-    sender.on('sender_close', () => {
-      const index = replySenders.indexOf(sender);
-      if (index >= 0) replySenders.splice(index, 1);
-    });
-    flush();
+    if (sender && isCbsAddress(remoteAddress(sender))) serveReplies(node, sender);
   });
-
-  return {
-    grants: () => [...grants.values()],
-    findGrant: (now, predicate) =>
-      [...grants.values()]
-        .reverse()
-        .find((grant) => grant.expiresAt > now && (predicate ? predicate(grant) : true)),
-  };
+  return node;
 }

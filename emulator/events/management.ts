@@ -9,7 +9,8 @@ import type { HubIdentity } from '../config';
 import { HubError, type DeviceToCloud } from '../core/contracts';
 import type { ClaimSet } from './cbs';
 import { sameName } from './entity-address';
-import { readStringProperty, replyTo } from './replies';
+import { ReplyLinks } from '../amqp/reply-links';
+import { readStringProperty, replyTo } from '../amqp/replies';
 
 const str8Code = 0xa1;
 
@@ -117,4 +118,28 @@ export function handleManagementRequest(
     return { reply: replyTo(request, { statusCode: 200, description: 'OK' }, body) };
   }
   return notFound(request, `unknown $management entity type ${JSON.stringify(type ?? null)}`);
+}
+
+/** What a management node needs besides each request's time. */
+export type ManagementScope = Omit<ManagementContext, 'now'>;
+
+/**
+ * `$management` on one connection: answers each request from the partitions' current state and
+ * routes the reply to a reply link the client attached (see amqp/reply-links.ts).
+ */
+export class ManagementNode {
+  readonly replies = new ReplyLinks({ holdUntilAttached: false });
+
+  constructor(
+    private readonly scope: ManagementScope,
+    private readonly now: () => number,
+    private readonly onRefused: (refusal: string) => void,
+  ) {}
+
+  /** False when no reply link is attached to carry the reply. */
+  answer(request: Message, session: unknown): boolean {
+    const outcome = handleManagementRequest(request, { ...this.scope, now: this.now() });
+    if (outcome.refusal) this.onRefused(outcome.refusal);
+    return this.replies.send(outcome.reply, session);
+  }
 }

@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { Client } from 'aedes';
 import { hubHostCheck } from '../auth/hosts';
+import { peerAddress } from '../peer-address';
 import type { EmulatorContext, ProtocolAdapter } from '../context';
 import { quote } from './device-session';
 import { ConnectHandler } from './connect';
@@ -37,13 +38,6 @@ const c2dWindow = 8;
 export interface MqttAdapterOptions {
   /** The server's frame limit; the packet limit is the smaller of it and `maxPacketBytes`. */
   maxFrameBytes?: number;
-}
-
-function remoteAddressOf(socket: Duplex): string {
-  const s = socket as Duplex & { remoteAddress?: unknown; remotePort?: unknown };
-  return typeof s.remoteAddress === 'string'
-    ? `${s.remoteAddress}:${String(s.remotePort)}`
-    : 'unknown address';
 }
 
 /** The adapter's parts: explicit state (registry, publisher, pending work) and the handlers. */
@@ -137,7 +131,7 @@ function attach(
 ): void {
   const { log } = ctx;
   const { registry } = parts;
-  const remote = remoteAddressOf(socket);
+  const remote = peerAddress(socket, 'unknown address');
   // PUBACKs and C2D publishes are tiny writes a device waits for: Nagle's algorithm would
   // hold each one back until the previous segment is acknowledged.
   const tcp = socket as Duplex & { setNoDelay?: (noDelay: boolean) => unknown };

@@ -390,6 +390,37 @@ describe('feedback on /messages/serviceBound/feedback', () => {
 });
 
 describe('robustness', () => {
+  it("refuses frames over the server's smaller limit in its own guard, the stream's only parse", async () => {
+    const lines: string[] = [];
+    const log = (line: string) => lines.push(line);
+    const limited = createServiceAdapter(
+      { core, identity: wellKnownHubIdentity, hostName, log: { info: log, warn: log, error: log } },
+      { maxFrameBytes: 1024 },
+    );
+    const limitedServer = createServer((socket) => limited.handle(socket));
+    await new Promise<void>((resolve) => limitedServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const frame = Buffer.alloc(2048);
+      frame.writeUInt32BE(2048, 0);
+      await new Promise<void>((resolve) => {
+        const { port: limitedPort } = limitedServer.address() as AddressInfo;
+        const socket = tcpConnect(limitedPort, '127.0.0.1', () =>
+          socket.write(Buffer.concat([Buffer.from('AMQP\x00\x01\x00\x00', 'latin1'), frame])),
+        );
+        socket.on('error', () => resolve());
+        socket.on('close', () => resolve());
+        socket.resume();
+      });
+      // The guard logs before it destroys the socket, so the line is there once the socket closed.
+      expect(lines).toContainEqual(
+        expect.stringContaining('dropping connection: frame of 2048 bytes exceeds 1024'),
+      );
+    } finally {
+      await limited.close();
+      await new Promise<void>((resolve) => limitedServer.close(() => resolve()));
+    }
+  });
+
   async function sendRaw(bytes: Buffer): Promise<void> {
     await new Promise<void>((resolve) => {
       const socket = tcpConnect(port, '127.0.0.1', () => socket.write(bytes));
@@ -413,7 +444,9 @@ describe('robustness', () => {
     await sendRaw(Buffer.from('AMQP\x09\x09\x09\x09', 'latin1'));
 
     expect(await sendC2D(sender, 'dev')).toEqual({ outcome: 'accepted' });
-    expect(logs.some((line) => line.includes('exceeds the maximum'))).toBe(true);
+    expect(
+      logs.some((line) => line.includes('dropping connection: frame of 2147483647 bytes exceeds')),
+    ).toBe(true);
   });
 });
 
