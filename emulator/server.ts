@@ -224,7 +224,6 @@ function closeServer(server: net.Server): Promise<void> {
   });
 }
 
-
 /** The options every step uses, with their defaults applied. */
 interface ServerSettings {
   log: Logger;
