@@ -5,9 +5,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ManagedChild, StartChildOptions } from '../child-process';
-import { startChild, watchedNodeArgs } from '../child-process';
-import { azuriteAccount, azuriteKey } from '../stack-settings';
+import type { ManagedChild, StartChildOptions } from './child-process';
+import { startChild, watchedNodeArgs } from './child-process';
+import { azuriteAccount, azuriteKey } from './settings';
 import { buildConnectionString } from '../../lib/connection-string';
 
 export interface AzuritePorts {

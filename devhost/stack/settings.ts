@@ -10,10 +10,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { wellKnownHubIdentity } from '../emulator/config';
-import { parseConnectionString } from '../lib/connection-string';
-import { loadSettings, SettingNames, settingProblem, SettingsError } from '../lib/settings';
-import { AppConfigError, readLocalSettings } from './app-config';
+import { wellKnownHubIdentity } from '../../emulator/config';
+import { parseConnectionString } from '../../lib/connection-string';
+import { loadSettings, SettingNames, settingProblem, SettingsError } from '../../lib/settings';
+import { AppConfigError, readLocalSettings } from '../host/app-config';
 
 export type SettingSource = 'environment' | 'local.settings.json' | 'stack' | 'example';
 

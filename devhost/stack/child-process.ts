@@ -18,12 +18,12 @@ export type StartChildOptions = SpawnOptions & {
 
 /** Node arguments that make a Node child end when the stack ends (see `stack/parent-watch.ts`). */
 export function watchedNodeArgs(): string[] {
-  return ['--require', join(__dirname, 'stack', 'parent-watch.js')];
+  return ['--require', join(__dirname, 'parent-watch.js')];
 }
 
 /** Script arguments that run a non-Node command so that it ends with the stack, too. */
 export function watchdogArgs(): string[] {
-  return [join(__dirname, 'stack', 'watchdog.js')];
+  return [join(__dirname, 'watchdog.js')];
 }
 
 /** Lines a quiet child still relays: its own errors must reach the stack's output. */
