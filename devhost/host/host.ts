@@ -1,42 +1,40 @@
 /**
- * The local Functions host as a library: `startHost` loads an app through the real
- * `@azure/functions` library and serves its HTTP, timer and Event Hub triggers until `stop()`.
- * One host per process (the library keeps process-wide state); the CLI (`cli.ts`) and the local
- * stack run it in a child process.
+ * The local Functions host as a library: `startHost` loads any Node v4 app (its `package.json`
+ * `main`, `host.json`, `local.settings.json`) through the real `@azure/functions` library and
+ * serves its triggers — HTTP, timer and Event Hubs, built by the providers in `triggers/` from the
+ * binding metadata the app registers — until `stop()`. One host per process (the library keeps
+ * process-wide state); the CLI (`cli.ts`) runs it in a process of its own.
+ *
+ * The host reads settings and never writes `process.env`: the app reads its settings from its
+ * process environment, which `cli.ts` sets up once at start (see there).
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import {
-  applySettings,
-  readHostConfig,
-  readLocalSettings,
-  resolveBindingExpression,
-} from './app-config';
-import { findEntryFiles, forgetAppModules } from './app-loader';
-import type { RegisteredFunction } from './core-api';
-import { activateCore, FunctionsCore } from './core-api';
-import type { Cardinality } from './eventhub/convert';
-import { EventHubListener } from './eventhub/listener';
+import type { HostConfig } from './app-config';
+import { readHostConfig, readLocalSettings } from './app-config';
 import { maxRequestBodyBytesFrom } from './http/body';
-import type { HttpFunction, HttpTimeouts } from './http/server';
-import {
-  createHttpServer,
-  isHttpTriggerType,
-  sortHttpFunctions,
-  toHttpFunction,
-} from './http/server';
+import type { HostKeys } from './http/keys';
 import { loadOrCreateKeys } from './http/keys';
-import type { InvocationInput, InvocationResult } from './invoke';
-import { invokeFunction } from './invoke';
+import type { HttpTimeouts } from './http/server';
+import { createHttpServer, sortHttpFunctions } from './http/server';
+import { HostStartError, loadApp } from './load-app';
 import type { HostLog } from './log';
 import { createConsoleLog } from './log';
-import { invokeWithRetries, toRetryPolicy } from './retry';
-import type { RpcBindingInfo } from './rpc-types';
-import { parseSchedule } from './timer/schedule';
-import { TimerRunner } from './timer/timer-runner';
+import { HostRuntime } from './runtime';
+import { eventHubTrigger } from './triggers/eventhub';
+import { httpTrigger } from './triggers/http';
+import type {
+  FunctionSummary,
+  Settings,
+  TriggerContext,
+  TriggerProvider,
+} from './triggers/provider';
+import { triggerOf } from './triggers/provider';
+import { timerTrigger } from './triggers/timer';
+
+export { HostStartError };
+export type { FunctionSummary };
 
 export interface StartHostOptions {
   /** The function app folder (holds package.json, host.json, local.settings.json). */
@@ -45,7 +43,7 @@ export interface StartHostOptions {
   port?: number;
   /** Interface to listen on (default 127.0.0.1). */
   hostname?: string;
-  /** Settings applied before `local.settings.json` (so they win over it). */
+  /** Settings that win over the environment and `local.settings.json` (for the host's reading). */
   env?: Record<string, string>;
   /** Where keys, timer status and the Event Hub owner id live. Default `$LOCAL_DATA_DIR/devhost`. */
   dataDir?: string;
@@ -54,13 +52,6 @@ export interface StartHostOptions {
   loadBalancingIntervalMs?: number;
   /** HTTP connection timeouts (tests shorten them); defaults in `defaultHttpTimeouts`. */
   httpTimeouts?: Partial<HttpTimeouts>;
-}
-
-export interface FunctionSummary {
-  name: string;
-  trigger: string;
-  /** For HTTP functions: methods and URL template. */
-  http?: { methods: string[]; url: string; authLevel: string };
 }
 
 export interface RunningHost {
@@ -75,16 +66,47 @@ export interface RunningHost {
   stop(): Promise<void>;
 }
 
-export class HostStartError extends Error {
-  override name = 'HostStartError';
+const providers: readonly TriggerProvider[] = [httpTrigger, timerTrigger, eventHubTrigger];
+
+/**
+ * The app settings as the host reads them: `local.settings.json` `Values`, under the process
+ * environment, under `options.env`. A copy: nothing is written back.
+ */
+export function hostSettings(appDir: string, overrides: Record<string, string> = {}): Settings {
+  const settings: Record<string, string> = { ...readLocalSettings(appDir) };
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined) settings[name] = value;
+  }
+  return { ...settings, ...overrides };
 }
 
-function triggerOf(fn: RegisteredFunction): [string, RpcBindingInfo] {
-  const entry = Object.entries(fn.metadata.bindings).find(([, b]) =>
-    /trigger$/i.test(String(b.type)),
-  );
-  if (!entry) throw new HostStartError(`function "${fn.metadata.name}" has no trigger binding`);
-  return entry;
+function isDisabled(name: string, settings: Settings): boolean {
+  const value =
+    settings[`AzureWebJobs.${name}.Disabled`] ?? settings[`AzureWebJobs_${name}_Disabled`];
+  return value !== undefined && /^(true|1)$/i.test(value.trim());
+}
+
+/** Step 2: every registered function to its provider; returns the summaries. */
+function buildTriggers(context: TriggerContext): FunctionSummary[] {
+  const { log, core } = context.runtime;
+  const summaries: FunctionSummary[] = [];
+  for (const fn of core.functions.values()) {
+    const target = triggerOf(fn);
+    const type = String(target.binding.type);
+    if (isDisabled(target.name, context.settings)) {
+      log.info(
+        `Function '${target.name}' is disabled by its AzureWebJobs.${target.name}.Disabled setting`,
+      );
+      continue;
+    }
+    const provider = providers.find((p) => p.handles(type));
+    if (provider) summaries.push(provider.build(target, context));
+    else
+      log.warn(
+        `Function '${target.name}': trigger type "${type}" is not supported by devhost; skipped`,
+      );
+  }
+  return summaries;
 }
 
 function listen(server: Server, port: number, hostname: string): Promise<number> {
@@ -107,261 +129,103 @@ function listen(server: Server, port: number, hostname: string): Promise<number>
   });
 }
 
-function readOrCreateOwnerId(dataDir: string): string {
-  const file = join(dataDir, 'eventhub-owner-id');
-  if (existsSync(file)) {
-    const id = readFileSync(file, 'utf8').trim();
-    if (id) return id;
+function requestedPort(options: StartHostOptions, settings: Settings): number {
+  const port = options.port ?? (settings.PORT ? Number(settings.PORT) : 7071);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new HostStartError(
+      `port "${String(options.port ?? settings.PORT)}" is not a valid port number`,
+    );
   }
-  const id = `devhost-${randomUUID()}`;
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, `${id}\n`);
-  return id;
+  return port;
 }
 
-function text(value: unknown, fallback: string): string {
-  return typeof value === 'string' ? value : fallback;
+interface Served {
+  url: string;
+  port: number;
+  keys: HostKeys;
 }
 
-function isDisabled(name: string, env: NodeJS.ProcessEnv): boolean {
-  const value = env[`AzureWebJobs.${name}.Disabled`] ?? env[`AzureWebJobs_${name}_Disabled`];
-  return value !== undefined && /^(true|1)$/i.test(value.trim());
-}
-
-export async function startHost(options: StartHostOptions): Promise<RunningHost> {
-  const env = process.env;
-  const appDir = resolve(options.appDir);
-  const log = options.log ?? createConsoleLog();
-  for (const [name, value] of Object.entries(options.env ?? {})) env[name] = value;
-  applySettings(readLocalSettings(appDir), env);
-  const hostConfig = readHostConfig(appDir);
-  const dataDir = resolve(options.dataDir ?? join(env.LOCAL_DATA_DIR ?? '.local', 'devhost'));
-  const resolveSetting = (value: string, where: string) =>
-    resolveBindingExpression(value, env, where);
-
-  const core = new FunctionsCore((level, message) => {
-    if (level === 'warning' || level === 'error' || level === 'critical') log.warn(message);
+/** Step 3: the HTTP server (routes, keys, admin endpoints) listening; fills in the HTTP URLs. */
+async function serveHttp(
+  context: TriggerContext,
+  summaries: FunctionSummary[],
+  options: StartHostOptions,
+): Promise<Served> {
+  const { runtime, settings, hostConfig } = context;
+  const keys = loadOrCreateKeys(context.dataDir, settings);
+  const functions = sortHttpFunctions(context.http);
+  runtime.server = createHttpServer({
+    functions,
+    routePrefix: hostConfig.routePrefix,
+    keys,
+    log: runtime.log,
+    invoke: runtime.invoke,
+    triggerNonHttp: (name) => triggerByName(context, name),
+    accepting: () => runtime.accepting,
+    maxRequestBodyBytes: maxRequestBodyBytesFrom(settings.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT),
+    timeouts: options.httpTimeouts,
   });
-  const deactivate = activateCore(core);
-  const timers: TimerRunner[] = [];
-  const listeners: EventHubListener[] = [];
-  const inFlight = new Set<Promise<InvocationResult>>();
-  let accepting = true;
-  let server: Server | undefined;
-
-  const invoke = (fn: RegisteredFunction, input: InvocationInput): Promise<InvocationResult> => {
-    const work = invokeFunction(core, fn, input, log);
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
-    return work;
-  };
-
-  async function shutdown(): Promise<void> {
-    accepting = false;
-    const closed = server
-      ? new Promise<void>((done) => server?.close(() => done()))
-      : Promise.resolve();
-    server?.closeIdleConnections();
-    await Promise.allSettled(timers.map((t) => t.stop()));
-    await Promise.allSettled(listeners.map((l) => l.stop()));
-    await Promise.allSettled([...inFlight]);
-    try {
-      const context: Record<string, unknown> = {
-        hookData: core.appLevelHookData,
-        appHookData: core.appHookData,
+  const hostname = options.hostname ?? '127.0.0.1';
+  const port = await listen(runtime.server, requestedPort(options, settings), hostname);
+  const url = `http://${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
+  const prefix = hostConfig.routePrefix ? `/${hostConfig.routePrefix}` : '';
+  for (const fn of functions) {
+    const summary = summaries.find((s) => s.name === fn.name);
+    if (summary) {
+      summary.http = {
+        methods: fn.methods.size === 0 ? ['*'] : [...fn.methods],
+        url: `${url}${prefix}/${fn.route.template.replace(/^\/+/, '')}`,
+        authLevel: fn.authLevel,
       };
-      await core.runHooks('appTerminate', context);
-    } catch (error) {
-      log.warn(`appTerminate hook failed: ${(error as Error).message}`);
     }
-    server?.closeAllConnections();
-    await closed;
-    deactivate();
   }
+  return { url, port, keys };
+}
 
+function triggerByName(context: TriggerContext, name: string): Promise<boolean> {
+  const runner = context.timerByName.get(name.toLowerCase());
+  return Promise.resolve(runner ? runner.trigger() : false);
+}
+
+function triggerContext(
+  runtime: HostRuntime,
+  options: StartHostOptions,
+  settings: Settings,
+  hostConfig: HostConfig,
+): TriggerContext {
+  return {
+    runtime,
+    settings,
+    hostConfig,
+    dataDir: resolve(options.dataDir ?? join(settings.LOCAL_DATA_DIR ?? '.local', 'devhost')),
+    loadBalancingIntervalMs: options.loadBalancingIntervalMs ?? 2000,
+    http: [],
+    timerByName: new Map(),
+  };
+}
+
+/** Loads the app (step 1), builds its triggers (2), serves HTTP (3), then starts the triggers. */
+export async function startHost(options: StartHostOptions): Promise<RunningHost> {
+  const appDir = resolve(options.appDir);
+  const runtime = new HostRuntime(appDir, options.log ?? createConsoleLog());
   try {
-    forgetAppModules(appDir);
-    for (const file of findEntryFiles(appDir)) {
-      try {
-        // Entry files are CommonJS loaded through the patched Module.prototype.require, as the worker does.
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        require(file);
-      } catch (error) {
-        throw new HostStartError(
-          `loading ${file} failed: ${(error as Error).stack ?? String(error)}`,
-        );
-      }
-    }
-    await core.runHooks('appStart', {
-      hookData: core.appLevelHookData,
-      appHookData: core.appHookData,
-      functionAppDirectory: appDir,
-    });
-    await core.programmingModel?.getCapabilities?.({
-      RawHttpBodyBytes: 'true',
-      RpcHttpTriggerMetadataRemoved: 'true',
-      RpcHttpBodyOnly: 'true',
-      IgnoreEmptyValuedRpcHttpHeaders: 'true',
-      UseNullableValueDictionaryForHttp: 'true',
-      TypedDataCollection: 'true',
-    });
-    core.lockRegistration();
-    if (core.functions.size > 0 && !core.programmingModel) {
-      throw new HostStartError('functions were registered but no programming model was set');
-    }
-
-    const httpFunctions: HttpFunction[] = [];
-    const summaries: FunctionSummary[] = [];
-    const timerByName = new Map<string, TimerRunner>();
-    for (const fn of core.functions.values()) {
-      const name = fn.metadata.name;
-      const [triggerName, binding] = triggerOf(fn);
-      const type = String(binding.type);
-      if (isDisabled(name, env)) {
-        log.info(`Function '${name}' is disabled by its AzureWebJobs.${name}.Disabled setting`);
-        continue;
-      }
-      if (isHttpTriggerType(type)) {
-        httpFunctions.push(toHttpFunction(fn, resolveSetting));
-        summaries.push({ name, trigger: 'http' });
-      } else if (type.toLowerCase() === 'timertrigger') {
-        const schedule = parseSchedule(
-          resolveSetting(text(binding.schedule, ''), `function "${name}" schedule`),
-          env.WEBSITE_TIME_ZONE,
-        );
-        const retry = toRetryPolicy(fn.metadata.retryOptions, name);
-        const runner = new TimerRunner({
-          name,
-          schedule,
-          runOnStartup: binding.runOnStartup === true,
-          useMonitor: binding.useMonitor !== false,
-          statusDir: join(dataDir, 'timers'),
-          onSkip: () => log.info(`'${name}' is still running; skipping this occurrence`),
-          run: async (info) => {
-            await invokeWithRetries({
-              policy: retry,
-              input: { inputData: [{ name: triggerName, data: { json: JSON.stringify(info) } }] },
-              invoke: (input) => invoke(fn, input),
-              sleep: (ms) =>
-                new Promise((done) => {
-                  const timer = setTimeout(() => done(accepting), ms);
-                  if (!accepting) {
-                    clearTimeout(timer);
-                    done(false);
-                  }
-                }),
-            });
-          },
-        });
-        timers.push(runner);
-        timerByName.set(name.toLowerCase(), runner);
-        summaries.push({ name, trigger: `timer (${schedule.text})` });
-      } else if (type.toLowerCase() === 'eventhubtrigger') {
-        const connectionName = text(binding.connection, '');
-        const connectionString = env[connectionName];
-        if (!connectionName || !connectionString) {
-          throw new HostStartError(
-            `function "${name}": the Event Hub connection setting "${connectionName}" is not set`,
-          );
-        }
-        const storage = env.AzureWebJobsStorage;
-        if (!storage)
-          throw new HostStartError(
-            `function "${name}": AzureWebJobsStorage is not set (checkpoints)`,
-          );
-        const cardinality = text(binding.cardinality, 'many').toLowerCase() as Cardinality;
-        if (cardinality !== 'many' && cardinality !== 'one') {
-          throw new HostStartError(`function "${name}": cardinality must be "many" or "one"`);
-        }
-        const dataType =
-          binding.dataType === 'string' || binding.dataType === 'binary'
-            ? binding.dataType
-            : undefined;
-        const eventHubName =
-          typeof binding.eventHubName === 'string' ? binding.eventHubName : undefined;
-        const consumerGroup =
-          typeof binding.consumerGroup === 'string' ? binding.consumerGroup : '$Default';
-        listeners.push(
-          new EventHubListener({
-            trigger: {
-              fn,
-              triggerName,
-              connectionString,
-              connectionSettingName: connectionName,
-              eventHubName: eventHubName
-                ? resolveSetting(eventHubName, `function "${name}" eventHubName`)
-                : undefined,
-              consumerGroup: resolveSetting(consumerGroup, `function "${name}" consumerGroup`),
-              cardinality,
-              dataType,
-              retry: toRetryPolicy(fn.metadata.retryOptions, name),
-            },
-            hostOptions: hostConfig.eventHubs,
-            storageConnectionString: storage,
-            ownerId: readOrCreateOwnerId(dataDir),
-            loadBalancingIntervalMs: options.loadBalancingIntervalMs ?? 2000,
-            log,
-            invoke,
-          }),
-        );
-        summaries.push({ name, trigger: 'eventHub' });
-      } else {
-        log.warn(`Function '${name}': trigger type "${type}" is not supported by devhost; skipped`);
-      }
-    }
-
-    const keys = loadOrCreateKeys(dataDir, env);
-    const sortedHttp = sortHttpFunctions(httpFunctions);
-    const triggerNonHttp = (name: string): Promise<boolean> => {
-      const runner = timerByName.get(name.toLowerCase());
-      return Promise.resolve(runner ? runner.trigger() : false);
-    };
-    server = createHttpServer({
-      functions: sortedHttp,
-      routePrefix: hostConfig.routePrefix,
-      keys,
-      log,
-      invoke,
-      triggerNonHttp,
-      accepting: () => accepting,
-      maxRequestBodyBytes: maxRequestBodyBytesFrom(env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT),
-      timeouts: options.httpTimeouts,
-    });
-    const hostname = options.hostname ?? '127.0.0.1';
-    const requestedPort = options.port ?? (env.PORT ? Number(env.PORT) : 7071);
-    if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65535) {
-      throw new HostStartError(
-        `port "${String(options.port ?? env.PORT)}" is not a valid port number`,
-      );
-    }
-    const port = await listen(server, requestedPort, hostname);
-    const url = `http://${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
-    const prefix = hostConfig.routePrefix ? `/${hostConfig.routePrefix}` : '';
-    for (const fn of sortedHttp) {
-      const summary = summaries.find((s) => s.name === fn.name);
-      if (summary) {
-        summary.http = {
-          methods: fn.methods.size === 0 ? ['*'] : [...fn.methods],
-          url: `${url}${prefix}/${fn.route.template.replace(/^\/+/, '')}`,
-          authLevel: fn.authLevel,
-        };
-      }
-    }
-    await Promise.all(listeners.map((l) => l.start()));
-    timers.forEach((t) => t.start());
-
-    let stopping: Promise<void> | undefined;
+    const settings = hostSettings(appDir, options.env);
+    const context = triggerContext(runtime, options, settings, readHostConfig(appDir));
+    await loadApp(runtime.core, appDir);
+    const functions = buildTriggers(context);
+    const { url, port, keys } = await serveHttp(context, functions, options);
+    await runtime.startTriggers();
     return {
       url,
       port,
       key: keys.functionKey,
       masterKey: keys.masterKey,
-      functions: summaries,
-      trigger: triggerNonHttp,
-      stop: () => (stopping ??= shutdown()),
+      functions,
+      trigger: (name) => triggerByName(context, name),
+      stop: () => runtime.stop(),
     };
   } catch (error) {
-    await shutdown().catch(() => undefined);
+    await runtime.stop().catch(() => undefined);
     throw error;
   }
 }

@@ -10,7 +10,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { RegisteredFunction } from '../../devhost/host/core-api';
 import { maxRequestBodyBytesFrom } from '../../devhost/host/http/body';
 import type { HttpServerOptions, HttpTimeouts } from '../../devhost/host/http/server';
-import { createHttpServer, sortHttpFunctions, toHttpFunction } from '../../devhost/host/http/server';
+import {
+  createHttpServer,
+  sortHttpFunctions,
+  toHttpFunction,
+} from '../../devhost/host/http/server';
 import type { InvocationInput, InvocationResult } from '../../devhost/host/invoke';
 import type { HostLog } from '../../devhost/host/log';
 import { until } from '../support/wait';

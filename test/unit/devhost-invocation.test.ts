@@ -1,6 +1,6 @@
 /**
- * The invocation pipeline with the real `@azure/functions` library: Jest's module registry does
- * not see devhost's `Module.prototype.require` patch, so the core module is supplied with a
+ * The invocation pipeline with the real `@azure/functions` library: Jest's module registry has its
+ * own resolution (it does not see `core-link.ts`' search path), so the core module is supplied with a
  * virtual mock of the same object.
  */
 import type { ReceivedEventData } from '@azure/event-hubs';
