@@ -14,13 +14,9 @@ import { wellKnownHubIdentity } from '../../emulator/config';
 import { parseConnectionString } from '../../lib/connection-string';
 import { loadSettings, SettingNames, settingProblem, SettingsError } from '../../lib/settings';
 import { AppConfigError, readLocalSettings } from '../host/app-config';
+import { azuriteKey } from './azurite';
 
 export type SettingSource = 'environment' | 'local.settings.json' | 'stack' | 'example';
-
-/** Azurite's documented development account (public, like the local hub's keys). */
-export const azuriteAccount = 'devstoreaccount1';
-export const azuriteKey =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 /** The connection strings of the services the stack started. */
 export interface StackServices {
