@@ -13,8 +13,6 @@ import type {
   RpcLogLevel,
 } from './rpc-types';
 
-export const coreModuleName = '@azure/functions-core';
-
 /** Hook names the worker accepts; anything else is a RangeError, as in the worker. */
 const hookNames = ['preInvocation', 'postInvocation', 'appStart', 'appTerminate', 'log'] as const;
 export type HookName = (typeof hookNames)[number];

@@ -207,7 +207,7 @@ function triggerContext(
 /** Loads the app (step 1), builds its triggers (2), serves HTTP (3), then starts the triggers. */
 export async function startHost(options: StartHostOptions): Promise<RunningHost> {
   const appDir = resolve(options.appDir);
-  const runtime = new HostRuntime(appDir, options.log ?? createConsoleLog());
+  const runtime = new HostRuntime(options.log ?? createConsoleLog());
   try {
     const settings = hostSettings(appDir, options.env);
     const context = triggerContext(runtime, options, settings, readHostConfig(appDir));

@@ -21,10 +21,7 @@ export class HostRuntime {
   #accepting = true;
   #stopping: Promise<void> | undefined;
 
-  constructor(
-    readonly appDir: string,
-    readonly log: HostLog,
-  ) {
+  constructor(readonly log: HostLog) {
     this.core = new FunctionsCore((level, message) => {
       if (level === 'warning' || level === 'error' || level === 'critical') log.warn(message);
     });

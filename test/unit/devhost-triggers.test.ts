@@ -43,7 +43,7 @@ function context(settings: Settings): TriggerContext {
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'devhost-triggers-'));
-  runtime = new HostRuntime(dir, silent);
+  runtime = new HostRuntime(silent);
 });
 
 afterEach(async () => {
