@@ -67,7 +67,7 @@ function startProcess(args: string[]): Promise<{ child: ChildProcess; url: strin
 async function stackColdStartMs(): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), 'devhost-bench-stack-'));
   const started = performance.now();
-  const child = spawn(process.execPath, [join(root, 'dist', 'devhost', 'stack.js')], {
+  const child = spawn(process.execPath, [join(root, 'dist', 'devhost', 'stack', 'stack.js')], {
     env: { ...process.env, LOCAL_DATA_DIR: dataDir, LOCAL_STACK_EPHEMERAL_PORTS: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -115,7 +115,7 @@ const benchmark: Benchmark = {
     const dataDir = mkdtempSync(join(tmpdir(), 'devhost-bench-'));
     const fixture = join(root, 'test', 'fixtures', 'devhost-app');
     const devhost = await startProcess([
-      join(root, 'dist', 'devhost', 'cli.js'),
+      join(root, 'dist', 'devhost', 'host', 'cli.js'),
       '--app',
       fixture,
       '--port',

@@ -1,6 +1,6 @@
 /**
  * The whole local stack (issue 5, "Performance"): what `npm start` runs after its build
- * (`node dist/devhost/stack.js`: Azurite, the local IoT Hub, the app with the simulator under
+ * (`node dist/devhost/stack/stack.js`: Azurite, the local IoT Hub, the app with the simulator under
  * devhost), on ephemeral loopback ports with a fresh data folder.
  *
  * 1. Cold start to healthy: spawn → the stack reports that it is running (it waits for

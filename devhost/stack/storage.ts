@@ -5,16 +5,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ManagedChild, StartChildOptions } from '../child-process';
-import { startChild, watchedNodeArgs } from '../child-process';
-import { azuriteAccount, azuriteKey } from '../stack-settings';
-import { buildConnectionString } from '../../lib/connection-string';
+import type { AzuritePorts } from './azurite';
+import { azuriteEndpoints, launchAzurite } from './azurite';
+import type { ManagedChild, StartChildOptions } from './child-process';
 
-export interface AzuritePorts {
-  blob: number;
-  queue: number;
-  table: number;
-}
+export type { AzuritePorts };
 
 /** Azurite's standard ports (what `UseDevelopmentStorage=true` means). */
 export const standardAzuritePorts: AzuritePorts = { blob: 10000, queue: 10001, table: 10002 };
@@ -30,14 +25,7 @@ export interface Storage {
 }
 
 export function azuriteConnectionString(ports: AzuritePorts): string {
-  return buildConnectionString({
-    DefaultEndpointsProtocol: 'http',
-    AccountName: azuriteAccount,
-    AccountKey: azuriteKey,
-    BlobEndpoint: `http://127.0.0.1:${ports.blob}/${azuriteAccount}`,
-    QueueEndpoint: `http://127.0.0.1:${ports.queue}/${azuriteAccount}`,
-    TableEndpoint: `http://127.0.0.1:${ports.table}/${azuriteAccount}`,
-  });
+  return azuriteEndpoints(ports).connectionString;
 }
 
 /** `LOCAL_AZURITE_PORTS=blob,queue,table`, or undefined when unset. */
@@ -103,41 +91,15 @@ function startOwnAzurite(
 ): Storage {
   const location = join(dataDir, 'azurite');
   mkdirSync(location, { recursive: true });
-  const port = (service: keyof AzuritePorts) => String(ports?.[service] ?? 0);
-  const child = startChild(
-    'azurite',
-    process.execPath,
-    [
-      ...watchedNodeArgs(),
-      require.resolve('azurite/dist/src/azurite.js'),
-      ...['--location', location, '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1'],
-      ...['--tableHost', '127.0.0.1', '--blobPort', port('blob'), '--queuePort', port('queue')],
-      ...['--tablePort', port('table'), '--skipApiVersionCheck', '--loose'],
-      // Telemetry off: Azurite otherwise tries to reach Application Insights from a dev machine.
-      ...['--disableProductStyleUrl', '--disableTelemetry'],
-    ],
-    { ...childOptions, cwd: location },
-  );
+  const azurite = launchAzurite({ location, ports }, childOptions);
   const storage: Storage = {
     connectionString: '',
     description: `the stack's own Azurite (data in ${location})`,
-    child,
-    ready: Promise.resolve(),
+    child: azurite.child,
+    ready: azurite.ready.then((bound) => {
+      storage.connectionString = azuriteConnectionString(bound);
+    }),
   };
-  const wait = (service: string) =>
-    child
-      .waitForLine(
-        new RegExp(
-          `Azurite ${service} service is successfully listening at https?://[^\\s]+:(\\d+)`,
-        ),
-        30_000,
-      )
-      .then(Number);
-  storage.ready = Promise.all([wait('Blob'), wait('Queue'), wait('Table')]).then(
-    ([blob, queue, table]) => {
-      storage.connectionString = azuriteConnectionString({ blob, queue, table });
-    },
-  );
   return storage;
 }
 

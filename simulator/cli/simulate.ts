@@ -11,8 +11,8 @@
 import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { checkReachable, readLocalHubFile } from '../../devhost/local-hub';
-import { namesLocalService } from '../../devhost/stack-settings';
+import { checkReachable, readLocalHubFile } from '../../devhost/stack/local-hub';
+import { namesLocalService } from '../../devhost/stack/settings';
 import { processTrusts, writeCaBundle } from '../../emulator/ca-bundle';
 import { registryFromSettings } from '../../lib/iothub/clients';
 import { parseIotHubConnectionString } from '../../lib/connection-string';

@@ -17,7 +17,7 @@ import {
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { Message } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
-import { eventBodyBytes, systemPropertiesOf } from '../../devhost/eventhub/convert';
+import { eventBodyBytes, systemPropertiesOf } from '../../devhost/host/eventhub/convert';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { TableEntityStore } from '../../lib/storage/table-entity-store';
 import { TableNames } from '../../lib/storage/tables';

@@ -14,7 +14,7 @@ import { repoRoot, startEmulator, type EmulatorInstance } from '../support/emula
 import { startNode, type NodeChild } from '../support/processes';
 import { until } from '../support/wait';
 
-const monitorScript = join(repoRoot(), 'dist', 'devhost', 'monitor.js');
+const monitorScript = join(repoRoot(), 'dist', 'devhost', 'stack', 'monitor.js');
 const simulateScript = join(repoRoot(), 'dist', 'simulator', 'cli', 'simulate.js');
 
 /** A loopback port nothing listens on (bound, then released). */

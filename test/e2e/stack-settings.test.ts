@@ -15,7 +15,7 @@ import {
   type StackProcess,
 } from './support';
 
-const stackScript = join(repoRoot, 'dist', 'devhost', 'stack.js');
+const stackScript = join(repoRoot, 'dist', 'devhost', 'stack', 'stack.js');
 
 describe('npm start with a malformed setting', () => {
   it.each([

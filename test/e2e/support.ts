@@ -1,6 +1,6 @@
 /**
  * Helpers for end-to-end tests and the stack benchmark: the whole local stack (`node
- * dist/devhost/stack.js`, what `npm start` runs) as a child process on ephemeral ports with its own
+ * dist/devhost/stack/stack.js`, what `npm start` runs) as a child process on ephemeral ports with its own
  * data folder, the API as curl would call it, the official device SDK as the device, the stack's
  * own Azurite tables, and the served OpenAPI document as a response checker.
  *
@@ -137,9 +137,9 @@ function installExitHook(): void {
   });
 }
 
-/** `dist/devhost/stack.js`, what `npm start` runs; throws if the build is missing. */
+/** `dist/devhost/stack/stack.js`, what `npm start` runs; throws if the build is missing. */
 export function stackScript(): string {
-  const script = join(repoRoot, 'dist', 'devhost', 'stack.js');
+  const script = join(repoRoot, 'dist', 'devhost', 'stack', 'stack.js');
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`);
   return script;
 }
@@ -156,7 +156,7 @@ export function stackEnv(dataDir: string, env: Record<string, string> = {}): Nod
 }
 
 /**
- * Starts `node dist/devhost/stack.js` on ephemeral ports with `dataDir` and waits until it says
+ * Starts `node dist/devhost/stack/stack.js` on ephemeral ports with `dataDir` and waits until it says
  * it is running (it waits for `/api/health` itself). `env` adds or overrides app settings.
  * `launcher: 'npm'` starts it through `npm exec` (npm → `sh -c` → node, as `npm start` does);
  * `pid` is then npm's, and the stack's own pid is in `lock.json` of the data folder.

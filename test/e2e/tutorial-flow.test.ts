@@ -1,5 +1,5 @@
 /**
- * The tutorial end to end on the whole local stack (`node dist/devhost/stack.js` on ephemeral
+ * The tutorial end to end on the whole local stack (`node dist/devhost/stack/stack.js` on ephemeral
  * ports, its own data folder): the REST API over HTTP as curl would call it, with the function key
  * the stack printed, and the official device SDK (MQTT) as the device. Every response is checked
  * against the OpenAPI document the stack serves.

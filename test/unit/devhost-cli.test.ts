@@ -1,5 +1,5 @@
 /**
- * devhost as a child process (`node dist/devhost/cli.js`), the way the stack runs it: the real
+ * devhost as a child process (`node dist/devhost/host/cli.js`), the way the stack runs it: the real
  * require interception, HTTP over a socket, timers on the wall clock (bounded waits), signals.
  * Needs `npm run build` first.
  */
@@ -12,7 +12,7 @@ import { until } from '../support/wait';
 import { readJsonLines, startNode, type NodeChild } from '../support/processes';
 
 const root = resolve(__dirname, '..', '..');
-const cli = join(root, 'dist', 'devhost', 'cli.js');
+const cli = join(root, 'dist', 'devhost', 'host', 'cli.js');
 const fixture = join(root, 'test', 'fixtures', 'devhost-app');
 
 function startCli(args: string[], env: Record<string, string> = {}): NodeChild {

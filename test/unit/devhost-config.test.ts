@@ -8,8 +8,8 @@ import {
   readHostConfig,
   readLocalSettings,
   resolveBindingExpression,
-} from '../../devhost/app-config';
-import { expandBraces, findEntryFiles, globFiles } from '../../devhost/app-loader';
+} from '../../devhost/host/app-config';
+import { expandBraces, findEntryFiles, globFiles } from '../../devhost/host/app-loader';
 
 let dir: string;
 beforeEach(() => {

@@ -19,7 +19,7 @@ import { mqttDeviceClient, registerDevice } from '../support/devices';
 import { readJsonLines, startNode, type NodeChild } from '../support/processes';
 
 const root = resolve(__dirname, '..', '..');
-const cli = join(root, 'dist', 'devhost', 'cli.js');
+const cli = join(root, 'dist', 'devhost', 'host', 'cli.js');
 const fixture = join(root, 'test', 'fixtures', 'devhost-app');
 
 let emulator: EmulatorInstance;

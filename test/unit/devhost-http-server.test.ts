@@ -7,12 +7,16 @@ import { request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, Server } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import type { RegisteredFunction } from '../../devhost/core-api';
-import { maxRequestBodyBytesFrom } from '../../devhost/http/body';
-import type { HttpServerOptions, HttpTimeouts } from '../../devhost/http/server';
-import { createHttpServer, sortHttpFunctions, toHttpFunction } from '../../devhost/http/server';
-import type { InvocationInput, InvocationResult } from '../../devhost/invoke';
-import type { HostLog } from '../../devhost/log';
+import type { RegisteredFunction } from '../../devhost/host/core-api';
+import { maxRequestBodyBytesFrom } from '../../devhost/host/http/body';
+import type { HttpServerOptions, HttpTimeouts } from '../../devhost/host/http/server';
+import {
+  createHttpServer,
+  sortHttpFunctions,
+  toHttpFunction,
+} from '../../devhost/host/http/server';
+import type { InvocationInput, InvocationResult } from '../../devhost/host/invoke';
+import type { HostLog } from '../../devhost/host/log';
 import { until } from '../support/wait';
 
 const keys = { functionKey: 'fn-key-secret', masterKey: 'master-key-secret' };

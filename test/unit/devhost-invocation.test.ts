@@ -1,23 +1,23 @@
 /**
- * The invocation pipeline with the real `@azure/functions` library: Jest's module registry does
- * not see devhost's `Module.prototype.require` patch, so the core module is supplied with a
+ * The invocation pipeline with the real `@azure/functions` library: Jest's module registry has its
+ * own resolution (it does not see `core-link.ts`' search path), so the core module is supplied with a
  * virtual mock of the same object.
  */
 import type { ReceivedEventData } from '@azure/event-hubs';
 import type { InvocationContext } from '@azure/functions';
-import { FunctionsCore, activateCore } from '../../devhost/core-api';
-import type { RegisteredFunction } from '../../devhost/core-api';
-import { toEventHubInvocationData } from '../../devhost/eventhub/convert';
-import { toRpcHttpRequest, fromRpcHttpResponse } from '../../devhost/http/convert';
-import { findHttpOutput } from '../../devhost/http/server';
-import { invokeFunction } from '../../devhost/invoke';
-import type { HostLog } from '../../devhost/log';
-import { invokeWithRetries, toRetryPolicy } from '../../devhost/retry';
+import { FunctionsCore, activateCore } from '../../devhost/host/core-api';
+import type { RegisteredFunction } from '../../devhost/host/core-api';
+import { toEventHubInvocationData } from '../../devhost/host/eventhub/convert';
+import { toRpcHttpRequest, fromRpcHttpResponse } from '../../devhost/host/http/convert';
+import { findHttpOutput } from '../../devhost/host/http/server';
+import { invokeFunction } from '../../devhost/host/invoke';
+import type { HostLog } from '../../devhost/host/log';
+import { invokeWithRetries, toRetryPolicy } from '../../devhost/host/retry';
 
 jest.mock(
   '@azure/functions-core',
   () =>
-    jest.requireActual<{ functionsCoreModule: unknown }>('../../devhost/core-api')
+    jest.requireActual<{ functionsCoreModule: unknown }>('../../devhost/host/core-api')
       .functionsCoreModule,
   { virtual: true },
 );

@@ -1,7 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authFailure, isAuthorized, loadOrCreateKeys, presentedKey } from '../../devhost/http/keys';
+import {
+  authFailure,
+  isAuthorized,
+  loadOrCreateKeys,
+  presentedKey,
+} from '../../devhost/host/http/keys';
 
 describe('function keys', () => {
   let dir: string;

@@ -1,5 +1,5 @@
-import type { InvocationInput, InvocationResult } from '../../devhost/invoke';
-import { invokeWithRetries, toRetryPolicy } from '../../devhost/retry';
+import type { InvocationInput, InvocationResult } from '../../devhost/host/invoke';
+import { invokeWithRetries, toRetryPolicy } from '../../devhost/host/retry';
 
 function results(...oks: boolean[]): (input: InvocationInput) => Promise<InvocationResult> {
   let i = 0;

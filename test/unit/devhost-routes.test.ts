@@ -1,7 +1,7 @@
-import type { RegisteredFunction } from '../../devhost/core-api';
-import { compileRoute, RouteTemplateError } from '../../devhost/http/routes';
-import type { HttpFunction } from '../../devhost/http/server';
-import { lookupRoute, sortHttpFunctions, toHttpFunction } from '../../devhost/http/server';
+import type { RegisteredFunction } from '../../devhost/host/core-api';
+import { compileRoute, RouteTemplateError } from '../../devhost/host/http/routes';
+import type { HttpFunction } from '../../devhost/host/http/server';
+import { lookupRoute, sortHttpFunctions, toHttpFunction } from '../../devhost/host/http/server';
 
 function httpFunction(
   name: string,

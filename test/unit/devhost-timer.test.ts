@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSchedule, ScheduleError } from '../../devhost/timer/schedule';
-import type { TimerInfo } from '../../devhost/timer/timer-runner';
-import { TimerRunner } from '../../devhost/timer/timer-runner';
+import { parseSchedule, ScheduleError } from '../../devhost/host/timer/schedule';
+import type { TimerInfo } from '../../devhost/host/timer/timer-runner';
+import { TimerRunner } from '../../devhost/host/timer/timer-runner';
 
 describe('timer schedules', () => {
   it('reads 6-field NCRONTAB expressions in UTC, seconds first', () => {

@@ -1,4 +1,4 @@
-import { createAppOutput, isVerbose, statusIntervalMs } from '../../devhost/stack-output';
+import { createAppOutput, isVerbose, statusIntervalMs } from '../../devhost/stack/output';
 
 const at = '[2026-11-29T20:00:00.000Z]';
 const listing = [

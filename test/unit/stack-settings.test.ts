@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SettingsInput } from '../../devhost/stack-settings';
+import type { SettingsInput } from '../../devhost/stack/settings';
 import {
   checkStackSettings,
   defaultServices,
@@ -10,8 +10,8 @@ import {
   redactConnection,
   StackSettingsError,
   validateSettings,
-} from '../../devhost/stack-settings';
-import { coreToolsMissing, describeStack } from '../../devhost/stack-summary';
+} from '../../devhost/stack/settings';
+import { coreToolsMissing, describeStack } from '../../devhost/stack/summary';
 import { shouldProvision } from '../../simulator/cli/simulate';
 
 const userKey = 'dXNlci1zZWNyZXQta2V5LW5vdC13ZWxsLWtub3duIQ==';

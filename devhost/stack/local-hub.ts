@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
-import { parseConnectionString } from '../lib/connection-string';
+import { parseConnectionString } from '../../lib/connection-string';
 
 export class LocalHubError extends Error {
   override name = 'LocalHubError';

@@ -14,9 +14,9 @@ import {
   latestEventPosition,
 } from '@azure/event-hubs';
 import { Command } from 'commander';
-import { parseEventHubConnectionString } from '../lib/connection-string';
-import { describeError } from '../lib/http/redact';
-import { systemPropertiesOf } from './eventhub/convert';
+import { parseEventHubConnectionString } from '../../lib/connection-string';
+import { describeError } from '../../lib/http/redact';
+import { systemPropertiesOf } from '../host/eventhub/convert';
 import { checkReachable, defaultConnectionFile, readLocalHubFile } from './local-hub';
 
 export interface EventsTarget {

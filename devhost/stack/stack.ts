@@ -18,26 +18,26 @@
 import { Command } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { writeCaBundle } from '../emulator/ca-bundle';
-import type { DataLock } from '../emulator/data-lock';
-import { acquireDataLock, DataLockedError } from '../emulator/data-lock';
+import { writeCaBundle } from '../../emulator/ca-bundle';
+import type { DataLock } from '../../emulator/data-lock';
+import { acquireDataLock, DataLockedError } from '../../emulator/data-lock';
 import type { ManagedChild } from './child-process';
 import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
-import { watchLaunchers } from './stack/launcher-watch';
-import type { AzuritePorts, Storage } from './stack/storage';
-import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './stack/storage';
-import type { AppOutput } from './stack-output';
-import { createAppOutput, isVerbose, statusIntervalMs } from './stack-output';
-import type { SettingSource, SettingsInput } from './stack-settings';
+import { watchLaunchers } from './launcher-watch';
+import type { AzuritePorts, Storage } from './storage';
+import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './storage';
+import type { AppOutput } from './output';
+import { createAppOutput, isVerbose, statusIntervalMs } from './output';
+import type { SettingSource, SettingsInput } from './settings';
 import {
   checkStackSettings,
   mergeSettings,
   namesLocalService,
   readStackPort,
   validateSettings,
-} from './stack-settings';
-import type { StackSummary } from './stack-summary';
-import { coreToolsMissing, describeStack } from './stack-summary';
+} from './settings';
+import type { StackSummary } from './summary';
+import { coreToolsMissing, describeStack } from './summary';
 
 export { describeStack };
 
@@ -220,7 +220,7 @@ function startApp(
     process.execPath,
     [
       ...watchedNodeArgs(),
-      join(options.repoRoot, 'dist', 'devhost', 'cli.js'),
+      join(options.repoRoot, 'dist', 'devhost', 'host', 'cli.js'),
       '--app',
       options.repoRoot,
       '--port',
@@ -359,7 +359,7 @@ function lockStackFolder(dataDir: string): DataLock {
 
 async function main(): Promise<void> {
   const args = parseArguments(process.argv);
-  const repoRoot = resolve(__dirname, '..', '..');
+  const repoRoot = resolve(__dirname, '..', '..', '..');
   const env = process.env;
   const ephemeral = env.LOCAL_STACK_EPHEMERAL_PORTS === '1';
   const write = (line: string) => process.stdout.write(`${line}\n`);

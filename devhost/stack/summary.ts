@@ -3,8 +3,8 @@
  * came from, and how to try it. A connection string the user gave is shown without its key; the
  * well-known local ones (the local hub's, Azurite's) are shown whole so they can be copied.
  */
-import type { SettingSource } from './stack-settings';
-import { redactConnection } from './stack-settings';
+import type { SettingSource } from './settings';
+import { redactConnection } from './settings';
 
 export interface StackSummary {
   apiUrl: string;

@@ -1,9 +1,9 @@
 /**
  * The `@azure/functions-core` module, as the Node worker provides it: `@azure/functions` requires
- * it at run time to register functions, hooks and its programming model. devhost makes the same
- * object answer `require('@azure/functions-core')` (see `activateCore`).
+ * it at run time to register functions, hooks and its programming model. devhost's copy is the
+ * file `core-module/@azure/functions-core`, which the library finds through `core-link.ts`; it
+ * serves whichever host `activateCore` made active.
  */
-import Module from 'node:module';
 import type {
   FunctionCallback,
   FunctionMetadata,
@@ -12,8 +12,6 @@ import type {
   RpcLogCategory,
   RpcLogLevel,
 } from './rpc-types';
-
-export const coreModuleName = '@azure/functions-core';
 
 /** Hook names the worker accepts; anything else is a RangeError, as in the worker. */
 const hookNames = ['preInvocation', 'postInvocation', 'appStart', 'appTerminate', 'log'] as const;
@@ -100,15 +98,9 @@ export class FunctionsCore {
   }
 }
 
-type RequireFn = (this: Module, id: string) => unknown;
-interface ModuleInternals {
-  _resolveFilename: (this: unknown, request: string, parent: unknown, ...rest: unknown[]) => string;
-}
-
 let activeCore: FunctionsCore | undefined;
 /** The library registers its programming model once per process; later hosts reuse it. */
 let lastProgrammingModel: ProgrammingModel | undefined;
-let installed = false;
 
 function requireActive(): FunctionsCore {
   if (!activeCore) throw new Error('No devhost is running in this process.');
@@ -134,32 +126,12 @@ const coreModule = {
 };
 
 /**
- * Makes `require('@azure/functions-core')` (and `require.resolve`) answer with devhost's module for
- * every module of this process, as the worker does, and makes `core` the host it serves. One host
- * at a time per process; the returned function deactivates it.
+ * Makes `core` the host that devhost's `@azure/functions-core` module serves. One host at a time
+ * per process (the library keeps process-wide state); the returned function deactivates it.
  */
 export function activateCore(core: FunctionsCore): () => void {
   if (activeCore && activeCore !== core)
     throw new Error('Another devhost is already running in this process.');
-  if (!installed) {
-    const proto = Module.prototype as unknown as { require: RequireFn };
-    const internals = Module as unknown as ModuleInternals;
-    const originalRequire = proto.require;
-    const originalResolve = internals._resolveFilename;
-    proto.require = function patchedRequire(this: Module, id: string): unknown {
-      if (id === coreModuleName) return coreModule;
-      return originalRequire.call(this, id);
-    };
-    internals._resolveFilename = function patchedResolve(
-      request: string,
-      parent: unknown,
-      ...rest: unknown[]
-    ) {
-      if (request === coreModuleName) return coreModuleName;
-      return originalResolve.call(this, request, parent, ...rest);
-    };
-    installed = true;
-  }
   activeCore = core;
   core.programmingModel ??= lastProgrammingModel;
   return () => {
@@ -167,5 +139,5 @@ export function activateCore(core: FunctionsCore): () => void {
   };
 }
 
-/** For tests that supply the module through Jest's `moduleNameMapper` or `jest.mock`. */
+/** The module object (`core-module/@azure/functions-core` exports it; tests give it to `jest.mock`). */
 export const functionsCoreModule: Readonly<Record<string, unknown>> = coreModule;

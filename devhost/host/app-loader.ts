@@ -108,10 +108,17 @@ export function findEntryFiles(appDir: string): string[] {
   return files;
 }
 
-/** Forgets modules loaded from the app folder so a new host in the same process loads them afresh. */
+/** The host's own files: never forgotten (the core module must stay the one the host serves). */
+const hostFolder = resolve(__dirname) + sep;
+
+/**
+ * Forgets modules loaded from the app folder so a new host in the same process loads them afresh;
+ * not its packages, and not the host's own files when the host lives inside the app's folder.
+ */
 export function forgetAppModules(appDir: string): void {
   const root = resolve(appDir) + sep;
   for (const key of Object.keys(require.cache)) {
+    if (key.startsWith(hostFolder)) continue;
     if (key.startsWith(root) && !relative(root, key).split(sep).includes('node_modules')) {
       delete require.cache[key];
     }

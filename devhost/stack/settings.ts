@@ -10,17 +10,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { wellKnownHubIdentity } from '../emulator/config';
-import { parseConnectionString } from '../lib/connection-string';
-import { loadSettings, SettingNames, settingProblem, SettingsError } from '../lib/settings';
-import { AppConfigError, readLocalSettings } from './app-config';
+import { wellKnownHubIdentity } from '../../emulator/config';
+import { parseConnectionString } from '../../lib/connection-string';
+import { loadSettings, SettingNames, settingProblem, SettingsError } from '../../lib/settings';
+import { AppConfigError, readLocalSettings } from '../host/app-config';
+import { azuriteKey } from './azurite';
 
 export type SettingSource = 'environment' | 'local.settings.json' | 'stack' | 'example';
-
-/** Azurite's documented development account (public, like the local hub's keys). */
-export const azuriteAccount = 'devstoreaccount1';
-export const azuriteKey =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 /** The connection strings of the services the stack started. */
 export interface StackServices {

@@ -7,6 +7,7 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -16,14 +17,23 @@ export type StartChildOptions = SpawnOptions & {
   write?: (line: string) => void;
 };
 
+/**
+ * A script of this folder as Node runs it: next to this file when it runs built, else (tests run
+ * the sources through ts-jest) its built copy in `dist/devhost/stack`.
+ */
+function builtScript(name: string): string {
+  const here = join(__dirname, name);
+  return existsSync(here) ? here : join(__dirname, '..', '..', 'dist', 'devhost', 'stack', name);
+}
+
 /** Node arguments that make a Node child end when the stack ends (see `stack/parent-watch.ts`). */
 export function watchedNodeArgs(): string[] {
-  return ['--require', join(__dirname, 'stack', 'parent-watch.js')];
+  return ['--require', builtScript('parent-watch.js')];
 }
 
 /** Script arguments that run a non-Node command so that it ends with the stack, too. */
 export function watchdogArgs(): string[] {
-  return [join(__dirname, 'stack', 'watchdog.js')];
+  return [builtScript('watchdog.js')];
 }
 
 /** Lines a quiet child still relays: its own errors must reach the stack's output. */

@@ -6,11 +6,22 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { join, resolve } from 'node:path';
-import type { DataLock } from '../emulator/data-lock';
-import { acquireDataLock, DataLockedError } from '../emulator/data-lock';
+import type { DataLock } from '../../emulator/data-lock';
+import { acquireDataLock, DataLockedError } from '../../emulator/data-lock';
+import { applySettings, readLocalSettings } from './app-config';
 import { startHost } from './host';
 import type { RunningHost } from './host';
 import { createConsoleLog, parseLogLevel } from './log';
+
+/**
+ * The one write to `process.env` in devhost, at the start of the process that runs the app: the
+ * app reads its settings from its environment, as under the Functions host, whose worker process
+ * is started with them. `local.settings.json` values go in where the environment has none (the
+ * environment wins, as with Core Tools); the host itself only reads (`hostSettings`).
+ */
+function exposeLocalSettings(appDir: string): void {
+  applySettings(readLocalSettings(resolve(appDir)), process.env);
+}
 
 function portNumber(value: string): number {
   const n = Number(value);
@@ -77,6 +88,7 @@ async function main(): Promise<void> {
 
   let host: RunningHost;
   try {
+    exposeLocalSettings(opts.app);
     host = await startHost({
       appDir: opts.app,
       port: opts.port,
