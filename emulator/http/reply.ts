@@ -1,8 +1,10 @@
 /**
  * Writing replies on the REST surfaces, shared by the registry and the device routes: a JSON
  * answer, and a failure as IoT Hub formats it (./errors.ts) with one log line. A hub error is the
- * caller's fault and logged as a warning; anything else is a fault of the local hub, logged with
- * its stack, while the caller only learns "internal error".
+ * caller's fault and logged as a warning, except a look-up that finds nothing (404): clients ask
+ * for a device to learn whether it exists (get-or-create), so that is logged as information and
+ * does not show among `npm start`'s warnings. Anything else is a fault of the local hub, logged
+ * with its stack, while the caller only learns "internal error".
  */
 import type http from 'node:http';
 import type { Logger } from '../context';
@@ -30,7 +32,8 @@ export function sendFailure(
 ): void {
   const response = toErrorResponse(error);
   if (error instanceof HubError) {
-    log.warn(`${label} rejected: ${response.status} ${response.code}: ${error.message}`);
+    const level = response.status === 404 ? 'info' : 'warn';
+    log[level](`${label} rejected: ${response.status} ${response.code}: ${error.message}`);
   } else {
     log.error(
       `${label} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
