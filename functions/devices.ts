@@ -3,9 +3,9 @@
  * The logic lives in lib/api/device-handlers.ts; this file only registers it.
  */
 import { app } from '@azure/functions';
-import { createDeviceHandlers } from '../lib/api/device-handlers';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { createDeviceHandlers } from '../lib/devices/device-handlers';
+import { routes } from '../lib/app/operations';
+import { apiServices } from '../lib/app/services';
 
 export const deviceHandlers = createDeviceHandlers(apiServices);
 

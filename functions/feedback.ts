@@ -3,8 +3,8 @@
  * and records every outcome in the message status table (lib/messages/feedback.ts).
  */
 import { app } from '@azure/functions';
-import { createFeedbackTimer } from '../lib/api/feedback-timer';
-import { apiServices } from '../lib/api/services';
+import { createFeedbackTimer } from '../lib/messages/feedback-timer';
+import { apiServices } from '../lib/app/services';
 import { SettingNames } from '../lib/settings';
 
 export const feedbackTimer = createFeedbackTimer(apiServices);

@@ -3,9 +3,9 @@
  * stalled; 200 when all services answer (`healthy` or `degraded`), else 503.
  */
 import { app } from '@azure/functions';
-import { createHealthHandler } from '../lib/api/health';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { createHealthHandler } from '../lib/app/health';
+import { routes } from '../lib/app/operations';
+import { apiServices } from '../lib/app/services';
 import { telemetryStall } from '../lib/telemetry/stall';
 
 // The telemetry trigger runs in this same worker and records its batches in `telemetryStall`.

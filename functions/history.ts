@@ -3,8 +3,8 @@
  * GET /devices/{deviceId}/deadletters. Logic in lib/api/history-handlers.ts.
  */
 import { app } from '@azure/functions';
-import { createHistoryHandlers } from '../lib/api/history-handlers';
-import { routes } from '../lib/api/operations';
+import { createHistoryHandlers } from '../lib/telemetry/history-handlers';
+import { routes } from '../lib/app/operations';
 import { loadSettings, type Settings } from '../lib/settings';
 import type { EntityStore } from '../lib/storage/entity-store';
 import { TableEntityStore } from '../lib/storage/table-entity-store';

@@ -3,9 +3,9 @@
  * GET /devices/{deviceId}/messages/{messageId}. Logic in lib/api/message-handlers.ts.
  */
 import { app } from '@azure/functions';
-import { createMessageHandlers } from '../lib/api/message-handlers';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { createMessageHandlers } from '../lib/messages/message-handlers';
+import { routes } from '../lib/app/operations';
+import { apiServices } from '../lib/app/services';
 
 export const messageHandlers = createMessageHandlers(apiServices);
 

@@ -3,8 +3,8 @@
  * The logic lives in lib/methods/; this file only registers it.
  */
 import { app } from '@azure/functions';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { routes } from '../lib/app/operations';
+import { apiServices } from '../lib/app/services';
 import { createMethodHandlers } from '../lib/methods/method-handlers';
 
 export const methodHandlers = createMethodHandlers(apiServices);

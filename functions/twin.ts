@@ -3,8 +3,8 @@
  * The logic lives in lib/twin/; this file only registers it.
  */
 import { app } from '@azure/functions';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { routes } from '../lib/app/operations';
+import { apiServices } from '../lib/app/services';
 import { createTwinHandlers } from '../lib/twin/twin-handlers';
 
 export const twinHandlers = createTwinHandlers(apiServices);

@@ -7,11 +7,11 @@
  * it (the upserts are idempotent). The receiver link stays attached between timer runs; batches
  * that arrive in between wait, unsettled, in memory for the next run.
  */
-import type { MessageState } from '../api/schemas';
+import type { MessageState } from './schemas';
 import { describeError } from '../http/redact';
 import type { FeedbackMessage, FeedbackReceiver, ServiceClient } from '../iothub/clients';
 import { withHubTimeout } from '../iothub/errors';
-import type { SharedServiceClient } from '../iothub/shared-service-client';
+import type { SharedServiceClient } from './shared-service-client';
 import type { FeedbackOutcome, MessageStatusStore } from './status-store';
 
 export const feedbackStates: Readonly<Record<string, MessageState>> = {

@@ -4,10 +4,11 @@
  * message, so a refused send (unknown device, full queue) leaves no trace.
  */
 import { randomUUID } from 'node:crypto';
-import type { MessageStatus, SendMessageRequest } from '../api/schemas';
+import type { MessageStatus, SendMessageRequest } from './schemas';
 import { describeError } from '../http/redact';
-import { hubErrorToApiError, withHubTimeout } from '../iothub/errors';
-import type { SharedServiceClient } from '../iothub/shared-service-client';
+import { hubErrorToApiError } from '../http/hub-errors';
+import { withHubTimeout } from '../iothub/errors';
+import type { SharedServiceClient } from './shared-service-client';
 import { buildC2dMessage } from './c2d-message';
 import { isFinal, type MessageStatusStore } from './status-store';
 

@@ -4,7 +4,7 @@
  * writes `enqueued`; the feedback timer overwrites the status with the hub's outcome.
  */
 import type { TableClient } from '@azure/data-tables';
-import type { AckMode, MessageState, MessageStatus } from '../api/schemas';
+import type { AckMode, MessageState, MessageStatus } from './schemas';
 import { ApiError } from '../http/problem';
 import { describeError } from '../http/redact';
 

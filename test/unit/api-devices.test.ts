@@ -1,8 +1,8 @@
 import { InvocationContext } from '@azure/functions';
 import { validateHeaderValue } from 'node:http';
 import { errors } from 'azure-iot-common';
-import { createDeviceHandlers } from '../../lib/api/device-handlers';
-import { createApiServices } from '../../lib/api/services';
+import { createDeviceHandlers } from '../../lib/devices/device-handlers';
+import { createApiServices } from '../../lib/app/services';
 import type { HubDevice, HubQuery, RegistryClient } from '../../lib/iothub/clients';
 import { apiRequest as request, expectProblem, header, json, readPages } from '../support/http';
 

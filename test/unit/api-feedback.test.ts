@@ -1,6 +1,6 @@
 import type { Timer } from '@azure/functions';
 import type { Message } from 'azure-iot-common';
-import { createApiServices } from '../../lib/api/services';
+import { createApiServices } from '../../lib/app/services';
 import type {
   FeedbackMessage,
   FeedbackReceiver,
@@ -9,7 +9,7 @@ import type {
 } from '../../lib/iothub/clients';
 import { parseFeedback } from '../../lib/messages/feedback';
 import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
-import { createFeedbackTimer } from '../../lib/api/feedback-timer';
+import { createFeedbackTimer } from '../../lib/messages/feedback-timer';
 import { contextLoggingTo } from '../support/http';
 
 class FakeReceiver implements FeedbackReceiver {

@@ -1,7 +1,7 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { errors } from 'azure-iot-common';
-import { checkHealth, createHealthHandler, type HealthProbes } from '../../lib/api/health';
-import { createApiServices } from '../../lib/api/services';
+import { checkHealth, createHealthHandler, type HealthProbes } from '../../lib/app/health';
+import { createApiServices } from '../../lib/app/services';
 import type { HubDevice, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
 import type { StatusTable } from '../../lib/messages/status-store';
 

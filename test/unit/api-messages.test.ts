@@ -1,7 +1,7 @@
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { errors, type Message } from 'azure-iot-common';
-import { createMessageHandlers } from '../../lib/api/message-handlers';
-import { createApiServices } from '../../lib/api/services';
+import { createMessageHandlers } from '../../lib/messages/message-handlers';
+import { createApiServices } from '../../lib/app/services';
 import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
 import type { Clock } from '../../lib/messages/message-service';
 import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';

@@ -10,7 +10,7 @@
  */
 import { InvocationContext, type LogLevel } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
-import { checkHealth } from '../../lib/api/health';
+import { checkHealth } from '../../lib/app/health';
 import type { ConditionalWrite, Entity } from '../../lib/storage/entity-store';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { TableNames, type TableName } from '../../lib/storage/tables';

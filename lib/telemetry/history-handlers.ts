@@ -6,9 +6,9 @@ import { ApiError } from '../http/problem';
 import { queryObject, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
 import type { EntityStore } from '../storage/entity-store';
-import { describeError, isStorageError } from '../telemetry/errors';
+import { describeError, isStorageError } from './errors';
 import { AlertsQuery, DeadLettersQuery, readAlerts, readDeadLetters } from './history';
-import { deviceIdSyntax } from './schemas';
+import { deviceIdSyntax } from '../http/schemas';
 
 export interface HistoryParts {
   store: () => EntityStore;

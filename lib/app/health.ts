@@ -4,9 +4,9 @@
  */
 import { errorResponse, jsonResponse, type HttpHandler } from '../http/respond';
 import type { Health, ServiceState } from './schemas';
-import type { ApiServices } from './services';
 import { describeError } from '../http/redact';
-import { HubTimeoutError, hubErrorToApiError, withHubTimeout } from '../iothub/errors';
+import { HubTimeoutError, withHubTimeout } from '../iothub/errors';
+import { hubErrorToApiError } from '../http/hub-errors';
 import { telemetryStall, type PipelineState } from '../telemetry/stall';
 
 export interface HealthProbes {
@@ -70,7 +70,7 @@ export async function checkHealth(
  * 503 with the same report.
  */
 export function createHealthHandler(
-  services: () => ApiServices,
+  services: () => { health: HealthProbes },
   telemetry: () => PipelineState = () => telemetryStall.report(),
 ): HttpHandler {
   return async (_request, context) => {

@@ -8,7 +8,7 @@ import { TableNames, getTableClient } from '../storage/tables';
 import { DeviceService } from '../devices/device-service';
 import type { RegistryClient, ServiceClient } from '../iothub/clients';
 import { registryFromSettings, serviceClientFromSettings } from '../iothub/clients';
-import { SharedServiceClient } from '../iothub/shared-service-client';
+import { SharedServiceClient } from '../messages/shared-service-client';
 import { FeedbackDrainer } from '../messages/feedback';
 import { MessageService, systemClock, type Clock } from '../messages/message-service';
 import { MessageStatusStore, adaptTableClient, type StatusTable } from '../messages/status-store';
