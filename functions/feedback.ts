@@ -4,10 +4,10 @@
  */
 import { app } from '@azure/functions';
 import { createFeedbackTimer } from '../lib/messages/feedback-timer';
-import { apiServices } from '../lib/app/services';
+import { appRoot } from '../lib/app/services';
 import { SettingNames } from '../lib/settings';
 
-export const feedbackTimer = createFeedbackTimer(apiServices);
+export const feedbackTimer = createFeedbackTimer(() => appRoot.api());
 
 app.timer('feedback', {
   schedule: `%${SettingNames.feedbackSchedule}%`,

@@ -5,11 +5,13 @@
 import { app } from '@azure/functions';
 import { createHealthHandler } from '../lib/app/health';
 import { routes } from '../lib/app/operations';
-import { apiServices } from '../lib/app/services';
-import { telemetryStall } from '../lib/telemetry/stall';
+import { appRoot } from '../lib/app/services';
 
-// The telemetry trigger runs in this same worker and records its batches in `telemetryStall`.
-export const healthHandler = createHealthHandler(apiServices, () => telemetryStall.report());
+// The telemetry trigger runs in this same worker and records its batches in `appRoot.stall`.
+export const healthHandler = createHealthHandler(
+  () => appRoot.api(),
+  () => appRoot.stall.report(),
+);
 
 app.http('health', {
   route: routes.health,

@@ -4,10 +4,10 @@
  */
 import { app } from '@azure/functions';
 import { routes } from '../lib/app/operations';
-import { apiServices } from '../lib/app/services';
+import { appRoot } from '../lib/app/services';
 import { createMethodHandlers } from '../lib/methods/method-handlers';
 
-export const methodHandlers = createMethodHandlers(apiServices);
+export const methodHandlers = createMethodHandlers(() => appRoot.api());
 
 app.http('invokeMethod', {
   route: routes.method,

@@ -4,10 +4,10 @@
  */
 import { app } from '@azure/functions';
 import { routes } from '../lib/app/operations';
-import { apiServices } from '../lib/app/services';
+import { appRoot } from '../lib/app/services';
 import { createTwinHandlers } from '../lib/twin/twin-handlers';
 
-export const twinHandlers = createTwinHandlers(apiServices);
+export const twinHandlers = createTwinHandlers(() => appRoot.api());
 
 app.http('getTwin', {
   route: routes.twin,

@@ -1,16 +1,21 @@
 /**
- * The services behind the HTTP functions, built once per instance from the app settings on
- * first use (so merely loading a function file needs no settings). Tests build their own
- * `ApiServices` from fakes with `createApiServices`.
+ * The services behind the functions and the composition root (`appRoot`) that builds them from
+ * the app settings. Tests build their own `ApiServices` from fakes with `createApiServices`.
  */
 import { loadSettings, type IotHubAccess, type Settings } from '../settings';
+import type { EntityStore } from '../storage/entity-store';
+import type { HistoryParts } from '../telemetry/history-handlers';
+import { TelemetryProcessor } from '../telemetry/processor';
+import type { RetentionServices } from '../telemetry/retention';
+import { StallMonitor } from '../telemetry/stall';
 import { TableNames, getTableClient } from '../storage/tables';
 import { DeviceService } from '../devices/device-service';
 import type { RegistryClient, ServiceClient } from '../iothub/clients';
 import { registryFromSettings, serviceClientFromSettings } from '../iothub/clients';
 import { SharedServiceClient } from '../messages/shared-service-client';
 import { FeedbackDrainer } from '../messages/feedback';
-import { MessageService, systemClock, type Clock } from '../messages/message-service';
+import { systemClock, type Clock } from '../clock';
+import { MessageService } from '../messages/message-service';
 import { MessageStatusStore, adaptTableClient, type StatusTable } from '../messages/status-store';
 import type { HealthProbes } from './health';
 import { TwinService } from '../twin/twin-service';
@@ -54,11 +59,11 @@ function notConfigured(): Promise<never> {
 export function createApiServices(parts: ServiceParts): ApiServices {
   const clock = parts.clock ?? systemClock;
   const shared = new SharedServiceClient(parts.serviceClient);
-  const store = new MessageStatusStore(parts.statusTable, () => clock.now());
+  const store = new MessageStatusStore(parts.statusTable, clock);
   return {
     devices: new DeviceService(parts.registry, parts.hubHostName),
     messages: new MessageService(shared, store, clock),
-    feedback: new FeedbackDrainer(shared, store, { now: () => clock.now().getTime() }),
+    feedback: new FeedbackDrainer(shared, store, clock),
     twins: new TwinService(parts.twins ?? { get: notConfigured, update: notConfigured }),
     methods: new MethodService(parts.methods ?? { invoke: notConfigured }),
     feedbackDrainMs: parts.feedbackDrainMs ?? 5_000,
@@ -98,10 +103,63 @@ function partsFromSettings(settings: Settings): ServiceParts {
   };
 }
 
-let instance: ApiServices | undefined;
+/**
+ * The one composition root: everything the function files use, built once per instance from the
+ * app settings, each part on first use (so loading a function file needs no settings, and a
+ * settings error surfaces in the first invocation's log). Parts that share a resource share one
+ * instance: the telemetry tables' store serves the trigger, the read routes and the retention timer.
+ */
+export class AppRoot {
+  #settings: Settings | undefined;
+  #api: ApiServices | undefined;
+  #processor: TelemetryProcessor | undefined;
+  /** Shared by the telemetry trigger (which records each batch) and the health route. */
+  readonly stall: StallMonitor;
 
-/** The instance-wide services, created from the app settings on first call. */
-export function apiServices(): ApiServices {
-  instance ??= createApiServicesFromSettings(loadSettings());
-  return instance;
+  constructor(
+    private readonly load: () => Settings = loadSettings,
+    readonly clock: Clock = systemClock,
+  ) {
+    this.stall = new StallMonitor(clock);
+  }
+
+  settings(): Settings {
+    this.#settings ??= this.load();
+    return this.#settings;
+  }
+
+  /** Devices, messages, feedback, twins, methods and the health probes. */
+  api(): ApiServices {
+    this.#api ??= createApiServices({ ...partsFromSettings(this.settings()), clock: this.clock });
+    return this.#api;
+  }
+
+  /** The telemetry trigger's processor (its table clients and device-state cache are reused). */
+  telemetry(): TelemetryProcessor {
+    this.#processor ??= TelemetryProcessor.fromSettings(this.settings(), this.clock);
+    return this.#processor;
+  }
+
+  /** The telemetry tables (readings, alerts, dead letters, device state). */
+  telemetryStore(): EntityStore {
+    return this.telemetry().store;
+  }
+
+  history(): HistoryParts {
+    return {
+      store: () => this.telemetryStore(),
+      alertThreshold: () => this.settings().telemetry.alertThreshold,
+    };
+  }
+
+  retention(): RetentionServices {
+    return {
+      store: this.telemetryStore(),
+      retentionDays: this.settings().telemetry.retentionDays,
+      clock: this.clock,
+    };
+  }
 }
+
+/** The instance-wide root every file in functions/ takes its services from. */
+export const appRoot = new AppRoot();

@@ -5,6 +5,7 @@
  */
 import type { TableClient } from '@azure/data-tables';
 import type { AckMode, MessageState, MessageStatus } from './schemas';
+import { isoNow, systemClock, type Clock } from '../clock';
 import { ApiError } from '../http/problem';
 import { describeError } from '../http/redact';
 
@@ -109,7 +110,7 @@ export interface FeedbackOutcome {
 export class MessageStatusStore {
   constructor(
     private readonly table: () => Promise<StatusTable>,
-    private readonly now: () => Date = () => new Date(),
+    private readonly clock: Clock = systemClock,
   ) {}
 
   private async run<T>(work: (table: StatusTable) => Promise<T>): Promise<T> {
@@ -127,7 +128,7 @@ export class MessageStatusStore {
    * send that reused the message id is replaced.
    */
   async recordEnqueued(deviceId: string, messageId: string, ack: AckMode): Promise<MessageStatus> {
-    const at = this.now().toISOString();
+    const at = isoNow(this.clock);
     const entity: StatusEntity = {
       partitionKey: tableKey(deviceId),
       rowKey: tableKey(messageId),
@@ -165,7 +166,7 @@ export class MessageStatusStore {
       deviceId: outcome.deviceId,
       messageId: outcome.messageId,
       status: outcome.status,
-      updatedAt: this.now().toISOString(),
+      updatedAt: isoNow(this.clock),
       ...(outcome.description ? { description: outcome.description } : {}),
     };
     await this.run((table) => table.upsertEntity(entity, 'Merge'));

@@ -3,7 +3,7 @@ import { errors, type Message } from 'azure-iot-common';
 import { createMessageHandlers } from '../../lib/messages/message-handlers';
 import { createApiServices } from '../../lib/app/services';
 import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
-import type { Clock } from '../../lib/messages/message-service';
+import { ManualClock } from '../support/clock';
 import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
 import { contextLoggingTo, header, json } from '../support/http';
 
@@ -73,25 +73,10 @@ class FakeTable implements StatusTable {
   }
 }
 
-class FakeClock implements Clock {
-  time = Date.parse('2026-01-01T00:00:00Z');
-  onSleep: (() => void) | undefined;
-  sleeps = 0;
-  now(): Date {
-    return new Date(this.time);
-  }
-  sleep(ms: number): Promise<void> {
-    this.time += ms;
-    this.sleeps += 1;
-    this.onSleep?.();
-    return Promise.resolve();
-  }
-}
-
 function setup() {
   const client = new FakeServiceClient();
   const table = new FakeTable();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   let created = 0;
   const services = createApiServices({
     registry: {} as RegistryClient,
@@ -374,7 +359,7 @@ describe('POST /devices/{deviceId}/messages', () => {
         table.rows.set('d1|m-7', {
           ...table.rows.get('d1|m-7'),
           status: 'delivered',
-          updatedAt: clock.now().toISOString(),
+          updatedAt: new Date(clock.now()).toISOString(),
         });
       }
     };
