@@ -11,7 +11,7 @@ import { createTelemetryHandler, telemetryTriggerOptions } from '../lib/telemetr
 // The processor is built on first use (not at load), once per instance: settings errors surface
 // in the first invocation's log, and table clients and the device-state cache are reused.
 export const processTelemetry = createTelemetryHandler(() => appRoot.telemetry(), appRoot.stall);
-export const getTelemetry = createTelemetryReadHandler(() => appRoot.telemetryStore());
+export const getTelemetry = createTelemetryReadHandler(() => appRoot.tables());
 
 app.eventHub('telemetry', telemetryTriggerOptions(processTelemetry));
 

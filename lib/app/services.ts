@@ -8,7 +8,7 @@ import type { HistoryParts } from '../telemetry/history-handlers';
 import { TelemetryProcessor } from '../telemetry/processor';
 import type { RetentionServices } from '../telemetry/retention';
 import { StallMonitor } from '../telemetry/stall';
-import { TableNames, getTableClient } from '../storage/tables';
+import { TableEntityStore } from '../storage/table-entity-store';
 import { DeviceService } from '../devices/device-service';
 import type { RegistryClient, ServiceClient } from '../iothub/clients';
 import { registryFromSettings, serviceClientFromSettings } from '../iothub/clients';
@@ -16,7 +16,7 @@ import { SharedServiceClient } from '../messages/shared-service-client';
 import { FeedbackDrainer } from '../messages/feedback';
 import { systemClock, type Clock } from '../clock';
 import { MessageService } from '../messages/message-service';
-import { MessageStatusStore, adaptTableClient, type StatusTable } from '../messages/status-store';
+import { MessageStatusStore } from '../messages/status-store';
 import type { HealthProbes } from './health';
 import { TwinService } from '../twin/twin-service';
 import { twinClientFromSettings, type TwinClient } from '../twin/twin-client';
@@ -40,7 +40,8 @@ export interface ServiceParts {
   registry: RegistryClient;
   /** Creates an unopened service client; called again after a connection failure. */
   serviceClient: () => ServiceClient;
-  statusTable: () => Promise<StatusTable>;
+  /** The app's tables (the message status table among them). */
+  statusStore: EntityStore;
   hubHostName: string;
   /** Twin and method clients; tests of other routes leave them out. */
   twins?: TwinClient;
@@ -59,7 +60,7 @@ function notConfigured(): Promise<never> {
 export function createApiServices(parts: ServiceParts): ApiServices {
   const clock = parts.clock ?? systemClock;
   const shared = new SharedServiceClient(parts.serviceClient);
-  const store = new MessageStatusStore(parts.statusTable, clock);
+  const store = new MessageStatusStore(parts.statusStore, clock);
   return {
     devices: new DeviceService(parts.registry, parts.hubHostName),
     messages: new MessageService(shared, store, clock),
@@ -89,13 +90,15 @@ export function createApiServicesFromSettings(settings: Settings): ApiServices {
   return createApiServices(partsFromSettings(settings));
 }
 
-function partsFromSettings(settings: Settings): ServiceParts {
+function partsFromSettings(
+  settings: Settings,
+  tables: EntityStore = TableEntityStore.fromSettings(settings.storage),
+): ServiceParts {
   const access: IotHubAccess = settings.iotHub;
   return {
     registry: registryFromSettings(access),
     serviceClient: () => serviceClientFromSettings(access),
-    statusTable: async () =>
-      adaptTableClient(await getTableClient(settings.storage, TableNames.messageStatus)),
+    statusStore: tables,
     hubHostName: access.hostName,
     twins: twinClientFromSettings(access),
     methods: methodClientFromSettings(access),
@@ -113,6 +116,7 @@ export class AppRoot {
   #settings: Settings | undefined;
   #api: ApiServices | undefined;
   #processor: TelemetryProcessor | undefined;
+  #tables: EntityStore | undefined;
   /** Shared by the telemetry trigger (which records each batch) and the health route. */
   readonly stall: StallMonitor;
 
@@ -130,31 +134,35 @@ export class AppRoot {
 
   /** Devices, messages, feedback, twins, methods and the health probes. */
   api(): ApiServices {
-    this.#api ??= createApiServices({ ...partsFromSettings(this.settings()), clock: this.clock });
+    this.#api ??= createApiServices({
+      ...partsFromSettings(this.settings(), this.tables()),
+      clock: this.clock,
+    });
     return this.#api;
   }
 
   /** The telemetry trigger's processor (its table clients and device-state cache are reused). */
   telemetry(): TelemetryProcessor {
-    this.#processor ??= TelemetryProcessor.fromSettings(this.settings(), this.clock);
+    this.#processor ??= TelemetryProcessor.fromSettings(this.settings(), this.clock, this.tables());
     return this.#processor;
   }
 
-  /** The telemetry tables (readings, alerts, dead letters, device state). */
-  telemetryStore(): EntityStore {
-    return this.telemetry().store;
+  /** The app's tables (telemetry, alerts, dead letters, device state, message status). */
+  tables(): EntityStore {
+    this.#tables ??= TableEntityStore.fromSettings(this.settings().storage);
+    return this.#tables;
   }
 
   history(): HistoryParts {
     return {
-      store: () => this.telemetryStore(),
+      store: () => this.tables(),
       alertThreshold: () => this.settings().telemetry.alertThreshold,
     };
   }
 
   retention(): RetentionServices {
     return {
-      store: this.telemetryStore(),
+      store: this.tables(),
       retentionDays: this.settings().telemetry.retentionDays,
       clock: this.clock,
     };

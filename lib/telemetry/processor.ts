@@ -84,8 +84,12 @@ export class TelemetryProcessor {
     this.#clock = options.clock ?? systemClock;
   }
 
-  static fromSettings(settings: Settings, clock: Clock = systemClock): TelemetryProcessor {
-    return new TelemetryProcessor(TableEntityStore.fromSettings(settings.storage), {
+  static fromSettings(
+    settings: Settings,
+    clock: Clock = systemClock,
+    store: EntityStore = TableEntityStore.fromSettings(settings.storage),
+  ): TelemetryProcessor {
+    return new TelemetryProcessor(store, {
       alertThreshold: settings.telemetry.alertThreshold,
       deadLetterMaxBodyBytes: settings.telemetry.deadLetterMaxBodyBytes,
       stallThresholdMs: settings.telemetry.stallSeconds * 1000,

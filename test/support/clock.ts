@@ -8,7 +8,7 @@ export class ManualClock implements Clock {
   /** Sleeps so far, and a hook run after each (a test can change the world mid-wait). */
   sleeps = 0;
   slept: number[] = [];
-  onSleep: (() => void) | undefined;
+  onSleep: (() => void | Promise<void>) | undefined;
 
   constructor(public time = Date.parse('2026-01-01T00:00:00Z')) {}
 
@@ -16,12 +16,11 @@ export class ManualClock implements Clock {
     return this.time;
   }
 
-  sleep(ms: number): Promise<void> {
+  async sleep(ms: number): Promise<void> {
     this.time += ms;
     this.sleeps += 1;
     this.slept.push(ms);
-    this.onSleep?.();
-    return Promise.resolve();
+    await this.onSleep?.();
   }
 }
 

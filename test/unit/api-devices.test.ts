@@ -1,5 +1,6 @@
 import { InvocationContext } from '@azure/functions';
 import { validateHeaderValue } from 'node:http';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { errors } from 'azure-iot-common';
 import { createDeviceHandlers } from '../../lib/devices/device-handlers';
 import { createApiServices } from '../../lib/app/services';
@@ -112,7 +113,7 @@ function setup() {
     serviceClient: () => {
       throw new Error('not used');
     },
-    statusTable: () => Promise.reject(new Error('not used')),
+    statusStore: new MemoryEntityStore(),
     hubHostName: hubHost,
   });
   const handlers = createDeviceHandlers(() => services);

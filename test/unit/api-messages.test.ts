@@ -4,7 +4,8 @@ import { createMessageHandlers } from '../../lib/messages/message-handlers';
 import { createApiServices } from '../../lib/app/services';
 import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
 import { ManualClock } from '../support/clock';
-import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
+import { putStatusRow, statusRow, statusRows } from '../support/status-rows';
 import { contextLoggingTo, header, json } from '../support/http';
 
 const base = 'https://app.example/api/devices/d1/messages';
@@ -41,41 +42,9 @@ class FakeServiceClient implements ServiceClient {
   }
 }
 
-class RestLikeError extends Error {
-  constructor(readonly statusCode: number) {
-    super(`table error ${statusCode}`);
-  }
-}
-
-/** Table storage semantics the store relies on: 409 on create conflicts, 404 on missing rows. */
-class FakeTable implements StatusTable {
-  rows = new Map<string, Record<string, unknown>>();
-  failWith: Error | undefined;
-  private key = (pk: string, rk: string) => `${pk}|${rk}`;
-
-  getEntity(pk: string, rk: string): Promise<Record<string, unknown>> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const row = this.rows.get(this.key(pk, rk));
-    return row ? Promise.resolve({ ...row }) : Promise.reject(new RestLikeError(404));
-  }
-  createEntity(entity: StatusEntity): Promise<unknown> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const k = this.key(entity.partitionKey, entity.rowKey);
-    if (this.rows.has(k)) return Promise.reject(new RestLikeError(409));
-    this.rows.set(k, { ...entity });
-    return Promise.resolve({});
-  }
-  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const k = this.key(entity.partitionKey, entity.rowKey);
-    this.rows.set(k, mode === 'Merge' ? { ...this.rows.get(k), ...entity } : { ...entity });
-    return Promise.resolve({});
-  }
-}
-
 function setup() {
   const client = new FakeServiceClient();
-  const table = new FakeTable();
+  const table = new MemoryEntityStore();
   const clock = new ManualClock();
   let created = 0;
   const services = createApiServices({
@@ -84,7 +53,7 @@ function setup() {
       created += 1;
       return client;
     },
-    statusTable: () => Promise.resolve(table),
+    statusStore: table,
     hubHostName: 'hub',
     clock,
   });
@@ -154,7 +123,7 @@ describe('POST /devices/{deviceId}/messages', () => {
     expect(message.contentEncoding).toBe('utf-8');
     expect(message.properties.getValue('priority')).toBe('high');
     expect(message.expiryTimeUtc).toBe(clock.time + 120_000);
-    expect(table.rows.get('d1|m-1')).toMatchObject({
+    expect(statusRow(table, 'd1|m-1')).toMatchObject({
       deviceId: 'd1',
       messageId: 'm-1',
       status: 'enqueued',
@@ -203,7 +172,7 @@ describe('POST /devices/{deviceId}/messages', () => {
     const { handlers, context, client, table } = setup();
     client.sendError = new errors.DeviceNotFoundError('no device');
     expectProblem(await handlers.send(send({ payload: 1 }), context()), 404, 'device-not-found');
-    expect(table.rows.size).toBe(0);
+    expect(statusRows(table)).toHaveLength(0);
   });
 
   it("answers 409 with a queue-full title when the device's queue is full", async () => {
@@ -215,7 +184,7 @@ describe('POST /devices/{deviceId}/messages', () => {
       'device-queue-full',
     );
     expect(body.title).toMatch(/queue is full/i);
-    expect(table.rows.size).toBe(0);
+    expect(statusRows(table)).toHaveLength(0);
   });
 
   it('answers 503 and reconnects next time when the hub is unreachable', async () => {
@@ -230,7 +199,7 @@ describe('POST /devices/{deviceId}/messages', () => {
 
   it('still answers 202 when the message was sent but its status row could not be written', async () => {
     const { handlers, context, client, table, logs } = setup();
-    table.failWith = new Error('storage down');
+    table.failure = () => new Error('storage down');
     const response = await handlers.send(send({ payload: 1, messageId: 'm' }), context());
     expect(response.status).toBe(202);
     expect(client.sent).toHaveLength(1);
@@ -353,11 +322,11 @@ describe('POST /devices/{deviceId}/messages', () => {
 
   it('with ?wait answers 200 once feedback records the outcome', async () => {
     const { handlers, context, table, clock } = setup();
-    clock.onSleep = () => {
+    clock.onSleep = async () => {
       // The feedback timer records delivery while the request waits.
       if (clock.sleeps === 2) {
-        table.rows.set('d1|m-7', {
-          ...table.rows.get('d1|m-7'),
+        await putStatusRow(table, 'd1|m-7', {
+          ...(statusRow(table, 'd1|m-7') as Record<string, string>),
           status: 'delivered',
           updatedAt: new Date(clock.now()).toISOString(),
         });
@@ -415,7 +384,8 @@ describe('GET /devices/{deviceId}/messages/{messageId}', () => {
 
   it('answers 503 when storage is down', async () => {
     const { handlers, context, table } = setup();
-    table.failWith = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    table.failure = () =>
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     expectProblem(await handlers.status(statusRequest('m'), context()), 503, 'storage-unavailable');
   });
 });
