@@ -1,62 +1,12 @@
 import type { Timer } from '@azure/functions';
-import type { Message } from 'azure-iot-common';
 import { createApiServices } from '../../lib/app/services';
-import type {
-  FeedbackMessage,
-  FeedbackReceiver,
-  RegistryClient,
-  ServiceClient,
-} from '../../lib/iothub/clients';
+import type { RegistryClient } from '../../lib/iothub/clients';
+import { FakeServiceClient } from '../support/fake-service-client';
 import { parseFeedback } from '../../lib/messages/feedback';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { putStatusRow, statusRow } from '../support/status-rows';
 import { createFeedbackTimer } from '../../lib/messages/feedback-timer';
 import { contextLoggingTo } from '../support/http';
-
-class FakeReceiver implements FeedbackReceiver {
-  private listener: ((message: FeedbackMessage) => void) | undefined;
-  settled: string[] = [];
-
-  onMessage(listener: (message: FeedbackMessage) => void): void {
-    this.listener = listener;
-  }
-  onError(): void {}
-
-  deliver(records: unknown, label: string, onComplete: () => void = () => undefined): void {
-    const data = Buffer.from(typeof records === 'string' ? records : JSON.stringify(records));
-    this.listener?.({
-      data,
-      complete: () => {
-        onComplete();
-        this.settled.push(`complete:${label}`);
-        return Promise.resolve();
-      },
-      reject: () => {
-        this.settled.push(`reject:${label}`);
-        return Promise.resolve();
-      },
-    });
-  }
-}
-
-class FakeClient implements ServiceClient {
-  receiver = new FakeReceiver();
-  receiverRequests = 0;
-  open(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  send(_deviceId: string, _message: Message): Promise<void> {
-    return Promise.resolve();
-  }
-  getFeedbackReceiver(): Promise<FeedbackReceiver> {
-    this.receiverRequests += 1;
-    return Promise.resolve(this.receiver);
-  }
-  onDisconnect(): void {}
-}
 
 const record = (messageId: string, statusCode: string, deviceId = 'd1') => ({
   originalMessageId: messageId,
@@ -68,7 +18,7 @@ const record = (messageId: string, statusCode: string, deviceId = 'd1') => ({
 });
 
 function setup() {
-  const client = new FakeClient();
+  const client = new FakeServiceClient();
   const table = new MemoryEntityStore();
   const services = createApiServices({
     registry: {} as RegistryClient,

@@ -1,46 +1,15 @@
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { errors, type Message } from 'azure-iot-common';
+import { errors } from 'azure-iot-common';
 import { createMessageHandlers } from '../../lib/messages/message-handlers';
 import { createApiServices } from '../../lib/app/services';
-import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
+import type { RegistryClient } from '../../lib/iothub/clients';
+import { FakeServiceClient } from '../support/fake-service-client';
 import { ManualClock } from '../support/clock';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { putStatusRow, statusRow, statusRows } from '../support/status-rows';
 import { contextLoggingTo, header, json } from '../support/http';
 
 const base = 'https://app.example/api/devices/d1/messages';
-
-class FakeServiceClient implements ServiceClient {
-  sent: { deviceId: string; message: Message }[] = [];
-  opens = 0;
-  closes = 0;
-  sendError: Error | undefined;
-  openError: Error | undefined;
-  private onDrop: (() => void) | undefined;
-
-  open(): Promise<void> {
-    this.opens += 1;
-    return this.openError ? Promise.reject(this.openError) : Promise.resolve();
-  }
-  close(): Promise<void> {
-    this.closes += 1;
-    return Promise.resolve();
-  }
-  send(deviceId: string, message: Message): Promise<void> {
-    if (this.sendError) return Promise.reject(this.sendError);
-    this.sent.push({ deviceId, message });
-    return Promise.resolve();
-  }
-  getFeedbackReceiver(): Promise<FeedbackReceiver> {
-    return Promise.reject(new Error('not used'));
-  }
-  onDisconnect(listener: () => void): void {
-    this.onDrop = listener;
-  }
-  drop(): void {
-    this.onDrop?.();
-  }
-}
 
 function setup() {
   const client = new FakeServiceClient();
