@@ -1,13 +1,13 @@
 /**
  * Device identity routes: POST/GET /devices, GET/PATCH/DELETE /devices/{deviceId}.
- * The logic lives in lib/api/device-handlers.ts; this file only registers it.
+ * The logic lives in lib/devices/device-handlers.ts; this file only registers it.
  */
 import { app } from '@azure/functions';
-import { createDeviceHandlers } from '../lib/api/device-handlers';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { createDeviceHandlers } from '../lib/devices/device-handlers';
+import { routes } from '../lib/app/operations';
+import { appRoot } from '../lib/app/services';
 
-export const deviceHandlers = createDeviceHandlers(apiServices);
+export const deviceHandlers = createDeviceHandlers(() => appRoot.api());
 
 app.http('createDevice', {
   route: routes.devices,

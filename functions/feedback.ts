@@ -3,11 +3,11 @@
  * and records every outcome in the message status table (lib/messages/feedback.ts).
  */
 import { app } from '@azure/functions';
-import { createFeedbackTimer } from '../lib/api/feedback-timer';
-import { apiServices } from '../lib/api/services';
+import { createFeedbackTimer } from '../lib/messages/feedback-timer';
+import { appRoot } from '../lib/app/services';
 import { SettingNames } from '../lib/settings';
 
-export const feedbackTimer = createFeedbackTimer(apiServices);
+export const feedbackTimer = createFeedbackTimer(() => appRoot.api());
 
 app.timer('feedback', {
   schedule: `%${SettingNames.feedbackSchedule}%`,

@@ -3,13 +3,15 @@
  * stalled; 200 when all services answer (`healthy` or `degraded`), else 503.
  */
 import { app } from '@azure/functions';
-import { createHealthHandler } from '../lib/api/health';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
-import { telemetryStall } from '../lib/telemetry/stall';
+import { createHealthHandler } from '../lib/app/health';
+import { routes } from '../lib/app/operations';
+import { appRoot } from '../lib/app/services';
 
-// The telemetry trigger runs in this same worker and records its batches in `telemetryStall`.
-export const healthHandler = createHealthHandler(apiServices, () => telemetryStall.report());
+// The telemetry trigger runs in this same worker and records its batches in `appRoot.stall`.
+export const healthHandler = createHealthHandler(
+  () => appRoot.api(),
+  () => appRoot.stall.report(),
+);
 
 app.http('health', {
   route: routes.health,

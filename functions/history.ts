@@ -1,29 +1,13 @@
 /**
  * A device's alerts and dead letters: GET /devices/{deviceId}/alerts and
- * GET /devices/{deviceId}/deadletters. Logic in lib/api/history-handlers.ts.
+ * GET /devices/{deviceId}/deadletters. Logic in lib/telemetry/history-handlers.ts.
  */
 import { app } from '@azure/functions';
-import { createHistoryHandlers } from '../lib/api/history-handlers';
-import { routes } from '../lib/api/operations';
-import { loadSettings, type Settings } from '../lib/settings';
-import type { EntityStore } from '../lib/storage/entity-store';
-import { TableEntityStore } from '../lib/storage/table-entity-store';
+import { routes } from '../lib/app/operations';
+import { appRoot } from '../lib/app/services';
+import { createHistoryHandlers } from '../lib/telemetry/history-handlers';
 
-// Created on first use, so loading this file needs no settings.
-let settings: Settings | undefined;
-let store: EntityStore | undefined;
-function currentSettings(): Settings {
-  settings ??= loadSettings();
-  return settings;
-}
-
-export const historyHandlers = createHistoryHandlers({
-  store: () => {
-    store ??= TableEntityStore.fromSettings(currentSettings().storage);
-    return store;
-  },
-  alertThreshold: () => currentSettings().telemetry.alertThreshold,
-});
+export const historyHandlers = createHistoryHandlers(appRoot.history());
 
 app.http('getAlerts', {
   route: routes.alerts,

@@ -1,13 +1,13 @@
 /**
  * Cloud-to-device routes: POST /devices/{deviceId}/messages and
- * GET /devices/{deviceId}/messages/{messageId}. Logic in lib/api/message-handlers.ts.
+ * GET /devices/{deviceId}/messages/{messageId}. Logic in lib/messages/message-handlers.ts.
  */
 import { app } from '@azure/functions';
-import { createMessageHandlers } from '../lib/api/message-handlers';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { createMessageHandlers } from '../lib/messages/message-handlers';
+import { routes } from '../lib/app/operations';
+import { appRoot } from '../lib/app/services';
 
-export const messageHandlers = createMessageHandlers(apiServices);
+export const messageHandlers = createMessageHandlers(() => appRoot.api());
 
 app.http('sendMessage', {
   route: routes.messages,

@@ -1,8 +1,8 @@
 /** GET /openapi.json (anonymous): the OpenAPI 3.1 document generated from the API's schemas. */
 import { app } from '@azure/functions';
 import type { HttpResponseInit } from '@azure/functions';
-import { openApiJson } from '../lib/api/openapi';
-import { routes } from '../lib/api/operations';
+import { openApiJson } from '../lib/app/openapi';
+import { routes } from '../lib/app/operations';
 
 export function openApiHandler(): Promise<HttpResponseInit> {
   return Promise.resolve({

@@ -3,11 +3,11 @@
  * The logic lives in lib/twin/; this file only registers it.
  */
 import { app } from '@azure/functions';
-import { routes } from '../lib/api/operations';
-import { apiServices } from '../lib/api/services';
+import { routes } from '../lib/app/operations';
+import { appRoot } from '../lib/app/services';
 import { createTwinHandlers } from '../lib/twin/twin-handlers';
 
-export const twinHandlers = createTwinHandlers(apiServices);
+export const twinHandlers = createTwinHandlers(() => appRoot.api());
 
 app.http('getTwin', {
   route: routes.twin,

@@ -2,7 +2,7 @@
  * The API's view of a device: what the registry (or a device query row) says, without keys.
  * Query rows are device twins, whose `etag` is the twin's; the device's own etag is `deviceEtag`.
  */
-import type { Device } from '../api/schemas';
+import type { Device } from './schemas';
 import type { HubDevice } from '../iothub/clients';
 
 /** IoT Hub's "never" timestamp for devices that were never active. */

@@ -9,11 +9,11 @@ import type {
   Device,
   DeviceList,
   UpdateDeviceRequest,
-} from '../api/schemas';
+} from './schemas';
 import { deviceConnectionString } from '../connection-string';
 import { ApiError } from '../http/problem';
 import type { RegistryClient } from '../iothub/clients';
-import { hubErrorToApiError } from '../iothub/errors';
+import { hubErrorToApiError } from '../http/hub-errors';
 import { decodeContinuationToken, encodeContinuationToken } from './continuation-token';
 import { toApiDevice } from './device-json';
 

@@ -4,7 +4,7 @@
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { SettingsError } from '../settings';
-import { hubErrorToApiError } from '../iothub/errors';
+import { hubErrorToApiError } from './hub-errors';
 import { ApiError, problemResponse } from './problem';
 import { describeError } from './redact';
 
@@ -23,6 +23,11 @@ export function jsonResponse(
     headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
     body: JSON.stringify(body),
   };
+}
+
+/** An etag as an HTTP header value (quoted). */
+export function quoted(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
 /** Map any thrown value to a problem response. Unknown failures are a bare 500. */

@@ -9,9 +9,9 @@
  *   a message under 64 KB can still be undeliverable over MQTT; such a message is refused too.
  */
 import { ApiError } from '../http/problem';
+import { maxC2dMessageBytes } from '../iothub/limits';
 
-/** IoT Hub's cloud-to-device message limit (64 KB). */
-export const maxC2dMessageBytes = 64 * 1024;
+export { maxC2dMessageBytes };
 /**
  * A send request's body may exceed the message it carries (JSON quoting and escaping of the
  * payload, the other fields), so it gets room beyond 64 KB; the message itself is then measured.

@@ -3,7 +3,7 @@
  * UTF-8 JSON (`application/json`, `utf-8`) so device SDKs can parse them; strings as UTF-8 text.
  */
 import { Message } from 'azure-iot-common';
-import type { AckMode, SendMessageRequest } from '../api/schemas';
+import type { AckMode, SendMessageRequest } from './schemas';
 import { assertC2dLimits } from './c2d-limits';
 
 export interface OutgoingMessage {

@@ -7,11 +7,12 @@
  * it (the upserts are idempotent). The receiver link stays attached between timer runs; batches
  * that arrive in between wait, unsettled, in memory for the next run.
  */
-import type { MessageState } from '../api/schemas';
+import type { MessageState } from './schemas';
 import { describeError } from '../http/redact';
 import type { FeedbackMessage, FeedbackReceiver, ServiceClient } from '../iothub/clients';
 import { withHubTimeout } from '../iothub/errors';
-import type { SharedServiceClient } from '../iothub/shared-service-client';
+import { systemClock, type Clock } from '../clock';
+import type { SharedServiceClient } from './shared-service-client';
 import type { FeedbackOutcome, MessageStatusStore } from './status-store';
 
 export const feedbackStates: Readonly<Record<string, MessageState>> = {
@@ -99,10 +100,6 @@ export interface FeedbackLog {
 
 const silent: FeedbackLog = { warn: () => undefined };
 
-export interface DrainClock {
-  now(): number;
-}
-
 const receiverTimeoutMs = 15_000;
 
 export class FeedbackDrainer {
@@ -117,7 +114,7 @@ export class FeedbackDrainer {
   constructor(
     private readonly client: SharedServiceClient,
     private readonly store: MessageStatusStore,
-    private readonly clock: DrainClock = { now: () => Date.now() },
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Store every batch that arrives within `durationMs` (and any buffered since last time). */

@@ -4,10 +4,12 @@
  * message, so a refused send (unknown device, full queue) leaves no trace.
  */
 import { randomUUID } from 'node:crypto';
-import type { MessageStatus, SendMessageRequest } from '../api/schemas';
+import type { MessageStatus, SendMessageRequest } from './schemas';
 import { describeError } from '../http/redact';
-import { hubErrorToApiError, withHubTimeout } from '../iothub/errors';
-import type { SharedServiceClient } from '../iothub/shared-service-client';
+import { hubErrorToApiError } from '../http/hub-errors';
+import { withHubTimeout } from '../iothub/errors';
+import { isoNow, systemClock, type Clock } from '../clock';
+import type { SharedServiceClient } from './shared-service-client';
 import { buildC2dMessage } from './c2d-message';
 import { isFinal, type MessageStatusStore } from './status-store';
 
@@ -15,16 +17,6 @@ import { isFinal, type MessageStatusStore } from './status-store';
 export const sendTimeoutMs = 30_000;
 /** How often `?wait=` looks at the status row. */
 export const waitPollMs = 500;
-
-export interface Clock {
-  now(): Date;
-  sleep(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => new Date(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
 
 export interface SendOutcome {
   status: MessageStatus;
@@ -45,7 +37,7 @@ export class MessageService {
     log: (text: string) => void,
   ): Promise<SendOutcome> {
     const messageId = request.messageId ?? randomUUID();
-    const outgoing = buildC2dMessage(request, deviceId, messageId, this.clock.now());
+    const outgoing = buildC2dMessage(request, deviceId, messageId, new Date(this.clock.now()));
     try {
       await this.client.use((client) =>
         withHubTimeout(
@@ -68,7 +60,7 @@ export class MessageService {
       log(
         `Message ${messageId} for ${deviceId} was sent but its status row was not written: ${describeError(error)}`,
       );
-      const at = this.clock.now().toISOString();
+      const at = isoNow(this.clock);
       return {
         status: {
           messageId,
@@ -89,12 +81,12 @@ export class MessageService {
     messageId: string,
     seconds: number,
   ): Promise<MessageStatus | undefined> {
-    const deadline = this.clock.now().getTime() + seconds * 1000;
+    const deadline = this.clock.now() + seconds * 1000;
     let latest: MessageStatus | undefined;
     for (;;) {
       latest = (await this.store.read(deviceId, messageId)) ?? latest;
       if (latest && isFinal(latest.status)) return latest;
-      const left = deadline - this.clock.now().getTime();
+      const left = deadline - this.clock.now();
       if (left <= 0) return latest;
       await this.clock.sleep(Math.min(waitPollMs, left));
     }

@@ -1,56 +1,21 @@
 /**
  * Delivery status of cloud-to-device messages, one row per message in the `messagestatus`
- * table: partition = device id, row = message id (both escaped into valid keys). The send path
- * writes `enqueued`; the feedback timer overwrites the status with the hub's outcome.
+ * table: partition = device id, row = message id (both escaped into valid keys by `escapeKey`).
+ * The send path writes `enqueued`; the feedback timer overwrites the status with the hub's
+ * outcome. The rows live behind the same `EntityStore` as the telemetry tables, so tests run the
+ * store on the in-memory implementation and production on Table storage.
  */
-import type { TableClient } from '@azure/data-tables';
-import type { AckMode, MessageState, MessageStatus } from '../api/schemas';
+import { isoNow, systemClock, type Clock } from '../clock';
 import { ApiError } from '../http/problem';
 import { describeError } from '../http/redact';
+import type { Entity, EntityStore, StoredEntity } from '../storage/entity-store';
+import { escapeKey } from '../storage/keys';
+import { TableNames } from '../storage/tables';
+import type { AckMode, MessageState, MessageStatus } from './schemas';
 
-/** The table operations the store needs (a subset of `@azure/data-tables`' `TableClient`). */
-export interface StatusTable {
-  getEntity(partitionKey: string, rowKey: string): Promise<Record<string, unknown>>;
-  createEntity(entity: StatusEntity): Promise<unknown>;
-  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown>;
-}
-
-export interface StatusEntity {
-  partitionKey: string;
-  rowKey: string;
-  deviceId: string;
-  messageId: string;
-  status?: MessageState;
-  ack?: AckMode;
-  enqueuedAt?: string;
-  updatedAt: string;
-  description?: string;
-}
-
-export function adaptTableClient(client: TableClient): StatusTable {
-  return {
-    getEntity: (partitionKey, rowKey) => client.getEntity(partitionKey, rowKey),
-    createEntity: (entity) => client.createEntity(entity),
-    upsertEntity: (entity, mode) => client.upsertEntity(entity, mode),
-  };
-}
-
-/**
- * Table keys may not contain `/ \ # ?` or control characters, all of which (but `/`, `\`)
- * IoT Hub ids allow; percent-escape them (and `%` itself, so the escaping is reversible).
- */
-export function tableKey(value: string): string {
-  return value.replace(
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
-    /[%/\\#?\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
-  );
-}
-
-function statusCode(error: unknown): number | undefined {
-  const code = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-}
+const table = TableNames.messageStatus;
+/** Conditional writes retried before giving up (each loss means another writer got there first). */
+const maxWriteAttempts = 5;
 
 /** Storage failures the caller cannot fix are 503s; the log gets a secret-free description. */
 export class StorageError extends ApiError {
@@ -108,13 +73,13 @@ export interface FeedbackOutcome {
 
 export class MessageStatusStore {
   constructor(
-    private readonly table: () => Promise<StatusTable>,
-    private readonly now: () => Date = () => new Date(),
+    private readonly store: EntityStore,
+    private readonly clock: Clock = systemClock,
   ) {}
 
-  private async run<T>(work: (table: StatusTable) => Promise<T>): Promise<T> {
+  private async run<T>(work: (store: EntityStore) => Promise<T>): Promise<T> {
     try {
-      return await work(await this.table());
+      return await work(this.store);
     } catch (error) {
       if (error instanceof ApiError) throw error;
       throw new StorageError(error);
@@ -127,63 +92,84 @@ export class MessageStatusStore {
    * send that reused the message id is replaced.
    */
   async recordEnqueued(deviceId: string, messageId: string, ack: AckMode): Promise<MessageStatus> {
-    const at = this.now().toISOString();
-    const entity: StatusEntity = {
-      partitionKey: tableKey(deviceId),
-      rowKey: tableKey(messageId),
-      deviceId,
-      messageId,
+    const at = isoNow(this.clock);
+    const entity: Entity = {
+      ...rowKeys(deviceId, messageId),
       status: 'enqueued',
       ack,
       enqueuedAt: at,
       updatedAt: at,
     };
-    return this.run(async (table) => {
-      try {
-        await table.createEntity(entity);
-        return toStatus({ ...entity });
-      } catch (error) {
-        if (statusCode(error) !== 409) throw error;
-      }
-      const existing = await table.getEntity(entity.partitionKey, entity.rowKey);
-      if (typeof existing.enqueuedAt === 'string') {
-        await table.upsertEntity(entity, 'Replace');
-        return toStatus({ ...entity });
-      }
-      const { status: _feedbackWins, ...rest } = entity;
-      const updatedAt = typeof existing.updatedAt === 'string' ? existing.updatedAt : at;
-      await table.upsertEntity({ ...rest, updatedAt }, 'Merge');
-      return toStatus({ ...existing, ...rest });
-    });
+    return this.run((store) =>
+      // Usually the row is new: try creating it before reading anything.
+      writeWithRetry(store, entity, 'tryCreate', (existing) => {
+        if (existing === undefined || typeof existing.enqueuedAt === 'string')
+          return { write: entity };
+        // Feedback came first: keep its status and time, add what the send knows.
+        const { status: _feedbackWins, ...rest } = entity;
+        const updatedAt = typeof existing.updatedAt === 'string' ? existing.updatedAt : at;
+        return { write: { ...existing, ...rest, updatedAt }, report: { ...existing, ...rest } };
+      }),
+    );
   }
 
   /** Apply one feedback outcome; a record for an unknown message creates its row. */
   async recordOutcome(outcome: FeedbackOutcome): Promise<void> {
-    const entity: StatusEntity = {
-      partitionKey: tableKey(outcome.deviceId),
-      rowKey: tableKey(outcome.messageId),
-      deviceId: outcome.deviceId,
-      messageId: outcome.messageId,
+    const change: Entity = {
+      ...rowKeys(outcome.deviceId, outcome.messageId),
       status: outcome.status,
-      updatedAt: this.now().toISOString(),
+      updatedAt: isoNow(this.clock),
       ...(outcome.description ? { description: outcome.description } : {}),
     };
-    await this.run((table) => table.upsertEntity(entity, 'Merge'));
+    await this.run((store) =>
+      writeWithRetry(store, change, 'read', (existing) => ({ write: { ...existing, ...change } })),
+    );
   }
 
   async read(deviceId: string, messageId: string): Promise<MessageStatus | undefined> {
-    return this.run(async (table) => {
-      try {
-        return toStatus(await table.getEntity(tableKey(deviceId), tableKey(messageId)));
-      } catch (error) {
-        if (statusCode(error) === 404) return undefined;
-        throw error;
-      }
+    return this.run(async (store) => {
+      const stored = await store.get(table, escapeKey(deviceId), escapeKey(messageId));
+      return stored ? toStatus(stored.entity) : undefined;
     });
   }
 
   /** A cheap round trip for the health check: reading a row that does not exist. */
   async probe(): Promise<void> {
     await this.read('health-probe', 'health-probe');
+  }
+}
+
+function rowKeys(deviceId: string, messageId: string): Entity {
+  return { partitionKey: escapeKey(deviceId), rowKey: escapeKey(messageId), deviceId, messageId };
+}
+
+/** The row to write, and (when it differs) the status to report for it. */
+interface NextRow {
+  write: Entity;
+  report?: Record<string, unknown>;
+}
+
+/**
+ * Compute the row's next version from the current one and write it only if nobody wrote in
+ * between (create when absent, replace by etag otherwise); on a lost race, read again and decide
+ * again. `tryCreate` skips the first read (one round trip when the row is new).
+ */
+async function writeWithRetry(
+  store: EntityStore,
+  keys: Entity,
+  first: 'tryCreate' | 'read',
+  next: (existing: Entity | undefined) => NextRow,
+): Promise<MessageStatus> {
+  for (let attempt = 1; ; attempt += 1) {
+    const current: StoredEntity | undefined =
+      attempt === 1 && first === 'tryCreate'
+        ? undefined
+        : await store.get(table, keys.partitionKey, keys.rowKey);
+    const row = next(current?.entity);
+    const written = await store.writeIf(table, row.write, current?.etag);
+    if (written.ok) return toStatus(row.report ?? row.write);
+    if (attempt >= maxWriteAttempts) {
+      throw new Error(`the status row kept changing during ${maxWriteAttempts} write attempts`);
+    }
   }
 }

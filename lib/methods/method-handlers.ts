@@ -3,8 +3,8 @@
  * own answer (whatever status it chose) is a 200 with `{status, payload}`; a device that is not
  * connected is a 404 `device-offline` problem, no answer in time a 504.
  */
-import { deviceIdSyntax } from '../api/schemas';
-import type { ApiServices } from '../api/services';
+import { deviceIdSyntax } from '../http/schemas';
+import type { MethodService } from './method-service';
 import { readJsonBody, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
 import { InvokeMethodRequest, methodLimits, methodNameSyntax } from './schemas';
@@ -16,7 +16,7 @@ export interface MethodHandlers {
   invoke: HttpHandler;
 }
 
-export function createMethodHandlers(services: () => Pick<ApiServices, 'methods'>): MethodHandlers {
+export function createMethodHandlers(services: () => { methods: MethodService }): MethodHandlers {
   return {
     invoke: withProblems(async (request) => {
       const deviceId = routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');

@@ -5,7 +5,8 @@
  * arrive as 404s, and a device that does not answer in time is a 504 (`GatewayTimeout`).
  */
 import { ApiError } from '../http/problem';
-import { hubErrorToApiError, isErrorLike, withHubTimeout } from '../iothub/errors';
+import { hubErrorToApiError } from '../http/hub-errors';
+import { isErrorLike, withHubTimeout } from '../iothub/errors';
 import { methodLimits, type InvokeMethodRequest, type MethodResult } from './schemas';
 import type { MethodClient } from './method-client';
 

@@ -4,7 +4,7 @@
  * payload at most 128 KB), registered in `apiSchemas` for the OpenAPI document.
  */
 import { z } from 'zod';
-import { apiSchemas, JsonValue } from '../api/schemas';
+import { apiSchemas, JsonValue } from '../http/schemas';
 import type { IdRule } from '../iothub/ids';
 
 export const methodLimits = {

@@ -9,6 +9,7 @@
  * elapsed (within a small slack for timer jitter), so an interval is honoured to the tick's
  * resolution — the timer function's schedule, or the CLI's fine-grained loop.
  */
+import { systemClock, type Clock } from '../clock';
 import { Client as DeviceClient } from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
 import { NoRetry } from 'azure-iot-common';
@@ -33,7 +34,8 @@ export interface FleetOptions {
   defaultIntervalSeconds?: number;
   /** How early a send may come to count as due (timer jitter); at most a quarter interval. */
   dueSlackMs?: number;
-  now?: () => number;
+  /** Tests pass a manual clock. */
+  clock?: Clock;
 }
 
 export interface FleetStats {
@@ -71,15 +73,15 @@ function isNotFound(error: unknown): boolean {
 export class DeviceFleet {
   private readonly devices: SimulatedDevice[];
   private readonly pacer: Pacer;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly counters = { sent: 0, acknowledged: 0, c2dReceived: 0, errors: 0 };
   private closed = false;
 
   constructor(private readonly options: FleetOptions) {
-    this.now = options.now ?? Date.now;
-    this.pacer = new Pacer(options.connectsPerSecond, this.now);
+    this.clock = options.clock ?? systemClock;
+    this.pacer = new Pacer(options.connectsPerSecond, this.clock);
     const backoff = options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
-    const startTime = new Date(this.now()).toISOString();
+    const startTime = new Date(this.clock.now()).toISOString();
     this.devices = options.deviceIds.map((id) => ({
       id,
       connected: false,
@@ -102,7 +104,7 @@ export class DeviceFleet {
   /** Starts connecting every device that is down and due; resolves when those attempts end. */
   async connect(): Promise<void> {
     const due = this.devices.filter(
-      (d) => !d.connected && !d.connecting && d.nextAttemptAt <= this.now(),
+      (d) => !d.connected && !d.connecting && d.nextAttemptAt <= this.clock.now(),
     );
     for (const device of due) {
       await this.pacer.take();
@@ -134,7 +136,7 @@ export class DeviceFleet {
     if (device.lastSentAt === undefined) return true;
     const intervalMs = device.control.intervalSeconds * 1000;
     const slackMs = Math.min(this.options.dueSlackMs ?? 500, intervalMs / 4);
-    return this.now() - device.lastSentAt >= intervalMs - slackMs;
+    return this.clock.now() - device.lastSentAt >= intervalMs - slackMs;
   }
 
   /** Connects what it can, then sends: one simulator tick. */
@@ -161,7 +163,7 @@ export class DeviceFleet {
     const client = device.client;
     if (!client) return;
     device.sending = true;
-    device.lastSentAt = this.now();
+    device.lastSentAt = this.clock.now();
     const message = telemetryMessage(device.id, device.sequence++);
     this.counters.sent += 1;
     try {
@@ -206,7 +208,7 @@ export class DeviceFleet {
     } catch (error) {
       this.counters.errors += 1;
       const delay = device.backoff.fail();
-      device.nextAttemptAt = this.now() + delay;
+      device.nextAttemptAt = this.clock.now() + delay;
       this.options.log(
         `simulator: ${device.id} could not connect (${describe(error)}); retry ${device.backoff.attempts} in ${delay} ms`,
       );
@@ -236,7 +238,7 @@ export class DeviceFleet {
     const client = device.client;
     device.client = undefined;
     device.connected = false;
-    device.nextAttemptAt = this.now() + device.backoff.fail();
+    device.nextAttemptAt = this.clock.now() + device.backoff.fail();
     if (client) {
       client.removeAllListeners();
       client.close().catch(() => undefined);

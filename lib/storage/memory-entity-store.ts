@@ -2,6 +2,7 @@
  * An in-memory `EntityStore` with the same semantics and round-trip accounting as the table
  * store: for unit tests, benchmarks that exclude storage, and quick local experiments.
  */
+import { systemClock, type Clock } from '../clock';
 import {
   maxTransactionOperations,
   transactionChunks,
@@ -30,7 +31,7 @@ export class MemoryEntityStore implements EntityStore {
   /** When set, every request fails with the error it returns (simulates an outage). */
   failure: (() => Error) | undefined;
   /** The clock that stamps each write's Timestamp (of the root store); tests pass a fake one. */
-  now: () => number = Date.now;
+  clock: Clock = systemClock;
 
   constructor(parent?: MemoryEntityStore) {
     this.#parent = parent;
@@ -170,7 +171,7 @@ export class MemoryEntityStore implements EntityStore {
     this.#table(table).set(key(entity.partitionKey, entity.rowKey), {
       entity: { ...entity },
       etag,
-      writtenMs: this.#root().now(),
+      writtenMs: this.#root().clock.now(),
     });
     return etag;
   }

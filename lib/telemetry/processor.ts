@@ -3,6 +3,7 @@
  * (`prepareBatch`, pure), persist readings, alerts, state and dead letters (`TelemetryWriter`),
  * and summarise the batch for the log.
  */
+import { systemClock, type Clock } from '../clock';
 import type { EntityStore } from '../storage/entity-store';
 import { TableEntityStore } from '../storage/table-entity-store';
 import type { Settings } from '../settings';
@@ -67,27 +68,32 @@ export interface TelemetryProcessorOptions {
   deadLetterMaxBodyBytes: number;
   /** How long a partition may fail before health reports telemetry degraded (default 60 s). */
   stallThresholdMs?: number;
-  /** Injectable clock (ms since the epoch) for the lag figure. */
-  now?: () => number;
+  /** The clock of the lag figure (tests pass a manual one). */
+  clock?: Clock;
 }
 
 export class TelemetryProcessor {
   readonly #writer: TelemetryWriter;
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
   constructor(
     readonly store: EntityStore,
     private readonly options: TelemetryProcessorOptions,
   ) {
     this.#writer = new TelemetryWriter({ alertThreshold: options.alertThreshold });
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
-  static fromSettings(settings: Settings): TelemetryProcessor {
-    return new TelemetryProcessor(TableEntityStore.fromSettings(settings.storage), {
+  static fromSettings(
+    settings: Settings,
+    clock: Clock = systemClock,
+    store: EntityStore = TableEntityStore.fromSettings(settings.storage),
+  ): TelemetryProcessor {
+    return new TelemetryProcessor(store, {
       alertThreshold: settings.telemetry.alertThreshold,
       deadLetterMaxBodyBytes: settings.telemetry.deadLetterMaxBodyBytes,
       stallThresholdMs: settings.telemetry.stallSeconds * 1000,
+      clock,
     });
   }
 
@@ -102,7 +108,7 @@ export class TelemetryProcessor {
       messages,
       triggerMetadata,
       { deadLetterMaxBodyBytes: this.options.deadLetterMaxBodyBytes },
-      this.#now(),
+      this.#clock.now(),
     );
     const { rejected, ...written } = await this.#writer.write(store, batch.records, batch.letters);
     const reasons: Record<string, number> = {};

@@ -13,6 +13,7 @@
  * `retention` table, so the next run (on any instance) continues there instead of starting over.
  * Deleting is idempotent, so two overlapping runs only repeat work.
  */
+import type { Clock } from '../clock';
 import type { InvocationContext, Timer } from '@azure/functions';
 import { maxTransactionOperations, type EntityStore, type RowRange } from '../storage/entity-store';
 import { invertedTime } from '../storage/keys';
@@ -55,8 +56,8 @@ const cursorKey = { partitionKey: 'purge', rowKey: 'cursor' } as const;
 
 export interface PurgeOptions {
   retentionDays: number;
-  /** The clock (epoch ms); tests pass a fake one. */
-  now: () => number;
+  /** Tests pass a manual clock. */
+  clock: Clock;
   /** Storage requests one run may make (reading and saving its place included). */
   maxRequests?: number;
 }
@@ -194,7 +195,7 @@ export async function purgeExpired(
   const run = new PurgeRun(
     scoped,
     Math.max(options.maxRequests ?? defaultMaxRequests, minMaxRequests),
-    options.now() - options.retentionDays * dayMs,
+    options.clock.now() - options.retentionDays * dayMs,
   );
   const cursor = await readCursor(scoped);
   const next = await run.walk(cursor);
@@ -217,15 +218,15 @@ export function formatPurgeSummary(summary: PurgeSummary): string {
 export interface RetentionServices {
   store: EntityStore;
   retentionDays: number;
-  now: () => number;
+  clock: Clock;
 }
 
 /** The timer's body: one purge run and one log line with its counts. */
 export function createRetentionTimer(services: () => RetentionServices) {
   return async (_timer: Timer, context: InvocationContext): Promise<void> => {
     try {
-      const { store, retentionDays, now } = services();
-      context.log(formatPurgeSummary(await purgeExpired(store, { retentionDays, now })));
+      const { store, retentionDays, clock } = services();
+      context.log(formatPurgeSummary(await purgeExpired(store, { retentionDays, clock })));
     } catch (error) {
       // Rethrown so the run shows as failed; the next run continues from the saved place.
       context.error(`telemetry retention: purge failed: ${describeError(error)}`);

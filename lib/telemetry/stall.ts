@@ -7,6 +7,7 @@
  * One instance per process (`telemetryStall`): the trigger and the health function are loaded by
  * the same worker. The report carries only the failure's class, never event data.
  */
+import { systemClock, type Clock } from '../clock';
 import type { TransientReason } from '../storage/failure-class';
 
 /** Why a batch failed: a transient class, or `rejected` (storage refused even a minimal row). */
@@ -30,7 +31,7 @@ interface Failing {
 export class StallMonitor {
   readonly #failing = new Map<string, Failing>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   /**
    * A batch of `partition` failed. Returns how long the partition has been failing (ms) and
@@ -41,7 +42,7 @@ export class StallMonitor {
     reason: StallReason,
     thresholdMs: number,
   ): { stalledMs: number; stalled: boolean } {
-    const now = this.now();
+    const now = this.clock.now();
     const previous = this.#failing.get(partition);
     const entry: Failing = {
       sinceMs: previous?.sinceMs ?? now,
@@ -61,7 +62,7 @@ export class StallMonitor {
 
   /** `degraded` while some partition has been failing for longer than its threshold. */
   report(): PipelineState {
-    const now = this.now();
+    const now = this.clock.now();
     let worst: [string, Failing] | undefined;
     for (const entry of this.#failing) {
       const [, failing] = entry;
@@ -78,6 +79,3 @@ export class StallMonitor {
     };
   }
 }
-
-/** The process-wide monitor shared by the telemetry trigger and the health function. */
-export const telemetryStall = new StallMonitor();

@@ -23,7 +23,7 @@ import { classifyStorageFailure } from '../storage/failure-class';
 import { describeError } from './errors';
 import { partitionOf } from './event-metadata';
 import { defaultStallThresholdMs, formatSummary, type TelemetryProcessor } from './processor';
-import { telemetryStall, type StallMonitor, type StallReason } from './stall';
+import { StallMonitor, type StallReason } from './stall';
 
 /** App setting naming the Event Hub-compatible name (the IoT Hub's EntityPath). */
 export const eventsNameSetting = SettingNames.eventsName;
@@ -66,7 +66,7 @@ function stallReason(error: unknown): StallReason {
  */
 export function createTelemetryHandler(
   getProcessor: () => TelemetryProcessor,
-  monitor: StallMonitor = telemetryStall,
+  monitor: StallMonitor = new StallMonitor(),
 ): (messages: unknown, context: InvocationContext) => Promise<void> {
   return async (messages, context) => {
     const retry = context.retryContext?.retryCount ?? 0;

@@ -4,7 +4,7 @@
  * part of the request schema, so they come back as ordinary 400 validation problems.
  */
 import { z } from 'zod';
-import { apiSchemas, DeviceId, JsonValue } from '../api/schemas';
+import { apiSchemas, DeviceId, JsonValue } from '../http/schemas';
 import { twinSectionIssues, type TwinSectionName } from './limits';
 
 const JsonObject = z.record(z.string(), JsonValue);

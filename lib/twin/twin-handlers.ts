@@ -3,12 +3,11 @@
  * the etag it was based on (If-Match), so concurrent writers cannot overwrite each other blindly.
  */
 import type { HttpRequest } from '@azure/functions';
-import { quoted } from '../api/device-handlers';
-import { deviceIdSyntax } from '../api/schemas';
-import type { ApiServices } from '../api/services';
+import { deviceIdSyntax } from '../http/schemas';
+import type { TwinService } from './twin-service';
 import { ApiError } from '../http/problem';
 import { readJsonBody, routeId, validate } from '../http/request';
-import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
+import { jsonResponse, quoted, withProblems, type HttpHandler } from '../http/respond';
 import { assertTwinSectionSize } from './limits';
 import { UpdateTwinRequest } from './schemas';
 
@@ -32,7 +31,7 @@ export interface TwinHandlers {
   update: HttpHandler;
 }
 
-export function createTwinHandlers(services: () => Pick<ApiServices, 'twins'>): TwinHandlers {
+export function createTwinHandlers(services: () => { twins: TwinService }): TwinHandlers {
   return {
     get: withProblems(async (request) => {
       const twin = await services().twins.get(deviceIdParam(request));

@@ -4,7 +4,8 @@
  * the twin; nothing here knows about HTTP requests.
  */
 import { ApiError } from '../http/problem';
-import { hubErrorToApiError, isErrorLike } from '../iothub/errors';
+import { hubErrorToApiError } from '../http/hub-errors';
+import { isErrorLike } from '../iothub/errors';
 import { normalizeEtag } from '../devices/device-service';
 import { twinLimits } from './limits';
 import type { DeviceTwin, TwinProperties, UpdateTwinRequest } from './schemas';

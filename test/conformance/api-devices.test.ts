@@ -6,8 +6,8 @@
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
 import { HttpRequest } from '@azure/functions';
-import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
-import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
+import { createDeviceHandlers, type DeviceHandlers } from '../../lib/devices/device-handlers';
+import { createApiServicesFromSettings, type ApiServices } from '../../lib/app/services';
 import { loadSettings } from '../../lib/settings';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { mqttDeviceClient } from '../support/devices';

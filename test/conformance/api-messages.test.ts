@@ -15,11 +15,11 @@ import {
 } from '@azure/functions';
 import type { Message } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
-import { createDeviceHandlers, type DeviceHandlers } from '../../lib/api/device-handlers';
-import { createFeedbackTimer } from '../../lib/api/feedback-timer';
-import { createHealthHandler } from '../../lib/api/health';
-import { createMessageHandlers, type MessageHandlers } from '../../lib/api/message-handlers';
-import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
+import { createDeviceHandlers, type DeviceHandlers } from '../../lib/devices/device-handlers';
+import { createFeedbackTimer } from '../../lib/messages/feedback-timer';
+import { createHealthHandler } from '../../lib/app/health';
+import { createMessageHandlers, type MessageHandlers } from '../../lib/messages/message-handlers';
+import { createApiServicesFromSettings, type ApiServices } from '../../lib/app/services';
 import { loadSettings } from '../../lib/settings';
 import { startAzurite, type AzuriteInstance } from '../support/azurite';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';

@@ -6,7 +6,7 @@
  */
 import type { HttpResponseInit } from '@azure/functions';
 import type { Client as DeviceClient, Twin } from 'azure-iot-device';
-import { createApiServicesFromSettings, type ApiServices } from '../../lib/api/services';
+import { createApiServicesFromSettings, type ApiServices } from '../../lib/app/services';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { createMethodHandlers, type MethodHandlers } from '../../lib/methods/method-handlers';
 import { loadSettings } from '../../lib/settings';

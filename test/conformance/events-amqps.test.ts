@@ -10,6 +10,7 @@ import { createHmac } from 'node:crypto';
 import { Message } from 'azure-iot-device';
 import type { Registry } from 'azure-iothub';
 import { create_container, type Connection, type EventContext, type Receiver } from 'rhea';
+import { laterAttachAnswered } from '../support/amqp-round-trip';
 import { parseConnectionString } from '../../lib/connection-string';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { mqttDeviceClient, registerDevice } from '../support/devices';
@@ -97,7 +98,10 @@ function attached(link: Receiver | ReturnType<Connection['open_sender']>): Promi
       resolve(error?.condition ?? 'error');
     });
     link.once(link.is_sender() ? 'sendable' : 'receiver_open', () => {
-      setTimeout(() => resolve(link.is_open() && !link.error ? 'open' : 'refused'), 200);
+      // A refusal (attach, then detach at once) has arrived once a later attach is answered.
+      void laterAttachAnswered(link.connection).then(() =>
+        resolve(link.is_open() && !link.error ? 'open' : 'refused'),
+      );
     });
   });
 }

@@ -4,6 +4,7 @@
  * is older than the retention with the service's own key-range queries and delete transactions.
  */
 import { loadSettings } from '../../lib/settings';
+import { clockAt } from '../support/clock';
 import { TableEntityStore } from '../../lib/storage/table-entity-store';
 import { TableNames } from '../../lib/storage/tables';
 import { deadLetterEntity, devicePartitionKey } from '../../lib/telemetry/entities';
@@ -76,7 +77,7 @@ describe('telemetry retention on Azurite', () => {
     const state = await tableEntities(azurite.connectionString, TableNames.deviceState);
 
     const store = TableEntityStore.fromSettings(settings().storage);
-    const summary = await purgeExpired(store, { retentionDays, now: () => now0 });
+    const summary = await purgeExpired(store, { retentionDays, clock: clockAt(() => now0) });
 
     expect(summary.complete).toBe(true);
     expect(await counts()).toEqual(expectedAfterPurge);
@@ -89,7 +90,7 @@ describe('telemetry retention on Azurite', () => {
     expect(await tableEntities(azurite.connectionString, TableNames.deviceState)).toEqual(state);
 
     // A week later on the fake clock, the rest has expired; the device state still stays.
-    await purgeExpired(store, { retentionDays, now: () => now0 + 7 * dayMs });
+    await purgeExpired(store, { retentionDays, clock: clockAt(() => now0 + 7 * dayMs) });
     expect(await counts()).toEqual({
       ...expectedAfterPurge,
       telemetry: 0,
@@ -104,7 +105,9 @@ describe('telemetry retention on Azurite', () => {
     for (let i = 0; i < 30 && runs.at(-1)?.complete !== true; i += 1) {
       // A fresh store per run, as a new instance would have: the place is kept in the table.
       const store = TableEntityStore.fromSettings(settings().storage);
-      runs.push(await purgeExpired(store, { retentionDays, now: () => now0, maxRequests: 7 }));
+      runs.push(
+        await purgeExpired(store, { retentionDays, clock: clockAt(() => now0), maxRequests: 7 }),
+      );
     }
     expect(runs.length).toBeGreaterThan(2);
     expect(runs.at(-1)?.complete).toBe(true);
@@ -162,13 +165,13 @@ describe('telemetry retention on Azurite', () => {
     // Azurite stamps the real time, so the fake clock is set relative to it.
     await purgeExpired(store, {
       retentionDays,
-      now: () => writtenAt + (retentionDays - 1) * dayMs,
+      clock: clockAt(() => writtenAt + (retentionDays - 1) * dayMs),
     });
     expect(await tableEntities(azurite.connectionString, TableNames.deadLetters)).toHaveLength(1);
 
     const summary = await purgeExpired(store, {
       retentionDays,
-      now: () => writtenAt + (retentionDays + 1) * dayMs,
+      clock: clockAt(() => writtenAt + (retentionDays + 1) * dayMs),
     });
     expect(summary.deleted.deadletters).toBe(1);
     expect(await tableEntities(azurite.connectionString, TableNames.deadLetters)).toEqual([]);

@@ -12,6 +12,10 @@
  * trigger, and the old rows must still carry their old etags.
  *
  * The simulator is off so that only this test's device sends telemetry.
+ *
+ * The runs are phases of one scenario, so each is a fixture that runs once, on first need
+ * (`firstRun`, `secondRun`, `deviceBackAfterRestart`): each test awaits the phases it needs, so
+ * any test runs alone (`-t`) or in any order.
  */
 import { Message } from 'azure-iot-device';
 import type { StackProcess, StoredEntity, TestDevice } from './support';
@@ -28,7 +32,8 @@ import {
   waitFor,
 } from './support';
 
-jest.setTimeout(150_000);
+// A test run alone also runs the phases before it (each at most about two minutes).
+jest.setTimeout(300_000);
 
 const deviceId = 'restart-device';
 const settings = {
@@ -86,108 +91,161 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await tearDownStack({ device, stack, dataDir });
+  const running = stack;
+  const exitCode = await tearDownStack({ device, stack, dataDir });
+  // The second run stops cleanly too (SIGTERM → exit 0).
+  if (running) expect(exitCode).toBe(0);
 }, 90_000);
+
+/**
+ * The first run: a device, readings, a dead letter, one delivered and one queued message; then a
+ * clean stop. Records what it left behind in `before`.
+ */
+async function runFirst(): Promise<void> {
+  stack = await startStackProcess(dataDir, settings);
+  const api = new Api(stack.apiUrl, stack.functionKey);
+  const created = await api.post('/devices', { deviceId });
+  expect(created.status).toBe(201);
+  before.functionKey = stack.functionKey;
+  before.connectionString = String(asRecord(created.body).connectionString);
+
+  device = await connectDevice(before.connectionString, stack.caPem);
+  const speeds = [12, 16.5, 13.25, 14];
+  for (const [i, speed] of speeds.entries()) await device.client.sendEvent(reading(i + 1, speed));
+  const malformed = new Message('{"windSpeed": "fast"}');
+  malformed.messageId = 'restart-malformed';
+  await device.client.sendEvent(malformed);
+
+  const sent = await api.post(`/devices/${deviceId}/messages`, {
+    payload: { command: 'before-restart' },
+    ack: 'full',
+    messageId: 'before-restart',
+  });
+  expect(sent.status).toBe(202);
+  const live = device;
+  await waitFor('before-restart at the device', () =>
+    live.received.find((m) => m.messageId === 'before-restart'),
+  );
+
+  const storage = stack.storageConnectionString;
+  await waitFor(
+    'four readings and one dead letter',
+    async () => {
+      const read = await readTelemetry(api, deviceId);
+      const letters = await readTable(storage, 'deadletters', deviceId);
+      return read.items.length >= speeds.length && letters.length >= 1 ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  await waitForStatus(api, 'before-restart', 'delivered');
+
+  // Queued for an offline device: stays in the hub's queue across the restart.
+  await device.close();
+  device = undefined;
+  const offline = await api.post(`/devices/${deviceId}/messages`, {
+    payload: 'while-offline',
+    ack: 'full',
+    messageId: 'while-offline',
+  });
+  expect(offline.status).toBe(202);
+  expect(await statusOf(api, 'while-offline')).toBe('enqueued');
+
+  before.readings = (await readTelemetry(api, deviceId)).items;
+  expect(before.readings).toHaveLength(speeds.length);
+  before.rows = await snapshot(storage);
+  expect(before.rows.get('telemetry')?.size).toBe(speeds.length);
+  expect(before.rows.get('alerts')?.size).toBe(1);
+  expect(before.rows.get('deadletters')?.size).toBe(1);
+
+  expect(await stack.stop()).toBe(0);
+  stack = undefined;
+}
+
+/** What the second run showed right after its start, before any device connected. */
+interface SecondRunStart {
+  stack: StackProcess;
+  api: Api;
+  functionKey: string;
+  identity: { status: number; body: unknown };
+  statuses: { beforeRestart: unknown; whileOffline: unknown };
+  readings: unknown[];
+}
+
+async function runSecond(): Promise<SecondRunStart> {
+  await firstRun();
+  const running = await startStackProcess(dataDir, settings);
+  stack = running;
+  const api = new Api(running.apiUrl, running.functionKey);
+  const identity = await api.get(`/devices/${deviceId}`);
+  return {
+    stack: running,
+    api,
+    functionKey: running.functionKey,
+    identity: { status: identity.status, body: identity.body },
+    statuses: {
+      beforeRestart: await statusOf(api, 'before-restart'),
+      whileOffline: await statusOf(api, 'while-offline'),
+    },
+    readings: (await readTelemetry(api, deviceId)).items,
+  };
+}
+
+/**
+ * The device back after the restart: connected with its old key to the hub's new port, the
+ * message queued while it was offline received, and one more reading sent.
+ */
+async function runDeviceBack(): Promise<TestDevice> {
+  const { stack: running } = await secondRun();
+  // The hub listens on a new ephemeral port; the device's identity and key are the same.
+  const hostName = /HostName=([^;]+)/.exec(running.serviceConnectionString)?.[1] ?? '';
+  const live = await connectDevice(
+    before.connectionString.replace(/HostName=[^;]+/, `HostName=${hostName}`),
+    running.caPem,
+  );
+  device = live;
+  await waitFor('while-offline at the device', () =>
+    live.received.find((m) => m.messageId === 'while-offline'),
+  );
+  await live.client.sendEvent(reading(5, 12.75));
+  return live;
+}
+
+let first: Promise<void> | undefined;
+let second: Promise<SecondRunStart> | undefined;
+let back: Promise<TestDevice> | undefined;
+const firstRun = () => (first ??= runFirst());
+const secondRun = () => (second ??= runSecond());
+const deviceBackAfterRestart = () => (back ??= runDeviceBack());
 
 describe('restarting the local stack on the same data folder', () => {
   it('first run: a device, readings, a dead letter, one delivered and one queued message', async () => {
-    stack = await startStackProcess(dataDir, settings);
-    const api = new Api(stack.apiUrl, stack.functionKey);
-    const created = await api.post('/devices', { deviceId });
-    expect(created.status).toBe(201);
-    before.functionKey = stack.functionKey;
-    before.connectionString = String(asRecord(created.body).connectionString);
-
-    device = await connectDevice(before.connectionString, stack.caPem);
-    const speeds = [12, 16.5, 13.25, 14];
-    for (const [i, speed] of speeds.entries()) await device.client.sendEvent(reading(i + 1, speed));
-    const malformed = new Message('{"windSpeed": "fast"}');
-    malformed.messageId = 'restart-malformed';
-    await device.client.sendEvent(malformed);
-
-    const sent = await api.post(`/devices/${deviceId}/messages`, {
-      payload: { command: 'before-restart' },
-      ack: 'full',
-      messageId: 'before-restart',
-    });
-    expect(sent.status).toBe(202);
-    const live = device;
-    await waitFor('before-restart at the device', () =>
-      live.received.find((m) => m.messageId === 'before-restart'),
-    );
-
-    const storage = stack.storageConnectionString;
-    await waitFor(
-      'four readings and one dead letter',
-      async () => {
-        const read = await readTelemetry(api, deviceId);
-        const letters = await readTable(storage, 'deadletters', deviceId);
-        return read.items.length >= speeds.length && letters.length >= 1 ? true : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
-    );
-    await waitForStatus(api, 'before-restart', 'delivered');
-
-    // Queued for an offline device: stays in the hub's queue across the restart.
-    await device.close();
-    device = undefined;
-    const offline = await api.post(`/devices/${deviceId}/messages`, {
-      payload: 'while-offline',
-      ack: 'full',
-      messageId: 'while-offline',
-    });
-    expect(offline.status).toBe(202);
-    expect(await statusOf(api, 'while-offline')).toBe('enqueued');
-
-    before.readings = (await readTelemetry(api, deviceId)).items;
-    expect(before.readings).toHaveLength(speeds.length);
-    before.rows = await snapshot(storage);
-    expect(before.rows.get('telemetry')?.size).toBe(speeds.length);
-    expect(before.rows.get('alerts')?.size).toBe(1);
+    await firstRun();
+    expect(before.readings).toHaveLength(4);
     expect(before.rows.get('deadletters')?.size).toBe(1);
-
-    expect(await stack.stop()).toBe(0);
-    stack = undefined;
   });
 
   it('second run: the same state, the same key, and the queued message is delivered once', async () => {
-    if (!before.connectionString) throw new Error('the first run did not complete');
-    stack = await startStackProcess(dataDir, settings);
-    expect(stack.functionKey).toBe(before.functionKey);
-    const api = new Api(stack.apiUrl, stack.functionKey);
-
-    const identity = await api.get(`/devices/${deviceId}`);
-    expect(identity.status).toBe(200);
-    expect(identity.body).toMatchObject({
+    const start = await secondRun();
+    expect(start.functionKey).toBe(before.functionKey);
+    expect(start.identity.status).toBe(200);
+    expect(start.identity.body).toMatchObject({
       deviceId,
       status: 'enabled',
       cloudToDeviceMessageCount: 1,
     });
-    expect(await statusOf(api, 'before-restart')).toBe('delivered');
-    expect(await statusOf(api, 'while-offline')).toBe('enqueued');
-    expect((await readTelemetry(api, deviceId)).items).toEqual(before.readings);
+    expect(start.statuses).toEqual({ beforeRestart: 'delivered', whileOffline: 'enqueued' });
+    expect(start.readings).toEqual(before.readings);
 
-    // The hub listens on a new ephemeral port; the device's identity and key are the same.
-    const hostName = /HostName=([^;]+)/.exec(stack.serviceConnectionString)?.[1] ?? '';
-    device = await connectDevice(
-      before.connectionString.replace(/HostName=[^;]+/, `HostName=${hostName}`),
-      stack.caPem,
-    );
-    const live = device;
-    await waitFor('while-offline at the device', () =>
-      live.received.find((m) => m.messageId === 'while-offline'),
-    );
-    await live.client.sendEvent(reading(5, 12.75));
-    await waitForStatus(api, 'while-offline', 'delivered');
+    const live = await deviceBackAfterRestart();
+    await waitForStatus(start.api, 'while-offline', 'delivered');
     // before-restart was completed before the restart: the hub does not deliver it again.
     expect(live.received.map((m) => m.messageId)).toEqual(['while-offline']);
     expect(messageText(live.received[0]!)).toBe('while-offline');
   });
 
   it('second run: the trigger resumes after its checkpoint instead of reprocessing', async () => {
-    const running = stack;
-    if (!running || before.rows.size === 0) throw new Error('the second run did not start');
-    const api = new Api(running.apiUrl, running.functionKey);
+    await deviceBackAfterRestart();
+    const { stack: running, api } = await secondRun();
     const read = await waitFor(
       'the reading sent after the restart',
       async () => {
@@ -213,10 +271,5 @@ describe('restarting the local stack on the same data folder', () => {
     for (const [key, etag] of telemetryBefore) expect(telemetryAfter.get(key)).toBe(etag);
     expect(after.get('alerts')).toEqual(before.rows.get('alerts'));
     expect(after.get('deadletters')).toEqual(before.rows.get('deadletters'));
-
-    await device?.close();
-    device = undefined;
-    expect(await running.stop()).toBe(0);
-    stack = undefined;
   });
 });

@@ -6,6 +6,9 @@
  *
  * The example is started without `NODE_EXTRA_CA_CERTS`, so it trusts the local hub only through
  * its `--ca` option; one run without either shows the certificate hint instead.
+ *
+ * Each test sets up what it needs: the tests that need a running example start one
+ * (`runningExample`) unless one is already running, so any test runs alone or in any order.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +48,21 @@ function untrustingEnv(): NodeJS.ProcessEnv {
 
 function runExample(args: readonly string[]): NodeChild {
   return startNode(example, args, { env: untrustingEnv(), cwd: repoRoot });
+}
+
+/**
+ * The example connected as the test device, sending every 0.5 s: the one already running, or a
+ * new one (only one at a time, as the hub keeps one connection per device).
+ */
+async function runningExample(): Promise<NodeChild> {
+  if (!device || device.process.exitCode !== null || device.process.signalCode !== null) {
+    const started = runExample([connectionString, '--ca', caFile, '--interval', '0.5']);
+    device = started;
+    await waitFor('the example to connect', () =>
+      /Connected\. Sending/.test(started.output()) ? true : undefined,
+    );
+  }
+  return device;
 }
 
 beforeAll(async () => {
@@ -104,8 +122,7 @@ describe('examples/SimulatedDevice.ts against the local stack', () => {
   });
 
   it('sends the tutorial telemetry, which the API stores', async () => {
-    device = runExample([connectionString, '--ca', caFile, '--interval', '0.5']);
-    const running = device;
+    const running = await runningExample();
     const { items } = await waitFor(
       'two readings from the example in the telemetry route',
       async () => {
@@ -130,8 +147,7 @@ describe('examples/SimulatedDevice.ts against the local stack', () => {
   });
 
   it('prints and completes a C2D message, whose status becomes delivered', async () => {
-    const running = device;
-    if (!running) throw new Error('the example is not running (the previous test failed)');
+    const running = await runningExample();
     const sent = await api.post(`/devices/${deviceId}/messages`, {
       payload: { command: 'blink' },
       ack: 'full',
@@ -158,8 +174,7 @@ describe('examples/SimulatedDevice.ts against the local stack', () => {
   });
 
   it('stops cleanly on Ctrl-C and never prints the device key', async () => {
-    const running = device;
-    if (!running) throw new Error('the example is not running (a previous test failed)');
+    const running = await runningExample();
     running.process.kill('SIGINT');
     expect(await running.exited).toBe(0);
     expect(running.output()).toContain('Stopping...\n');

@@ -7,6 +7,9 @@
  * Needs `npm run build` (the stack runs from `dist/`). Under `npm test` the test CA is copied
  * into the stack's data folder, as for every emulator in the run; the device is also handed the
  * stack's CA explicitly, so plain `npx jest` works too.
+ *
+ * The stack is shared, but every test sets up what it needs (its own device, connected when it
+ * needs one), so any test runs alone (`-t`) or in any order.
  */
 import { Message } from 'azure-iot-device';
 import type { ApiResponse, StackProcess, TestDevice } from './support';
@@ -30,14 +33,21 @@ jest.setTimeout(120_000);
 const problemBase = 'https://iot-hub-functions.dev/problems/';
 const deviceId = 'tutorial-device';
 const simulatorDevices = ['sim-1', 'sim-2'];
+/** The ids the creation test's refused requests name: none of them may exist afterwards. */
+const refusedIds = [
+  'unknown-field-device',
+  'wrong-type-device',
+  'wrong-status-device',
+  'form-device',
+];
 
 let dataDir: string;
 let stack: StackProcess;
 let api: Api;
 let openApi: OpenApiChecker;
 let storage: string;
-let connectionString: string;
-let device: TestDevice | undefined;
+/** Devices the tests connected; closed after the suite. */
+const connected: TestDevice[] = [];
 
 /** The response is documented for the operation, and its body matches the documented schema. */
 function expectDocumented(method: string, template: string, response: ApiResponse): void {
@@ -83,7 +93,21 @@ async function expectRefusedConnection(
   expect((error as Error).message).not.toMatch(/certificate/i);
 }
 
-function tutorialReading(n: number, windSpeed: number, bodyDeviceId = deviceId): Message {
+/** A new device identity for one test: its connection string. */
+async function createDevice(id: string): Promise<string> {
+  const created = await api.post('/devices', { deviceId: id });
+  expect(created.status).toBe(201);
+  return String(asRecord(created.body).connectionString);
+}
+
+/** A new device identity for one test, connected over MQTT with the official SDK. */
+async function connectNewDevice(id: string): Promise<TestDevice> {
+  const device = await connectDevice(await createDevice(id), stack.caPem);
+  connected.push(device);
+  return device;
+}
+
+function tutorialReading(n: number, windSpeed: number, bodyDeviceId: string): Message {
   const message = new Message(JSON.stringify({ deviceId: bodyDeviceId, windSpeed }));
   message.messageId = `reading-${n}`;
   message.correlationId = `correlation_${n}`;
@@ -104,10 +128,13 @@ beforeAll(async () => {
   });
   api = new Api(stack.apiUrl, stack.functionKey);
   storage = stack.storageConnectionString;
+  // Every test checks its responses against the document the stack serves.
+  openApi = OpenApiChecker.fromJson((await api.get('/openapi.json', { key: null })).body);
 }, 180_000);
 
 afterAll(async () => {
-  const exitCode = await tearDownStack({ device, stack, dataDir });
+  for (const device of connected.splice(0)) await device.close();
+  const exitCode = await tearDownStack({ stack, dataDir });
   if (stack) expect(exitCode).toBe(0);
 }, 90_000);
 
@@ -115,8 +142,9 @@ describe('the tutorial on the local stack', () => {
   it('is healthy and serves a valid OpenAPI document for every route', async () => {
     const document = await api.get('/openapi.json', { key: null });
     expect(document.status).toBe(200);
-    openApi = OpenApiChecker.fromJson(document.body);
-    expect(openApi.operations().sort()).toEqual([...apiOperations].sort());
+    expect(OpenApiChecker.fromJson(document.body).operations().sort()).toEqual(
+      [...apiOperations].sort(),
+    );
 
     const health = await api.get('/health', { key: null });
     expect(health.status).toBe(200);
@@ -166,7 +194,7 @@ describe('the tutorial on the local stack', () => {
     expect(identity).toMatchObject({ deviceId, status: 'enabled' });
     expect(created.headers.get('location')).toBe(`/api/devices/${deviceId}`);
     expect(created.headers.get('cache-control')).toContain('no-store');
-    connectionString = String(identity.connectionString);
+    const connectionString = String(identity.connectionString);
     expect(connectionString).toMatch(
       new RegExp(`^HostName=localhost:\\d+;DeviceId=${deviceId};SharedAccessKey=`),
     );
@@ -391,12 +419,7 @@ describe('the tutorial on the local stack', () => {
     });
     expect(asRecord(current.body)).not.toHaveProperty('primaryKey');
     expect(current.headers.get('etag')).toBe(`"${String(asRecord(current.body).etag)}"`);
-    for (const id of [
-      'unknown-field-device',
-      'wrong-type-device',
-      'wrong-status-device',
-      'form-device',
-    ]) {
+    for (const id of refusedIds) {
       expect((await api.get(`/devices/${id}`)).status).toBe(404);
     }
     const list = await api.get('/devices?pageSize=1000');
@@ -404,11 +427,12 @@ describe('the tutorial on the local stack', () => {
     expectDocumented('GET', '/devices', list);
     const ids = (asRecord(list.body).items as { deviceId: string }[]).map((d) => d.deviceId);
     expect(ids).toContain(deviceId);
-    expect(ids.filter((id) => !id.startsWith('sim-'))).toEqual([deviceId]);
+    expect(ids.filter((id) => refusedIds.includes(id))).toEqual([]);
   });
 
   it('connects with the returned connection string; readings appear newest first and bad messages are dead-lettered', async () => {
-    device = await connectDevice(connectionString, stack.caPem);
+    const readerId = 'tutorial-reader';
+    const device = await connectNewDevice(readerId);
     const readings: [number, number][] = [
       [1, 12.5],
       [2, 17.25],
@@ -417,13 +441,13 @@ describe('the tutorial on the local stack', () => {
     for (const [n, windSpeed] of readings) {
       // The third body claims another device: the hub's device id must win.
       await device.client.sendEvent(
-        tutorialReading(n, windSpeed, n === 3 ? 'spoofed-device' : deviceId),
+        tutorialReading(n, windSpeed, n === 3 ? 'spoofed-device' : readerId),
       );
     }
     const notJson = new Message('wind is strong today');
     notJson.messageId = 'malformed-text';
     await device.client.sendEvent(notJson);
-    const noWindSpeed = new Message(JSON.stringify({ deviceId, temperature: 21 }));
+    const noWindSpeed = new Message(JSON.stringify({ deviceId: readerId, temperature: 21 }));
     noWindSpeed.messageId = 'malformed-no-windspeed';
     noWindSpeed.contentType = 'application/json';
     noWindSpeed.contentEncoding = 'utf-8';
@@ -434,12 +458,12 @@ describe('the tutorial on the local stack', () => {
       async () => {
         // The device's state row is written after its readings (it follows stored readings
         // only), so a read can see the readings a moment before `latest`.
-        const read = await readTelemetry(api, deviceId);
+        const read = await readTelemetry(api, readerId);
         return read.items.length >= readings.length && read.latest ? read : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
-    const response = await api.get(`/devices/${deviceId}/telemetry`);
+    const response = await api.get(`/devices/${readerId}/telemetry`);
     expectDocumented('GET', '/devices/{deviceId}/telemetry', response);
 
     expect(telemetry.items.map((i) => i.messageId)).toEqual([
@@ -451,7 +475,7 @@ describe('the tutorial on the local stack', () => {
     for (const item of telemetry.items) {
       const n = item.messageId?.split('-')[1] ?? '';
       expect(item).toMatchObject({
-        deviceId,
+        deviceId: readerId,
         correlationId: `correlation_${n}`,
         // `Property` arrives as `property`: @azure/functions camel-cases every trigger metadata
         // key, application property names included (the real Node worker does the same).
@@ -463,14 +487,14 @@ describe('the tutorial on the local stack', () => {
     expect([...times].sort((a, b) => b - a)).toEqual(times);
     expect(telemetry.latest).toMatchObject({ messageId: 'reading-3', windSpeed: 13 });
     expect((await readTelemetry(api, 'spoofed-device')).items).toEqual([]);
-    const limited = await readTelemetry(api, deviceId, '?limit=2');
+    const limited = await readTelemetry(api, readerId, '?limit=2');
     expect(limited.items.map((i) => i.messageId)).toEqual(['reading-3', 'reading-2']);
 
     // Dead letters live in the stack's own Azurite (the API does not serve them).
     const letters = await waitFor(
       'two dead letters',
       async () => {
-        const rows = await readTable(storage, 'deadletters', deviceId);
+        const rows = await readTable(storage, 'deadletters', readerId);
         return rows.length >= 2 ? rows : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 500 },
@@ -480,17 +504,17 @@ describe('the tutorial on the local stack', () => {
       'malformed-text',
     ]);
     for (const letter of letters) {
-      expect(letter).toMatchObject({ deviceId, reason: expect.any(String) });
+      expect(letter).toMatchObject({ deviceId: readerId, reason: expect.any(String) });
       expect(String(letter.reason)).not.toBe('');
     }
     expect(letters.find((l) => l.messageId === 'malformed-text')?.bodyText).toBe(
       'wind is strong today',
     );
     // Only the reading above the threshold (15) raised an alert.
-    const alerts = await readTable(storage, 'alerts', deviceId);
+    const alerts = await readTable(storage, 'alerts', readerId);
     expect(alerts.map((a) => a.messageId)).toEqual(['reading-2']);
 
-    const connected = await api.get(`/devices/${deviceId}`);
+    const connected = await api.get(`/devices/${readerId}`);
     expect(asRecord(connected.body).connectionState).toBe('Connected');
   });
 
@@ -518,10 +542,10 @@ describe('the tutorial on the local stack', () => {
   });
 
   it('sends a C2D message with ack full: the device receives it and its status becomes delivered', async () => {
-    const live = device;
-    if (!live) throw new Error('the device is not connected (the previous test failed)');
+    const c2dId = 'tutorial-c2d';
+    const live = await connectNewDevice(c2dId);
     const template = '/devices/{deviceId}/messages';
-    const sent = await api.post(`/devices/${deviceId}/messages`, {
+    const sent = await api.post(`/devices/${c2dId}/messages`, {
       payload: { command: 'blink' },
       ack: 'full',
       messageId: 'c2d-blink',
@@ -533,13 +557,13 @@ describe('the tutorial on the local stack', () => {
     expect(sent.body).toEqual({
       messageId: 'c2d-blink',
       status: 'enqueued',
-      statusUrl: expect.stringContaining(`/devices/${deviceId}/messages/c2d-blink`),
+      statusUrl: expect.stringContaining(`/devices/${c2dId}/messages/c2d-blink`),
     });
     expect(sent.headers.get('location')).toBe(String(asRecord(sent.body).statusUrl));
 
     // A second message waits for its outcome in the request (?wait=): 200 with it, or 202 if the
     // hub's feedback batch had not closed in time.
-    const waited = api.post(`/devices/${deviceId}/messages?wait=55`, {
+    const waited = api.post(`/devices/${c2dId}/messages?wait=55`, {
       payload: 'hello',
       ack: 'positive',
       messageId: 'c2d-hello',
@@ -552,7 +576,7 @@ describe('the tutorial on the local stack', () => {
     expect(received.correlationId).toBe('c2d-correlation');
     expect(received.properties.getValue('priority')).toBe('high');
 
-    const statusPath = `/devices/${deviceId}/messages/c2d-blink`;
+    const statusPath = `/devices/${c2dId}/messages/c2d-blink`;
     const delivered = await waitFor(
       'the delivered status',
       async () => {
@@ -562,7 +586,7 @@ describe('the tutorial on the local stack', () => {
       { timeoutMs: 90_000, intervalMs: 500 },
     );
     expectDocumented('GET', '/devices/{deviceId}/messages/{messageId}', delivered);
-    expect(delivered.body).toMatchObject({ messageId: 'c2d-blink', deviceId, ack: 'full' });
+    expect(delivered.body).toMatchObject({ messageId: 'c2d-blink', deviceId: c2dId, ack: 'full' });
 
     const hello = await waited;
     expectDocumented('POST', template, hello);
@@ -570,7 +594,7 @@ describe('the tutorial on the local stack', () => {
     const helloStatus = await waitFor(
       'the delivered status of the waited-for message',
       async () => {
-        const response = await api.get(`/devices/${deviceId}/messages/c2d-hello`);
+        const response = await api.get(`/devices/${c2dId}/messages/c2d-hello`);
         return asRecord(response.body).status === 'delivered' ? response.body : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
@@ -582,35 +606,35 @@ describe('the tutorial on the local stack', () => {
   });
 
   it('disables the device with its etag (a stale etag changes nothing) and deletes it', async () => {
-    await device?.close();
-    device = undefined;
+    const lifecycleId = 'tutorial-lifecycle';
+    const connectionString = await createDevice(lifecycleId);
     const template = '/devices/{deviceId}';
-    const before = await api.get(`/devices/${deviceId}`);
+    const before = await api.get(`/devices/${lifecycleId}`);
     const etag = before.headers.get('etag') ?? '';
     expect(etag).not.toBe('');
 
     expectProblem(
       'PATCH',
       template,
-      await api.call('PATCH', `/devices/${deviceId}`, {
+      await api.call('PATCH', `/devices/${lifecycleId}`, {
         json: { status: 'disabled' },
         headers: { 'if-match': '"an-older-etag"' },
       }),
       412,
       'precondition-failed',
     );
-    const unchanged = await api.get(`/devices/${deviceId}`);
+    const unchanged = await api.get(`/devices/${lifecycleId}`);
     expect(asRecord(unchanged.body).status).toBe('enabled');
     expect(unchanged.headers.get('etag')).toBe(etag);
 
-    const disabled = await api.call('PATCH', `/devices/${deviceId}`, {
+    const disabled = await api.call('PATCH', `/devices/${lifecycleId}`, {
       json: { status: 'disabled', statusReason: 'end of the tutorial' },
       headers: { 'if-match': etag },
     });
     expect(disabled.status).toBe(200);
     expectDocumented('PATCH', template, disabled);
     expect(disabled.body).toMatchObject({
-      deviceId,
+      deviceId: lifecycleId,
       status: 'disabled',
       statusReason: 'end of the tutorial',
     });
@@ -618,14 +642,20 @@ describe('the tutorial on the local stack', () => {
     // A disabled device cannot connect, even with its (kept) key: CONNACK 3, server unavailable.
     await expectRefusedConnection(connectionString, 'ServiceUnavailableError');
 
-    const deleted = await api.call('DELETE', `/devices/${deviceId}`);
+    const deleted = await api.call('DELETE', `/devices/${lifecycleId}`);
     expect(deleted.status).toBe(204);
     expectDocumented('DELETE', template, deleted);
-    expectProblem('GET', template, await api.get(`/devices/${deviceId}`), 404, 'device-not-found');
+    expectProblem(
+      'GET',
+      template,
+      await api.get(`/devices/${lifecycleId}`),
+      404,
+      'device-not-found',
+    );
     expectProblem(
       'DELETE',
       template,
-      await api.call('DELETE', `/devices/${deviceId}`),
+      await api.call('DELETE', `/devices/${lifecycleId}`),
       404,
       'device-not-found',
     );

@@ -1,8 +1,9 @@
 import { InvocationContext } from '@azure/functions';
 import { validateHeaderValue } from 'node:http';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { errors } from 'azure-iot-common';
-import { createDeviceHandlers } from '../../lib/api/device-handlers';
-import { createApiServices } from '../../lib/api/services';
+import { createDeviceHandlers } from '../../lib/devices/device-handlers';
+import { createApiServices } from '../../lib/app/services';
 import type { HubDevice, HubQuery, RegistryClient } from '../../lib/iothub/clients';
 import { apiRequest as request, expectProblem, header, json, readPages } from '../support/http';
 
@@ -112,7 +113,7 @@ function setup() {
     serviceClient: () => {
       throw new Error('not used');
     },
-    statusTable: () => Promise.reject(new Error('not used')),
+    statusStore: new MemoryEntityStore(),
     hubHostName: hubHost,
   });
   const handlers = createDeviceHandlers(() => services);

@@ -2,7 +2,8 @@ import { runInNewContext } from 'node:vm';
 import * as common from 'azure-iot-common';
 import { ApiError, problemBody, problemResponse } from '../../lib/http/problem';
 import { describeError, redactSecrets } from '../../lib/http/redact';
-import { HubTimeoutError, hubErrorToApiError, withHubTimeout } from '../../lib/iothub/errors';
+import { HubTimeoutError, withHubTimeout } from '../../lib/iothub/errors';
+import { hubErrorToApiError } from '../../lib/http/hub-errors';
 
 // azure-iothub throws its own bundled copies of these classes; both must map the same way.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

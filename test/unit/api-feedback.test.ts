@@ -1,83 +1,12 @@
 import type { Timer } from '@azure/functions';
-import type { Message } from 'azure-iot-common';
-import { createApiServices } from '../../lib/api/services';
-import type {
-  FeedbackMessage,
-  FeedbackReceiver,
-  RegistryClient,
-  ServiceClient,
-} from '../../lib/iothub/clients';
+import { createApiServices } from '../../lib/app/services';
+import type { RegistryClient } from '../../lib/iothub/clients';
+import { FakeServiceClient } from '../support/fake-service-client';
 import { parseFeedback } from '../../lib/messages/feedback';
-import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
-import { createFeedbackTimer } from '../../lib/api/feedback-timer';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
+import { putStatusRow, statusRow } from '../support/status-rows';
+import { createFeedbackTimer } from '../../lib/messages/feedback-timer';
 import { contextLoggingTo } from '../support/http';
-
-class FakeReceiver implements FeedbackReceiver {
-  private listener: ((message: FeedbackMessage) => void) | undefined;
-  settled: string[] = [];
-
-  onMessage(listener: (message: FeedbackMessage) => void): void {
-    this.listener = listener;
-  }
-  onError(): void {}
-
-  deliver(records: unknown, label: string, onComplete: () => void = () => undefined): void {
-    const data = Buffer.from(typeof records === 'string' ? records : JSON.stringify(records));
-    this.listener?.({
-      data,
-      complete: () => {
-        onComplete();
-        this.settled.push(`complete:${label}`);
-        return Promise.resolve();
-      },
-      reject: () => {
-        this.settled.push(`reject:${label}`);
-        return Promise.resolve();
-      },
-    });
-  }
-}
-
-class FakeClient implements ServiceClient {
-  receiver = new FakeReceiver();
-  receiverRequests = 0;
-  open(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  send(_deviceId: string, _message: Message): Promise<void> {
-    return Promise.resolve();
-  }
-  getFeedbackReceiver(): Promise<FeedbackReceiver> {
-    this.receiverRequests += 1;
-    return Promise.resolve(this.receiver);
-  }
-  onDisconnect(): void {}
-}
-
-class FakeTable implements StatusTable {
-  rows = new Map<string, Record<string, unknown>>();
-  writes: string[] = [];
-  failWith: Error | undefined;
-  getEntity(pk: string, rk: string): Promise<Record<string, unknown>> {
-    const row = this.rows.get(`${pk}|${rk}`);
-    return row
-      ? Promise.resolve(row)
-      : Promise.reject(Object.assign(new Error('nf'), { statusCode: 404 }));
-  }
-  createEntity(entity: StatusEntity): Promise<unknown> {
-    return this.upsertEntity(entity, 'Replace');
-  }
-  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const k = `${entity.partitionKey}|${entity.rowKey}`;
-    this.writes.push(k);
-    this.rows.set(k, mode === 'Merge' ? { ...this.rows.get(k), ...entity } : { ...entity });
-    return Promise.resolve({});
-  }
-}
 
 const record = (messageId: string, statusCode: string, deviceId = 'd1') => ({
   originalMessageId: messageId,
@@ -89,12 +18,12 @@ const record = (messageId: string, statusCode: string, deviceId = 'd1') => ({
 });
 
 function setup() {
-  const client = new FakeClient();
-  const table = new FakeTable();
+  const client = new FakeServiceClient();
+  const table = new MemoryEntityStore();
   const services = createApiServices({
     registry: {} as RegistryClient,
     serviceClient: () => client,
-    statusTable: () => Promise.resolve(table),
+    statusStore: table,
     hubHostName: 'hub',
     feedbackDrainMs: 1000,
   });
@@ -144,24 +73,33 @@ describe('feedback timer', () => {
 
   it('stores every outcome and completes each batch only after its rows are written', async () => {
     const { client, table, run } = setup();
-    table.rows.set('d1|m1', { deviceId: 'd1', messageId: 'm1', status: 'enqueued', ack: 'full' });
+    await putStatusRow(table, 'd1|m1', {
+      deviceId: 'd1',
+      messageId: 'm1',
+      status: 'enqueued',
+      ack: 'full',
+    });
     const running = run();
     await jest.advanceTimersByTimeAsync(10);
     const batch = [record('m1', 'Success'), record('m2', 'Expired', 'd#2')];
-    // Completion must come after both writes: note what was written when it happened.
-    const writesAtCompletion: string[][] = [];
-    client.receiver.deliver(batch, 'b1', () => writesAtCompletion.push([...table.writes]));
+    // Completion must come after both writes: note what was stored when it happened.
+    const writesAtCompletion: (string | undefined)[][] = [];
+    client.receiver.deliver(batch, 'b1', () =>
+      writesAtCompletion.push(
+        ['d1|m1', 'd%232|m2'].map((address) => statusRow(table, address)?.status as string),
+      ),
+    );
     await jest.advanceTimersByTimeAsync(1000);
     await running;
     expect(client.receiver.settled).toEqual(['complete:b1']);
-    expect(writesAtCompletion).toEqual([['d1|m1', 'd%232|m2']]);
-    expect(table.rows.get('d1|m1')).toMatchObject({
+    expect(writesAtCompletion).toEqual([['delivered', 'expired']]);
+    expect(statusRow(table, 'd1|m1')).toMatchObject({
       status: 'delivered',
       ack: 'full',
       description: 'Success',
     });
     // A record for a message this API never recorded creates its row.
-    expect(table.rows.get('d%232|m2')).toMatchObject({
+    expect(statusRow(table, 'd%232|m2')).toMatchObject({
       deviceId: 'd#2',
       messageId: 'm2',
       status: 'expired',
@@ -172,7 +110,7 @@ describe('feedback timer', () => {
     const { client, table, run, logs } = setup();
     const first = run();
     await jest.advanceTimersByTimeAsync(10);
-    table.failWith = new Error('storage down');
+    table.failure = () => new Error('storage down');
     client.receiver.deliver([record('m1', 'Rejected')], 'b1');
     const failed = expect(first).rejects.toThrow('Feedback drain failed');
     await jest.advanceTimersByTimeAsync(1000);
@@ -180,12 +118,12 @@ describe('feedback timer', () => {
     expect(client.receiver.settled).toEqual([]);
     expect(logs.join('\n')).toContain('drain failed');
 
-    table.failWith = undefined;
+    table.failure = undefined;
     const second = run();
     await jest.advanceTimersByTimeAsync(1000);
     await second;
     expect(client.receiver.settled).toEqual(['complete:b1']);
-    expect(table.rows.get('d1|m1')?.status).toBe('rejected');
+    expect(statusRow(table, 'd1|m1')?.status).toBe('rejected');
     expect(client.receiverRequests).toBe(1);
   });
 
@@ -200,7 +138,7 @@ describe('feedback timer', () => {
     await jest.advanceTimersByTimeAsync(1000);
     await second;
     expect(client.receiver.settled).toEqual(['complete:late']);
-    expect(table.rows.get('d1|late')?.status).toBe('purged');
+    expect(statusRow(table, 'd1|late')?.status).toBe('purged');
   });
 
   it('rejects malformed batches instead of replaying them forever', async () => {

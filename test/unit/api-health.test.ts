@@ -1,9 +1,9 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { errors } from 'azure-iot-common';
-import { checkHealth, createHealthHandler, type HealthProbes } from '../../lib/api/health';
-import { createApiServices } from '../../lib/api/services';
+import { checkHealth, createHealthHandler, type HealthProbes } from '../../lib/app/health';
+import { createApiServices } from '../../lib/app/services';
 import type { HubDevice, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
-import type { StatusTable } from '../../lib/messages/status-store';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 
 const up = () => Promise.resolve();
 const log = () => undefined;
@@ -77,16 +77,12 @@ describe('GET /health', () => {
       getFeedbackReceiver: () => Promise.reject(new Error('unused')),
       onDisconnect: () => undefined,
     };
-    const table: StatusTable = {
-      getEntity: () =>
-        Promise.reject(tableError ?? Object.assign(new Error('not found'), { statusCode: 404 })),
-      createEntity: up,
-      upsertEntity: up,
-    };
+    const tables = new MemoryEntityStore();
+    if (tableError) tables.failure = () => tableError;
     return createApiServices({
       registry,
       serviceClient: () => client,
-      statusTable: () => Promise.resolve(table),
+      statusStore: tables,
       hubHostName: 'hub',
     });
   }

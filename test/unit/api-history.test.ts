@@ -4,8 +4,8 @@
  */
 import { HttpRequest } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
-import { createHistoryHandlers } from '../../lib/api/history-handlers';
-import { AlertList, DeadLetterList } from '../../lib/api/history';
+import { createHistoryHandlers } from '../../lib/telemetry/history-handlers';
+import { AlertList, DeadLetterList } from '../../lib/telemetry/history';
 import type { EntityStore } from '../../lib/storage/entity-store';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { TelemetryProcessor } from '../../lib/telemetry/processor';

@@ -1,97 +1,20 @@
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { errors, type Message } from 'azure-iot-common';
-import { createMessageHandlers } from '../../lib/api/message-handlers';
-import { createApiServices } from '../../lib/api/services';
-import type { FeedbackReceiver, RegistryClient, ServiceClient } from '../../lib/iothub/clients';
-import type { Clock } from '../../lib/messages/message-service';
-import type { StatusEntity, StatusTable } from '../../lib/messages/status-store';
+import { errors } from 'azure-iot-common';
+import { createMessageHandlers } from '../../lib/messages/message-handlers';
+import { createApiServices } from '../../lib/app/services';
+import type { RegistryClient } from '../../lib/iothub/clients';
+import { FakeServiceClient } from '../support/fake-service-client';
+import { ManualClock } from '../support/clock';
+import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
+import { putStatusRow, statusRow, statusRows } from '../support/status-rows';
 import { contextLoggingTo, header, json } from '../support/http';
 
 const base = 'https://app.example/api/devices/d1/messages';
 
-class FakeServiceClient implements ServiceClient {
-  sent: { deviceId: string; message: Message }[] = [];
-  opens = 0;
-  closes = 0;
-  sendError: Error | undefined;
-  openError: Error | undefined;
-  private onDrop: (() => void) | undefined;
-
-  open(): Promise<void> {
-    this.opens += 1;
-    return this.openError ? Promise.reject(this.openError) : Promise.resolve();
-  }
-  close(): Promise<void> {
-    this.closes += 1;
-    return Promise.resolve();
-  }
-  send(deviceId: string, message: Message): Promise<void> {
-    if (this.sendError) return Promise.reject(this.sendError);
-    this.sent.push({ deviceId, message });
-    return Promise.resolve();
-  }
-  getFeedbackReceiver(): Promise<FeedbackReceiver> {
-    return Promise.reject(new Error('not used'));
-  }
-  onDisconnect(listener: () => void): void {
-    this.onDrop = listener;
-  }
-  drop(): void {
-    this.onDrop?.();
-  }
-}
-
-class RestLikeError extends Error {
-  constructor(readonly statusCode: number) {
-    super(`table error ${statusCode}`);
-  }
-}
-
-/** Table storage semantics the store relies on: 409 on create conflicts, 404 on missing rows. */
-class FakeTable implements StatusTable {
-  rows = new Map<string, Record<string, unknown>>();
-  failWith: Error | undefined;
-  private key = (pk: string, rk: string) => `${pk}|${rk}`;
-
-  getEntity(pk: string, rk: string): Promise<Record<string, unknown>> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const row = this.rows.get(this.key(pk, rk));
-    return row ? Promise.resolve({ ...row }) : Promise.reject(new RestLikeError(404));
-  }
-  createEntity(entity: StatusEntity): Promise<unknown> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const k = this.key(entity.partitionKey, entity.rowKey);
-    if (this.rows.has(k)) return Promise.reject(new RestLikeError(409));
-    this.rows.set(k, { ...entity });
-    return Promise.resolve({});
-  }
-  upsertEntity(entity: StatusEntity, mode: 'Merge' | 'Replace'): Promise<unknown> {
-    if (this.failWith) return Promise.reject(this.failWith);
-    const k = this.key(entity.partitionKey, entity.rowKey);
-    this.rows.set(k, mode === 'Merge' ? { ...this.rows.get(k), ...entity } : { ...entity });
-    return Promise.resolve({});
-  }
-}
-
-class FakeClock implements Clock {
-  time = Date.parse('2026-01-01T00:00:00Z');
-  onSleep: (() => void) | undefined;
-  sleeps = 0;
-  now(): Date {
-    return new Date(this.time);
-  }
-  sleep(ms: number): Promise<void> {
-    this.time += ms;
-    this.sleeps += 1;
-    this.onSleep?.();
-    return Promise.resolve();
-  }
-}
-
 function setup() {
   const client = new FakeServiceClient();
-  const table = new FakeTable();
-  const clock = new FakeClock();
+  const table = new MemoryEntityStore();
+  const clock = new ManualClock();
   let created = 0;
   const services = createApiServices({
     registry: {} as RegistryClient,
@@ -99,7 +22,7 @@ function setup() {
       created += 1;
       return client;
     },
-    statusTable: () => Promise.resolve(table),
+    statusStore: table,
     hubHostName: 'hub',
     clock,
   });
@@ -169,7 +92,7 @@ describe('POST /devices/{deviceId}/messages', () => {
     expect(message.contentEncoding).toBe('utf-8');
     expect(message.properties.getValue('priority')).toBe('high');
     expect(message.expiryTimeUtc).toBe(clock.time + 120_000);
-    expect(table.rows.get('d1|m-1')).toMatchObject({
+    expect(statusRow(table, 'd1|m-1')).toMatchObject({
       deviceId: 'd1',
       messageId: 'm-1',
       status: 'enqueued',
@@ -218,7 +141,7 @@ describe('POST /devices/{deviceId}/messages', () => {
     const { handlers, context, client, table } = setup();
     client.sendError = new errors.DeviceNotFoundError('no device');
     expectProblem(await handlers.send(send({ payload: 1 }), context()), 404, 'device-not-found');
-    expect(table.rows.size).toBe(0);
+    expect(statusRows(table)).toHaveLength(0);
   });
 
   it("answers 409 with a queue-full title when the device's queue is full", async () => {
@@ -230,7 +153,7 @@ describe('POST /devices/{deviceId}/messages', () => {
       'device-queue-full',
     );
     expect(body.title).toMatch(/queue is full/i);
-    expect(table.rows.size).toBe(0);
+    expect(statusRows(table)).toHaveLength(0);
   });
 
   it('answers 503 and reconnects next time when the hub is unreachable', async () => {
@@ -245,7 +168,7 @@ describe('POST /devices/{deviceId}/messages', () => {
 
   it('still answers 202 when the message was sent but its status row could not be written', async () => {
     const { handlers, context, client, table, logs } = setup();
-    table.failWith = new Error('storage down');
+    table.failure = () => new Error('storage down');
     const response = await handlers.send(send({ payload: 1, messageId: 'm' }), context());
     expect(response.status).toBe(202);
     expect(client.sent).toHaveLength(1);
@@ -368,13 +291,13 @@ describe('POST /devices/{deviceId}/messages', () => {
 
   it('with ?wait answers 200 once feedback records the outcome', async () => {
     const { handlers, context, table, clock } = setup();
-    clock.onSleep = () => {
+    clock.onSleep = async () => {
       // The feedback timer records delivery while the request waits.
       if (clock.sleeps === 2) {
-        table.rows.set('d1|m-7', {
-          ...table.rows.get('d1|m-7'),
+        await putStatusRow(table, 'd1|m-7', {
+          ...(statusRow(table, 'd1|m-7') as Record<string, string>),
           status: 'delivered',
-          updatedAt: clock.now().toISOString(),
+          updatedAt: new Date(clock.now()).toISOString(),
         });
       }
     };
@@ -430,7 +353,8 @@ describe('GET /devices/{deviceId}/messages/{messageId}', () => {
 
   it('answers 503 when storage is down', async () => {
     const { handlers, context, table } = setup();
-    table.failWith = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    table.failure = () =>
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     expectProblem(await handlers.status(statusRequest('m'), context()), 503, 'storage-unavailable');
   });
 });

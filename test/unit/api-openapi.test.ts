@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { buildOpenApiDocument } from '../../lib/api/openapi';
-import { CreateDeviceRequest, SendMessageRequest } from '../../lib/api/schemas';
+import { buildOpenApiDocument } from '../../lib/app/openapi';
+import { CreateDeviceRequest } from '../../lib/devices/schemas';
+import { SendMessageRequest } from '../../lib/messages/schemas';
 import { apiOperations } from '../support/api-routes';
 
 type Json = Record<string, unknown>;

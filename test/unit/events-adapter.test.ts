@@ -18,6 +18,7 @@ import {
   type Subscription,
 } from '@azure/event-hubs';
 import { create_container, types, type Connection, type EventContext, type Message } from 'rhea';
+import { laterAttachAnswered } from '../support/amqp-round-trip';
 import { wellKnownHubIdentity } from '../../emulator/config';
 import type { EmulatorContext, ProtocolAdapter } from '../../emulator/context';
 import type { IotHubCore, StoredEvent, TelemetryInput } from '../../emulator/core/contracts';
@@ -485,8 +486,11 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
         resolve({ opened: false, error: context.receiver?.error as { condition?: string } });
       });
       receiver.once('receiver_open', () => {
-        // A refusal is an attach immediately followed by a detach; give it a moment to arrive.
-        setTimeout(() => resolve({ opened: receiver.is_open() && !receiver.error }), 200);
+        // A refusal is an attach immediately followed by a detach: by the time a later attach
+        // is answered, it has arrived.
+        void laterAttachAnswered(connection).then(() =>
+          resolve({ opened: receiver.is_open() && !receiver.error }),
+        );
       });
     });
   }

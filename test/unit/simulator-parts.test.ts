@@ -1,5 +1,6 @@
 import { Backoff } from '../../lib/simulator/backoff';
 import { fleetDeviceIds } from '../../lib/simulator/fleet';
+import { ManualClock } from '../support/clock';
 import { Pacer } from '../../lib/simulator/pacer';
 import { telemetryMessage, windSpeedSample } from '../../lib/simulator/telemetry-message';
 
@@ -47,22 +48,14 @@ describe('Backoff', () => {
 
 describe('Pacer', () => {
   it('spaces starts at the configured rate', async () => {
-    let now = 0;
-    const slept: number[] = [];
-    const pacer = new Pacer(
-      10,
-      () => now,
-      (ms) => {
-        slept.push(ms);
-        now += ms;
-        return Promise.resolve();
-      },
-    );
+    const clock = new ManualClock(0);
+    const slept = clock.slept;
+    const pacer = new Pacer(10, clock);
     await pacer.take();
     await pacer.take();
     await pacer.take();
     expect(slept).toEqual([100, 100]);
-    now += 1000; // idle: the next start needs no wait
+    clock.time += 1000; // idle: the next start needs no wait
     await pacer.take();
     expect(slept).toEqual([100, 100]);
   });

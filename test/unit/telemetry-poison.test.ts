@@ -10,7 +10,7 @@
  */
 import { InvocationContext, type LogLevel } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
-import { checkHealth } from '../../lib/api/health';
+import { checkHealth } from '../../lib/app/health';
 import type { ConditionalWrite, Entity } from '../../lib/storage/entity-store';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { TableNames, type TableName } from '../../lib/storage/tables';
@@ -22,6 +22,7 @@ import { TelemetryProcessor } from '../../lib/telemetry/processor';
 import { sampleBatch, type SampleEvent } from '../../lib/telemetry/sample-events';
 import { StallMonitor } from '../../lib/telemetry/stall';
 import { createTelemetryHandler } from '../../lib/telemetry/trigger';
+import { clockAt } from '../support/clock';
 
 const start = new Date('2026-11-23T08:00:00.000Z');
 const maxStringChars = 32 * 1024;
@@ -270,7 +271,7 @@ describe('a poison reading in a batch', () => {
 describe('a stalled telemetry trigger', () => {
   it('is reported as degraded with the failure class once past the threshold, and clears', async () => {
     let now = start.getTime();
-    const monitor = new StallMonitor(() => now);
+    const monitor = new StallMonitor(clockAt(() => now));
     const { store, logs, invoke } = setup(new TableLimitsStore(), monitor);
     store.rejectTables.set(
       TableNames.telemetry,

@@ -1,5 +1,6 @@
 import { InvocationContext, type LogLevel } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
+import { clockAt } from '../support/clock';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { TableNames } from '../../lib/storage/tables';
 import { TelemetryProcessor } from '../../lib/telemetry/processor';
@@ -17,7 +18,7 @@ function setup(store = new MemoryEntityStore()) {
   const processor = new TelemetryProcessor(store, {
     alertThreshold: threshold,
     deadLetterMaxBodyBytes: 64,
-    now: () => start.getTime() + 5_000,
+    clock: clockAt(() => start.getTime() + 5_000),
   });
   const logs: { level: LogLevel; text: string }[] = [];
   const handler = createTelemetryHandler(() => processor);

@@ -4,6 +4,7 @@
  * bounded and the next run continues where it stopped, and the timer's log line.
  */
 import type { Entity, EntityStore, RowRange } from '../../lib/storage/entity-store';
+import { clockAt } from '../support/clock';
 import { MemoryEntityStore } from '../../lib/storage/memory-entity-store';
 import { TableNames, type TableName } from '../../lib/storage/tables';
 import { deadLetterEntity, devicePartitionKey } from '../../lib/telemetry/entities';
@@ -76,11 +77,11 @@ const now0 = Date.parse('2026-11-29T12:00:00.000Z');
 
 async function seeded(nowMs = now0): Promise<MemoryEntityStore> {
   const memory = new MemoryEntityStore();
-  memory.now = () => nowMs;
+  memory.clock = clockAt(() => nowMs);
   const processor = new TelemetryProcessor(memory, {
     alertThreshold,
     deadLetterMaxBodyBytes: 4096,
-    now: () => nowMs,
+    clock: clockAt(() => nowMs),
   });
   const batch = historyBatch(nowMs);
   await processor.processBatch(batch.messages, batch.triggerMetadata);
@@ -106,7 +107,7 @@ describe('purgeExpired', () => {
     expect(counts(memory)).toEqual(expectedBeforePurge);
     const state = memory.rows(TableNames.deviceState);
 
-    const summary = await purgeExpired(memory, { retentionDays, now: () => now0 });
+    const summary = await purgeExpired(memory, { retentionDays, clock: clockAt(() => now0) });
 
     expect(counts(memory)).toEqual(expectedAfterPurge);
     const cutoff = now0 - retentionDays * dayMs;
@@ -129,7 +130,7 @@ describe('purgeExpired', () => {
 
   it('queries only the expired key range of one partition and never reads a row it keeps', async () => {
     const store = new RecordingStore(await seeded());
-    const summary = await purgeExpired(store, { retentionDays, now: () => now0 });
+    const summary = await purgeExpired(store, { retentionDays, clock: clockAt(() => now0) });
 
     const cutoff = now0 - retentionDays * dayMs;
     const timed = { rowKeyFrom: expiredRowKeyFrom(cutoff), rowKeyBefore: timedRowKeysEnd };
@@ -153,15 +154,15 @@ describe('purgeExpired', () => {
   it('keeps everything newer as the fake clock advances, then purges it once it is old', async () => {
     const memory = await seeded();
     let now = now0;
-    await purgeExpired(memory, { retentionDays, now: () => now });
+    await purgeExpired(memory, { retentionDays, clock: clockAt(() => now) });
     expect(counts(memory)).toEqual(expectedAfterPurge);
     // Half a day later the readings enqueued exactly at the first cutoff have expired too.
     now += dayMs / 2;
-    await purgeExpired(memory, { retentionDays, now: () => now });
+    await purgeExpired(memory, { retentionDays, clock: clockAt(() => now) });
     expect(counts(memory)).toEqual({ telemetry: 2, alerts: 2, deadletters: 4, devicestate: 2 });
 
     now = now0 + 7 * dayMs;
-    const summary = await purgeExpired(memory, { retentionDays, now: () => now });
+    const summary = await purgeExpired(memory, { retentionDays, clock: clockAt(() => now) });
     expect(summary.complete).toBe(true);
     expect(counts(memory)).toEqual({ telemetry: 0, alerts: 0, deadletters: 0, devicestate: 2 });
   });
@@ -189,18 +190,18 @@ describe('purgeExpired', () => {
     const old = letter('written 10 days ago');
     const recent = letter('written a day ago');
     const partitionKey = devicePartitionKey('dev-a');
-    memory.now = () => now0 - 10 * dayMs;
+    memory.clock = clockAt(() => now0 - 10 * dayMs);
     await memory.upsertBatch(TableNames.deadLetters, partitionKey, [old]);
-    memory.now = () => now0 - dayMs;
+    memory.clock = clockAt(() => now0 - dayMs);
     await memory.upsertBatch(TableNames.deadLetters, partitionKey, [recent]);
     const unpositioned = () =>
       memory.rows(TableNames.deadLetters).filter((e) => e.reason === 'missing-position');
 
-    await purgeExpired(memory, { retentionDays, now: () => now0 });
+    await purgeExpired(memory, { retentionDays, clock: clockAt(() => now0) });
     expect(unpositioned().map((e) => e.detail)).toEqual(['written a day ago']);
     expect(memory.rows(TableNames.deadLetters)).toHaveLength(expectedAfterPurge.deadletters + 1);
 
-    await purgeExpired(memory, { retentionDays, now: () => now0 + 7 * dayMs });
+    await purgeExpired(memory, { retentionDays, clock: clockAt(() => now0 + 7 * dayMs) });
     expect(unpositioned()).toEqual([]);
   });
 
@@ -211,7 +212,9 @@ describe('purgeExpired', () => {
     const maxRequests = 7;
     for (let i = 0; i < 20 && runs.at(-1)?.complete !== true; i += 1) {
       const seeksBefore = store.seeks.length;
-      runs.push(await purgeExpired(store, { retentionDays, now: () => now0, maxRequests }));
+      runs.push(
+        await purgeExpired(store, { retentionDays, clock: clockAt(() => now0), maxRequests }),
+      );
       if (i > 0 && runs.at(-2)?.complete === false) {
         // Resumes past the partitions already finished instead of starting over.
         const first = store.seeks[seeksBefore];
@@ -232,7 +235,11 @@ describe('purgeExpired', () => {
     const memory = await seeded();
     let last: PurgeSummary | undefined;
     for (let i = 0; i < 40 && last?.complete !== true; i += 1) {
-      last = await purgeExpired(memory, { retentionDays, now: () => now0, maxRequests: 1 });
+      last = await purgeExpired(memory, {
+        retentionDays,
+        clock: clockAt(() => now0),
+        maxRequests: 1,
+      });
       expect(last.requests).toBeLessThanOrEqual(7);
     }
     expect(last?.complete).toBe(true);
@@ -248,7 +255,7 @@ describe('purgeExpired', () => {
     }));
     await memory.upsertBatch(TableNames.telemetry, partitionKey, rows);
     const before = memory.roundTrips;
-    const summary = await purgeExpired(memory, { retentionDays, now: () => now0 });
+    const summary = await purgeExpired(memory, { retentionDays, clock: clockAt(() => now0) });
     expect(summary.deleted.telemetry).toBe(2500);
     expect(memory.rows(TableNames.telemetry)).toEqual([]);
     // 3 pages + 25 transactions + 4 seeks + the cursor read: far fewer than one per row.
@@ -263,7 +270,11 @@ describe('the retention timer', () => {
   it('logs one line with the counts of the run', async () => {
     const memory = await seeded();
     const logs: string[] = [];
-    const timer = createRetentionTimer(() => ({ store: memory, retentionDays, now: () => now0 }));
+    const timer = createRetentionTimer(() => ({
+      store: memory,
+      retentionDays,
+      clock: clockAt(() => now0),
+    }));
     await timer({ isPastDue: false, scheduleStatus: undefined } as never, contextLoggingTo(logs));
     expect(logs).toEqual([
       'telemetry retention cutoff=2026-11-22T12:00:00.000Z telemetry=6 alerts=6 deadletters=4 partitions=8 requests=32 complete=true',
@@ -274,7 +285,11 @@ describe('the retention timer', () => {
     const memory = await seeded();
     memory.failure = () => new Error('connect ECONNREFUSED AccountKey=c2VjcmV0');
     const logs: string[] = [];
-    const timer = createRetentionTimer(() => ({ store: memory, retentionDays, now: () => now0 }));
+    const timer = createRetentionTimer(() => ({
+      store: memory,
+      retentionDays,
+      clock: clockAt(() => now0),
+    }));
     await expect(timer({ isPastDue: false } as never, contextLoggingTo(logs))).rejects.toThrow();
     expect(logs).toHaveLength(1);
     expect(logs[0]).toMatch(/^telemetry retention: purge failed: /);

@@ -6,16 +6,11 @@ import type { HttpRequest } from '@azure/functions';
 import { ApiError } from '../http/problem';
 import { queryObject, readJsonBody, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
-import { maxMessageRequestBytes } from '../messages/c2d-limits';
-import { isFinal } from '../messages/status-store';
-import type { ApiServices } from './services';
-import {
-  SendMessageQuery,
-  SendMessageRequest,
-  deviceIdSyntax,
-  messageIdSyntax,
-  type MessageAccepted,
-} from './schemas';
+import { maxMessageRequestBytes } from './c2d-limits';
+import { isFinal } from './status-store';
+import type { MessageService } from './message-service';
+import { SendMessageQuery, SendMessageRequest, type MessageAccepted } from './schemas';
+import { deviceIdSyntax, messageIdSyntax } from '../http/schemas';
 
 function deviceIdParam(request: HttpRequest): string {
   return routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
@@ -31,7 +26,12 @@ export interface MessageHandlers {
   status: HttpHandler;
 }
 
-export function createMessageHandlers(services: () => ApiServices): MessageHandlers {
+/** What the message handlers need from the composition root (`lib/app/services.ts`). */
+export interface MessageHandlerServices {
+  messages: MessageService;
+}
+
+export function createMessageHandlers(services: () => MessageHandlerServices): MessageHandlers {
   return {
     send: withProblems(async (request, context) => {
       const deviceId = deviceIdParam(request);

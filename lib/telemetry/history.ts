@@ -7,8 +7,8 @@ import { z } from 'zod';
 import type { Entity, EntityStore } from '../storage/entity-store';
 import { rowKeyRangeForTimes } from '../storage/keys';
 import { TableNames } from '../storage/tables';
-import { devicePartitionKey } from '../telemetry/entities';
-import { apiSchemas, DeviceId, MessageId } from './schemas';
+import { devicePartitionKey } from './entities';
+import { apiSchemas, DeviceId, MessageId } from '../http/schemas';
 
 export const maxHistoryLimit = 1000;
 export const defaultHistoryLimit = 100;

@@ -4,17 +4,17 @@
  */
 import type { HttpRequest } from '@azure/functions';
 import { queryObject, readJsonBody, routeId, validate } from '../http/request';
-import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
-import { invalidContinuationToken } from '../devices/continuation-token';
+import { jsonResponse, quoted, withProblems, type HttpHandler } from '../http/respond';
+import { invalidContinuationToken } from './continuation-token';
 import { ApiError } from '../http/problem';
-import type { ApiServices } from './services';
+import type { DeviceService } from './device-service';
 import {
   CreateDeviceRequest,
   ListDevicesQuery,
   UpdateDeviceRequest,
   defaultPageSize,
-  deviceIdSyntax,
 } from './schemas';
+import { deviceIdSyntax } from '../http/schemas';
 
 function isHubRejection(error: unknown): boolean {
   return error instanceof ApiError && error.kind === 'hubRejectedRequest';
@@ -30,11 +30,6 @@ function childUrl(request: HttpRequest, id: string): string {
   return `${url.pathname.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
 }
 
-/** An etag as an HTTP header value (quoted). */
-export function quoted(etag: string): string {
-  return etag.startsWith('"') ? etag : `"${etag}"`;
-}
-
 export interface DeviceHandlers {
   create: HttpHandler;
   list: HttpHandler;
@@ -43,7 +38,12 @@ export interface DeviceHandlers {
   remove: HttpHandler;
 }
 
-export function createDeviceHandlers(services: () => ApiServices): DeviceHandlers {
+/** What the device handlers need from the composition root (`lib/app/services.ts`). */
+export interface DeviceHandlerServices {
+  devices: DeviceService;
+}
+
+export function createDeviceHandlers(services: () => DeviceHandlerServices): DeviceHandlers {
   return {
     create: withProblems(async (request) => {
       const body = validate(CreateDeviceRequest, await readJsonBody(request), 'device');

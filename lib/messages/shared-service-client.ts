@@ -3,8 +3,9 @@
  * invocation (connections to IoT Hub are costly and limited). When the connection drops or an
  * operation fails for connection reasons, it is discarded and the next call opens a new one.
  */
-import type { ServiceClient } from './clients';
-import { hubErrorToApiError, withHubTimeout } from './errors';
+import type { ServiceClient } from '../iothub/clients';
+import { hubErrorToApiError } from '../http/hub-errors';
+import { withHubTimeout } from '../iothub/errors';
 
 export const defaultOpenTimeoutMs = 15_000;
 

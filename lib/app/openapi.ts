@@ -8,7 +8,7 @@ import { problemKinds, problemTypeBase } from '../http/problem';
 import { maxBodyBytes } from '../http/request';
 import { maxMessageRequestBytes } from '../messages/c2d-limits';
 import { operations, type OperationSpec, type ResponseSpec } from './operations';
-import { apiSchemas, DeviceId, MessageId, Problem } from './schemas';
+import { apiSchemas, DeviceId, MessageId, Problem } from '../http/schemas';
 
 type JsonObject = Record<string, unknown>;
 

@@ -1,9 +1,16 @@
 /** The feedback timer's body: one bounded drain per run, with a summary line in the log. */
 import type { InvocationContext, Timer } from '@azure/functions';
 import { describeError } from '../http/redact';
-import type { ApiServices } from './services';
+import type { FeedbackDrainer } from './feedback';
 
-export function createFeedbackTimer(services: () => ApiServices) {
+/** What the feedback timer needs from the composition root (`lib/app/services.ts`). */
+export interface FeedbackTimerServices {
+  feedback: FeedbackDrainer;
+  /** The run length of one feedback drain. */
+  feedbackDrainMs: number;
+}
+
+export function createFeedbackTimer(services: () => FeedbackTimerServices) {
   return async (_timer: Timer, context: InvocationContext): Promise<void> => {
     const { feedback, feedbackDrainMs } = services();
     try {

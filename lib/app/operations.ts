@@ -3,22 +3,24 @@
  * their routes from here and the OpenAPI document is generated from it.
  */
 import type { z } from 'zod';
+import { apiSchemas } from '../http/schemas';
 import {
-  apiSchemas,
   CreateDeviceRequest,
   CreatedDevice,
   Device,
   DeviceList,
-  Health,
   ListDevicesQuery,
+  UpdateDeviceRequest,
+} from '../devices/schemas';
+import { Health } from './schemas';
+import {
   MessageAccepted,
   MessageStatus,
   SendMessageQuery,
   SendMessageRequest,
-  UpdateDeviceRequest,
-} from './schemas';
+} from '../messages/schemas';
 import { TelemetryQuery, TelemetryResponse } from '../telemetry/read';
-import { AlertList, AlertsQuery, DeadLetterList, DeadLettersQuery } from './history';
+import { AlertList, AlertsQuery, DeadLetterList, DeadLettersQuery } from '../telemetry/history';
 import { DeviceTwin, UpdateTwinRequest } from '../twin/schemas';
 import { InvokeMethodRequest, MethodResult } from '../methods/schemas';
 

@@ -1,14 +1,13 @@
 /**
- * HTTP handlers for a device's alerts and dead letters (lib/api/history.ts). Storage failures are
+ * HTTP handlers for a device's alerts and dead letters (./history.ts). Storage failures are
  * a 503 (retry later), like the telemetry read route.
  */
-import { ApiError } from '../http/problem';
 import { queryObject, routeId, validate } from '../http/request';
 import { jsonResponse, withProblems, type HttpHandler } from '../http/respond';
 import type { EntityStore } from '../storage/entity-store';
-import { describeError, isStorageError } from '../telemetry/errors';
+import { fromStorage } from './errors';
 import { AlertsQuery, DeadLettersQuery, readAlerts, readDeadLetters } from './history';
-import { deviceIdSyntax } from './schemas';
+import { deviceIdSyntax } from '../http/schemas';
 
 export interface HistoryParts {
   store: () => EntityStore;
@@ -21,16 +20,6 @@ export interface HistoryHandlers {
   deadLetters: HttpHandler;
 }
 
-async function fromStorage<T>(read: () => Promise<T>, warn: (text: string) => void): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    if (!isStorageError(error)) throw error;
-    warn(`history read failed: ${describeError(error)}`);
-    throw new ApiError('storageUnavailable', 'The telemetry store could not be read; retry later.');
-  }
-}
-
 export function createHistoryHandlers(parts: HistoryParts): HistoryHandlers {
   return {
     alerts: withProblems(async (request, context) => {
@@ -38,6 +27,7 @@ export function createHistoryHandlers(parts: HistoryParts): HistoryHandlers {
       const query = validate(AlertsQuery, queryObject(request), 'query string');
       const threshold = parts.alertThreshold();
       const items = await fromStorage(
+        'history read',
         () => readAlerts(parts.store(), deviceId, query),
         (text) => context.warn(text),
       );
@@ -48,6 +38,7 @@ export function createHistoryHandlers(parts: HistoryParts): HistoryHandlers {
       const deviceId = routeId(request, 'deviceId', deviceIdSyntax, 'invalidDeviceId');
       const query = validate(DeadLettersQuery, queryObject(request), 'query string');
       const items = await fromStorage(
+        'history read',
         () => readDeadLetters(parts.store(), deviceId, query),
         (text) => context.warn(text),
       );
