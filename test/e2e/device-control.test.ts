@@ -4,6 +4,8 @@
  * `telemetryIntervalSeconds` written through `PATCH /devices/{id}/twin` and the direct method
  * `SetTelemetryInterval` through `POST /devices/{id}/methods/{name}` each change how often it
  * sends, which shows in the enqueue times of the readings stored through the telemetry route.
+ * Each test sets up the state it needs: the connect report is read from a device no test changes,
+ * and the test that speeds a device up slows it down first.
  */
 import type { ApiResponse, StackProcess, TelemetryItem } from './support';
 import {
@@ -19,7 +21,10 @@ import {
 
 jest.setTimeout(150_000);
 
-const simulated = 'sim-1';
+/** Never changed by a test: its twin keeps the report it made on connect. */
+const untouched = 'sim-1';
+/** The device the tests change. */
+const controlled = 'sim-2';
 
 let dataDir: string;
 let stack: StackProcess;
@@ -42,8 +47,8 @@ function expectDocumented(method: string, template: string, response: ApiRespons
   expect(openApi.check(method, template, response)).toEqual([]);
 }
 
-async function twin(): Promise<ApiTwin> {
-  const response = await api.get(`/devices/${simulated}/twin`);
+async function twin(deviceId = controlled): Promise<ApiTwin> {
+  const response = await api.get(`/devices/${deviceId}/twin`);
   if (response.status !== 200) throw new Error(`twin read: HTTP ${response.status}`);
   expectDocumented('GET', '/devices/{deviceId}/twin', response);
   return response.body as ApiTwin;
@@ -54,11 +59,11 @@ function intervalAck(read: ApiTwin): Ack | undefined {
 }
 
 /** Seconds between consecutive readings enqueued after `since`, oldest first. */
-async function gapsSince(since: number, count: number): Promise<number[]> {
+async function gapsSince(since: number, count: number, deviceId = controlled): Promise<number[]> {
   const items = await waitFor(
     `${count + 1} readings after the change`,
     async () => {
-      const { items: all } = await readTelemetry(api, simulated, '?limit=200');
+      const { items: all } = await readTelemetry(api, deviceId, '?limit=200');
       const after = all.filter((item: TelemetryItem) => Date.parse(item.enqueuedTime) > since);
       return after.length > count ? after : undefined;
     },
@@ -72,7 +77,7 @@ beforeAll(async () => {
   dataDir = createStackDataDir('e2e-control-');
   stack = await startStackProcess(dataDir, {
     SIMULATOR_SCHEDULE: '* * * * * *',
-    SIMULATOR_DEVICE_COUNT: '1',
+    SIMULATOR_DEVICE_COUNT: '2',
   });
   api = new Api(stack.apiUrl, stack.functionKey);
   openApi = OpenApiChecker.fromJson((await api.get('/openapi.json', { key: null })).body);
@@ -86,18 +91,18 @@ afterAll(async () => {
 describe('controlling a simulated device through the API', () => {
   it('shows the interval the device reported on connect (the 1 s tick, as its default), and keeps it', async () => {
     const read = await waitFor('the connect report', async () => {
-      const current = await twin();
+      const current = await twin(untouched);
       return intervalAck(current) ? current : undefined;
     });
     expect(intervalAck(read)).toMatchObject({ value: 1, ac: 203, av: 0 });
     expect(read.reported.properties.firmwareVersion).toBe('1.0.0');
     // The baseline the changes below are measured against: a reading about every second.
-    for (const gap of await gapsSince(Date.now(), 3)) expect(gap).toBeLessThan(2.5);
+    for (const gap of await gapsSince(Date.now(), 3, untouched)) expect(gap).toBeLessThan(2.5);
   });
 
   it('slows the device to one reading every 4 s through a desired property', async () => {
     const before = await twin();
-    const response = await api.call('PATCH', `/devices/${simulated}/twin`, {
+    const response = await api.call('PATCH', `/devices/${controlled}/twin`, {
       json: { desired: { telemetryIntervalSeconds: 4 } },
       headers: { 'if-match': `"${before.etag}"` },
     });
@@ -119,7 +124,12 @@ describe('controlling a simulated device through the API', () => {
   });
 
   it('speeds it up to one reading a second through SetTelemetryInterval, and refuses a bad value', async () => {
-    const bad = await api.post(`/devices/${simulated}/methods/SetTelemetryInterval`, {
+    const slowed = await api.post(`/devices/${controlled}/methods/SetTelemetryInterval`, {
+      payload: 4,
+      responseTimeoutInSeconds: 10,
+    });
+    expect(slowed.body).toEqual({ status: 200, payload: { telemetryIntervalSeconds: 4 } });
+    const bad = await api.post(`/devices/${controlled}/methods/SetTelemetryInterval`, {
       payload: 0,
       responseTimeoutInSeconds: 10,
     });
@@ -127,7 +137,7 @@ describe('controlling a simulated device through the API', () => {
     expect(asRecord(bad.body).status).toBe(400);
     expectDocumented('POST', '/devices/{deviceId}/methods/{methodName}', bad);
 
-    const response = await api.post(`/devices/${simulated}/methods/SetTelemetryInterval`, {
+    const response = await api.post(`/devices/${controlled}/methods/SetTelemetryInterval`, {
       payload: 1,
       responseTimeoutInSeconds: 10,
     });
@@ -145,7 +155,7 @@ describe('controlling a simulated device through the API', () => {
   });
 
   it('gets 404 from the device for a method it does not have', async () => {
-    const response = await api.post(`/devices/${simulated}/methods/Reboot`, {
+    const response = await api.post(`/devices/${controlled}/methods/Reboot`, {
       responseTimeoutInSeconds: 10,
     });
     expect(response.status).toBe(200);
