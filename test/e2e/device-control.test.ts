@@ -81,6 +81,10 @@ beforeAll(async () => {
   });
   api = new Api(stack.apiUrl, stack.functionKey);
   openApi = OpenApiChecker.fromJson((await api.get('/openapi.json', { key: null })).body);
+  // Both devices are connected and listening once each has made its connect report.
+  for (const deviceId of [untouched, controlled]) {
+    await waitFor(`${deviceId}'s connect report`, async () => intervalAck(await twin(deviceId)));
+  }
 }, 180_000);
 
 afterAll(async () => {
