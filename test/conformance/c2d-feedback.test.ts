@@ -10,7 +10,7 @@ import { Message, type Message as CommonMessage } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient } from 'azure-iothub';
 import { type Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
+import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { c2dMessage, startC2dService, type C2dService } from '../support/c2d-service';
 import type { EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';

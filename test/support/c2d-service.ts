@@ -7,7 +7,7 @@
 import { Message } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
+import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { createRegistry, createServiceClient } from '../../lib/iothub/registry-agent';
 import { dataText } from './devices';
 import { startEmulator, type EmulatorInstance } from './emulator';
