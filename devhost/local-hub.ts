@@ -18,7 +18,10 @@ export class LocalHubError extends Error {
  * The part of the hub's `connection.json` (the package's `ConnectionInfo`) these tools need; only
  * the connection strings are required, so a file written by hand for another hub works too.
  */
-export type LocalHubFile = Pick<ConnectionInfo, 'serviceConnectionString' | 'eventsConnectionString'> &
+export type LocalHubFile = Pick<
+  ConnectionInfo,
+  'serviceConnectionString' | 'eventsConnectionString'
+> &
   Partial<Pick<ConnectionInfo, 'caFile'>> & { file: string };
 
 /** `$LOCAL_DATA_DIR/iothub/connection.json` (`LOCAL_DATA_DIR` defaults to `.local`). */

@@ -85,15 +85,7 @@ function startIotHub(options: StackOptions): {
     'iothub',
     process.execPath,
     // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
-    [
-      ...watchedNodeArgs(),
-      hubCliPath,
-      '--data',
-      data,
-      '--consumer-group',
-      'monitor',
-      ...ports,
-    ],
+    [...watchedNodeArgs(), hubCliPath, '--data', data, '--consumer-group', 'monitor', ...ports],
     { env: options.env, write: options.write, quiet: true },
   );
   // The hub prints this after writing connection.json. The file is never deleted here: it may

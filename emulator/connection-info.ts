@@ -84,7 +84,8 @@ export function deviceConnectionString(
  */
 export function parseConnectionInfo(text: string): ConnectionInfo {
   const value: unknown = JSON.parse(text);
-  if (typeof value !== 'object' || value === null) throw new Error('connection.json is not an object');
+  if (typeof value !== 'object' || value === null)
+    throw new Error('connection.json is not an object');
   const file = value as Partial<ConnectionInfo>;
   const required = ['serviceConnectionString', 'eventsConnectionString', 'eventsName', 'caFile'];
   const missing = required.filter((key) => typeof file[key as keyof ConnectionInfo] !== 'string');

@@ -12,11 +12,7 @@ import path from 'node:path';
 import { hubCliPath, wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import { parseConnectionString } from '../../lib/connection-string';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import {
-  ephemeralPortArgs,
-  startEmulator,
-  type EmulatorConnectionFile,
-} from '../support/emulator';
+import { ephemeralPortArgs, startEmulator, type EmulatorConnectionFile } from '../support/emulator';
 
 const owner = wellKnownHubIdentity.policies.find((p) => p.name === 'iothubowner');
 const service = wellKnownHubIdentity.policies.find((p) => p.name === 'service');

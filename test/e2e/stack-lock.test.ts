@@ -101,11 +101,7 @@ test('a second start on the same data folder is refused, changes nothing, and no
 test('the local IoT Hub refuses a data folder another hub holds', async () => {
   const hubDir = join(dataDir, 'iothub');
   const before = snapshotFiles(hubDir);
-  const hub = startNode(hubCliPath, [
-    '--data',
-    hubDir,
-    ...ephemeralPortArgs,
-  ]);
+  const hub = startNode(hubCliPath, ['--data', hubDir, ...ephemeralPortArgs]);
   expect(await exitWithin(hub, 30_000)).toBe(1);
   expect(hub.output()).toMatch(
     /a local IoT Hub is already using .*iothub \(pid \d+, https:\/\/localhost:\d+\); stop it/,

@@ -7,7 +7,12 @@
  * data folder, so the emulator serves a certificate this test process already trusts through
  * `NODE_EXTRA_CA_CERTS`. With `manualClock` the hub's time moves only by `emulator.clock.advance`.
  */
-import type { BoundPorts, ConnectionInfo, HubClock, HubProcess } from '@iot-hub-functions/local-iothub';
+import type {
+  BoundPorts,
+  ConnectionInfo,
+  HubClock,
+  HubProcess,
+} from '@iot-hub-functions/local-iothub';
 import {
   deviceConnectionString,
   ephemeralPortArgs,
@@ -147,7 +152,9 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     ...(options.manualClock ? { manualClock: true } : {}),
     ...(options.args ? { args: options.args } : {}),
     ...(options.startTimeoutMs !== undefined ? { startTimeoutMs: options.startTimeoutMs } : {}),
-    ...(process.env.EMULATOR_LOG ? { onOutput: (chunk: Buffer) => process.stderr.write(chunk) } : {}),
+    ...(process.env.EMULATOR_LOG
+      ? { onOutput: (chunk: Buffer) => process.stderr.write(chunk) }
+      : {}),
   });
   running.add(hub);
   void hub.exited.then(() => running.delete(hub));
