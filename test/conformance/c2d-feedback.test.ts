@@ -57,13 +57,23 @@ afterAll(async () => {
 
 describe('C2D feedback through getFeedbackReceiver', () => {
   it('reports Expired with the original message id when the TTL passes on an offline device', async () => {
-    const { deviceId } = await createDevice();
-    const message = c2dMessage('expiring-1', 'full');
-    message.expiryTimeUtc = Date.now() + 1_500;
-    await service.send(deviceId, message);
-    const record = await until('Expired feedback', () => feedbackFor('expiring-1'));
-    expect(record).toMatchObject({ deviceId, statusCode: 'Expired' });
-    expect(Number.isNaN(Date.parse(record.enqueuedTimeUtc))).toBe(false);
+    // A hub whose time moves only when told: a ten-minute TTL passes at once, no waiting.
+    const timed = await startC2dService({ manualClock: true });
+    try {
+      const clock = timed.emulator.clock!;
+      const { deviceId } = await registerDevice(timed.registry, 'c2d-feedback-expiring');
+      const message = c2dMessage('expiring-1', 'full');
+      message.expiryTimeUtc = (await clock.now()) + 600_000;
+      await timed.service.send(deviceId, message);
+      // Past the expiry and the 100 ms feedback batch delay, in hub time.
+      await clock.advance(600_200);
+      const record = await timed.feedbackArrived('expiring-1');
+      expect(record).toMatchObject({ deviceId, statusCode: 'Expired' });
+      // Stamped in the hub's time, ten minutes ahead of the wall clock: the advance expired it.
+      expect(Date.parse(record.enqueuedTimeUtc)).toBeGreaterThanOrEqual(message.expiryTimeUtc);
+    } finally {
+      await timed.stop();
+    }
   });
 
   it('reports Success for positive and full acks and nothing for negative once the device completes', async () => {

@@ -10,7 +10,7 @@ import type { Client as ServiceClient, Registry } from 'azure-iothub';
 import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { createRegistry, createServiceClient } from '../../lib/iothub/registry-agent';
 import { dataText } from './devices';
-import { startEmulator, type EmulatorInstance } from './emulator';
+import { startEmulator, type EmulatorInstance, type StartEmulatorOptions } from './emulator';
 import { until } from './wait';
 
 export interface C2dService {
@@ -26,8 +26,12 @@ export interface C2dService {
   stop: () => Promise<void>;
 }
 
-export async function startC2dService(): Promise<C2dService> {
-  const emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+export async function startC2dService(options: StartEmulatorOptions = {}): Promise<C2dService> {
+  const emulator = await startEmulator({
+    inMemory: true,
+    ...options,
+    args: ['--feedback-delay-ms', '100', ...(options.args ?? [])],
+  });
   const registry = createRegistry(emulator.connection.serviceConnectionString);
   const service = createServiceClient(emulator.connection.serviceConnectionString);
   await service.open();
