@@ -109,7 +109,7 @@ function deviceToken(deviceId: string, key: string, host = emulator.connection.h
 }
 
 beforeAll(async () => {
-  hub = await startC2dService();
+  hub = await startC2dService({ manualClock: true });
   ({ emulator, registry, service } = hub);
   events = collectEvents(emulator.connection.eventsConnectionString);
 });

@@ -26,11 +26,14 @@ export interface C2dService {
   stop: () => Promise<void>;
 }
 
+const feedbackBatchDelayMs = 100;
+
+/** The shared hub; `manualClock: true` puts its time (TTLs, batch delays) under the test's control. */
 export async function startC2dService(options: StartEmulatorOptions = {}): Promise<C2dService> {
   const emulator = await startEmulator({
     inMemory: true,
     ...options,
-    args: ['--feedback-delay-ms', '100', ...(options.args ?? [])],
+    args: ['--feedback-delay-ms', String(feedbackBatchDelayMs), ...(options.args ?? [])],
   });
   const registry = createRegistry(emulator.connection.serviceConnectionString);
   const service = createServiceClient(emulator.connection.serviceConnectionString);
@@ -49,8 +52,12 @@ export async function startC2dService(options: StartEmulatorOptions = {}): Promi
     service,
     feedback,
     feedbackFor,
+    // On a manual-clock hub the batch delay passes by moving the clock, not by waiting.
     feedbackArrived: (messageId) =>
-      until(`feedback for ${messageId}`, () => feedbackFor(messageId)),
+      until(`feedback for ${messageId}`, async () => {
+        await emulator.clock?.advance(feedbackBatchDelayMs);
+        return feedbackFor(messageId);
+      }),
     stop: async () => {
       await service.close();
       await emulator.stop();
