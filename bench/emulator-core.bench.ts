@@ -9,9 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { TelemetryInput } from '../emulator/core/contracts';
-import type { InspectableCore } from '../emulator/core/create-core';
-import { createCore } from '../emulator/core/create-core';
+import type { InspectableCore, TelemetryInput } from '@iot-hub-functions/local-iothub';
+import { createCore } from '@iot-hub-functions/local-iothub';
 import { percentile, type Benchmark, type BenchResult } from './results';
 
 /** Closed-loop appenders (like devices with one unacknowledged message each). */

@@ -18,6 +18,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { EventHubConsumerClient, earliestEventPosition } from '@azure/event-hubs';
+import type { ConnectionInfo } from '@iot-hub-functions/local-iothub';
+import { launchHub } from '@iot-hub-functions/local-iothub';
 import { Aedes } from 'aedes';
 import { SharedAccessSignature as ServiceSas } from 'azure-iot-common';
 import { SharedAccessSignature as DeviceSas } from 'azure-iot-device';
@@ -36,15 +38,10 @@ const pacedMs = 5_000;
 const drainTimeoutMs = 30_000;
 const benchmark = 'emulator-mqtt';
 
-interface ConnectionFile {
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  caFile: string;
-  ports: { gateway: number; mqtt: number | null };
-}
+type ConnectionFile = ConnectionInfo;
 
 interface ChildServer {
-  child: ChildProcess;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -52,15 +49,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function repoRoot(): string {
-  // dist/bench/ → the repository root
-  return path.resolve(__dirname, '..', '..');
-}
-
 function track(child: ChildProcess): ChildServer {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
-    child,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
@@ -85,31 +77,8 @@ function cpuMsOf(pid: number | undefined): number {
 }
 
 async function startEmulatorProcess(dataDir: string): Promise<ChildServer & ConnectionFile> {
-  const cli = path.join(repoRoot(), 'dist', 'emulator', 'cli.js');
-  const args = ['--data', dataDir, '--host', '127.0.0.1'];
-  for (const flag of ['--port', '--mqtt-port', '--amqp-port', '--events-port'])
-    args.push(flag, '0');
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    log = (log + chunk.toString()).slice(-8192);
-  });
-  const server = track(child);
-  const file = path.join(dataDir, 'connection.json');
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`emulator exited early:\n${log}`);
-    try {
-      const connection = JSON.parse(readFileSync(file, 'utf8')) as ConnectionFile;
-      return { ...server, ...connection };
-    } catch {
-      if (Date.now() > deadline) {
-        await server.stop();
-        throw new Error(`emulator did not start:\n${log}`);
-      }
-      await sleep(50);
-    }
-  }
+  const hub = await launchHub({ dataDir });
+  return { ...hub.connection, pid: hub.pid, stop: () => hub.stop() };
 }
 
 /** The bare aedes broker over TLS, in a child process; resolves with its port. */
@@ -390,20 +359,20 @@ async function measureEmulator(
   const topics = ids.slice(0, deviceCount).map((id) => `devices/${id}/messages/events/`);
   try {
     await runPhase('emulator-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(hub.child.pid);
+    const cpuBefore = cpuMsOf(hub.pid);
     const saturated = await runPhase('emulator-saturated', clients, topics, receipts, {
       durationMs: saturateMs,
     });
-    const cpuUsPerMessage = ((cpuMsOf(hub.child.pid) - cpuBefore) * 1000) / saturated.acked;
+    const cpuUsPerMessage = ((cpuMsOf(hub.pid) - cpuBefore) * 1000) / saturated.acked;
     const paced = await runPhase('emulator-paced', clients, topics, receipts, {
       durationMs: pacedMs,
       rate: pacedRate,
     });
-    const peakRssMb = memoryOf(hub.child.pid).peakMb;
+    const peakRssMb = memoryOf(hub.pid).peakMb;
 
     const idle = await connectMany(endpoint, idleDeviceCount - deviceCount, deviceCount);
     await sleep(2_000);
-    const idleRssMb = memoryOf(hub.child.pid).rssMb;
+    const idleRssMb = memoryOf(hub.pid).rssMb;
     await Promise.all(idle.map((c) => c.endAsync(true)));
     return { saturated, paced, peakRssMb, cpuUsPerMessage, idleRssMb };
   } finally {
@@ -429,16 +398,16 @@ async function measureBareBroker(tlsDir: string, ca: string): Promise<LoadFigure
     const clients = await connectMany(endpoint, deviceCount);
     const topics = clients.map((_, i) => `devices/bare-${i}/messages/events/`);
     await runPhase('bare-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(broker.child.pid);
+    const cpuBefore = cpuMsOf(broker.pid);
     const saturated = await runPhase('bare-saturated', clients, topics, receipts, {
       durationMs: saturateMs,
     });
-    const cpuUsPerMessage = ((cpuMsOf(broker.child.pid) - cpuBefore) * 1000) / saturated.acked;
+    const cpuUsPerMessage = ((cpuMsOf(broker.pid) - cpuBefore) * 1000) / saturated.acked;
     const paced = await runPhase('bare-paced', clients, topics, receipts, {
       durationMs: pacedMs,
       rate: pacedRate,
     });
-    const peakRssMb = memoryOf(broker.child.pid).peakMb;
+    const peakRssMb = memoryOf(broker.pid).peakMb;
     await Promise.all([...clients, subscriber].map((c) => c.endAsync(true)));
     return { saturated, paced, peakRssMb, cpuUsPerMessage };
   } finally {

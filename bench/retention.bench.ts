@@ -14,8 +14,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { InspectableCore } from '../emulator/core/create-core';
-import { createCore } from '../emulator/core/create-core';
+import type { InspectableCore } from '@iot-hub-functions/local-iothub';
+import { createCore } from '@iot-hub-functions/local-iothub';
 import type { Benchmark, BenchResult } from './results';
 
 const NAME = 'retention';

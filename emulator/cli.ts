@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * `node dist/emulator/cli.js [--data DIR] [--in-memory] [--host 127.0.0.1] [--port N]
- * [--mqtt-port N] [--amqp-port N] [--events-port N] [--partitions N] [--trusted-device-ca FILE]…`
- * — the contract tests and
+ * `local-iothub [--data DIR] [--in-memory] [--host 127.0.0.1] [--port N] [--mqtt-port N]
+ * [--amqp-port N] [--events-port N] [--partitions N] [--trusted-device-ca FILE] [--manual-clock]…`
+ * (the package's bin; `node emulator/dist/cli.js` in this repository) — the contract tests and
  * tooling depend on. Once every listener is up it writes `DIR/connection.json` and prints the same
  * details. SIGINT/SIGTERM stop it cleanly (flush, exit 0); a busy port or an unusable data folder
  * exits 1 with a message naming it; bad arguments exit 2. The data folder is locked (`DIR/lock.json`)
@@ -13,12 +13,40 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { loadTrustedCas } from './auth/x509';
 import { defaultPorts } from './config';
+import type { ConnectionInfo } from './connection-info';
+import { startControlEndpoint } from './control';
+import { FakeClock } from './core/clock';
 import type { DataLock } from './data-lock';
 import { acquireDataLock, DataLockedError } from './data-lock';
 import { readIdentityFile } from './identity-file';
 import { createConsoleLogger } from './log';
 import type { RunningServer, ServerOptions } from './server';
 import { publicHost, startServer, StartupError, writeConnectionFile } from './server';
+
+/** The server, and the control endpoint beside it when the clock is manual. */
+interface RunningHub extends Pick<RunningServer, 'close'> {
+  connection: ConnectionInfo;
+}
+
+async function startHub(options: ServerOptions, clock: FakeClock | undefined): Promise<RunningHub> {
+  const server = await startServer(options);
+  if (!clock) return server;
+  let control;
+  try {
+    control = await startControlEndpoint(clock);
+  } catch (error) {
+    await server.close();
+    throw new StartupError(`cannot open the clock control endpoint: ${String(error)}`);
+  }
+  const endpoint = control;
+  return {
+    connection: { ...server.connection, control: { url: endpoint.url } },
+    close: async () => {
+      await endpoint.close();
+      await server.close();
+    },
+  };
+}
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -50,11 +78,12 @@ interface CliOptions {
   handshakeTimeoutMs?: number;
   identity?: string;
   trustedDeviceCa: string[];
+  manualClock: boolean;
 }
 
-function parseArguments(argv: string[]): CliOptions {
-  const program = new Command('local-iothub')
-    .description('A local Azure IoT Hub for development and tests (not for production).')
+/** Where the hub keeps its data and where it listens. */
+function addPlacementOptions(program: Command): Command {
+  return program
     .option('--data <dir>', 'data folder (TLS material, connection.json, state)', '.local/iothub')
     .option(
       '--in-memory',
@@ -85,7 +114,14 @@ function parseArguments(argv: string[]): CliOptions {
       'Event Hub-compatible endpoint, plain AMQP (0 = ephemeral)',
       port,
       defaultPorts.events,
-    )
+    );
+}
+
+const repeatable = (value: string, previous: string[]) => [...previous, value];
+
+/** What the hub is: its identity, endpoint shape, trusted device CAs. */
+function addHubOptions(program: Command): Command {
+  return program
     .option(
       '--partitions <n>',
       'partitions of the Event Hub-compatible endpoint',
@@ -95,9 +131,24 @@ function parseArguments(argv: string[]): CliOptions {
     .option(
       '--consumer-group <name>',
       'an extra consumer group besides $Default (repeatable)',
-      (value: string, previous: string[]) => [...previous, value],
+      repeatable,
       [] as string[],
     )
+    .option(
+      '--trusted-device-ca <file>',
+      'PEM CA certificate that signs the certificates of certificateAuthority devices (repeatable)',
+      repeatable,
+      [] as string[],
+    )
+    .option(
+      '--identity <file>',
+      'JSON file with the hub name and shared access policies (default: the well-known ones)',
+    );
+}
+
+/** How the hub behaves in time. */
+function addTimingOptions(program: Command): Command {
+  return program
     .addOption(
       new Option(
         '--feedback-delay-ms <ms>',
@@ -116,14 +167,9 @@ function parseArguments(argv: string[]): CliOptions {
       ).argParser(integer('C2D TTL', 1000, 48 * 3_600_000)),
     )
     .option(
-      '--trusted-device-ca <file>',
-      'PEM CA certificate that signs the certificates of certificateAuthority devices (repeatable)',
-      (value: string, previous: string[]) => [...previous, value],
-      [] as string[],
-    )
-    .option(
-      '--identity <file>',
-      'JSON file with the hub name and shared access policies (default: the well-known ones)',
+      '--manual-clock',
+      'time stands still until moved through the loopback control endpoint (tests; see connection.json control.url)',
+      false,
     )
     .addOption(
       new Option(
@@ -132,7 +178,14 @@ function parseArguments(argv: string[]): CliOptions {
       )
         .argParser(integer('handshake timeout', 100, 600_000))
         .hideHelp(),
-    )
+    );
+}
+
+function parseArguments(argv: string[]): CliOptions {
+  const program = new Command('local-iothub').description(
+    'A local Azure IoT Hub for development and tests (not for production).',
+  );
+  addTimingOptions(addHubOptions(addPlacementOptions(program)))
     .exitOverride((error) => {
       process.exit(error.exitCode === 0 ? 0 : 2);
     })
@@ -141,8 +194,9 @@ function parseArguments(argv: string[]): CliOptions {
   return program.opts<CliOptions>();
 }
 
-function toServerOptions(cli: CliOptions): ServerOptions {
+function toServerOptions(cli: CliOptions, clock: FakeClock | undefined): ServerOptions {
   const core: NonNullable<ServerOptions['core']> = {
+    ...(clock ? { clock } : {}),
     ...(cli.feedbackDelayMs !== undefined ? { feedbackBatchDelayMs: cli.feedbackDelayMs } : {}),
     ...(cli.retentionMs !== undefined ? { retentionMs: cli.retentionMs } : {}),
     ...(cli.c2dTtlMs !== undefined ? { defaultC2DTtlMs: cli.c2dTtlMs } : {}),
@@ -179,11 +233,13 @@ function lockDataFolder(dataDir: string): DataLock {
 
 async function main(): Promise<void> {
   const cli = parseArguments(process.argv);
-  const options = toServerOptions(cli);
+  // A manual clock starts at the wall clock's time, so timestamps and SAS expiries still make sense.
+  const clock = cli.manualClock ? new FakeClock(Date.now()) : undefined;
+  const options = toServerOptions(cli, clock);
   const log = options.log;
   const lock = lockDataFolder(options.dataDir);
 
-  const running: { server?: RunningServer } = {};
+  const running: { server?: RunningHub } = {};
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -210,7 +266,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  const server = await startServer(options);
+  const server = await startHub(options, clock);
   running.server = server;
   if (stopping) {
     // A signal arrived while starting: close what was just started, then exit.

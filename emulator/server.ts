@@ -24,7 +24,8 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { buildConnectionString } from '../lib/connection-string';
+import type { BoundPorts, ConnectionInfo } from './connection-info';
+import { buildConnectionString } from './connection-info';
 import type { HubIdentity } from './config';
 import { gatewayHostName, wellKnownHubIdentity } from './config';
 import type { EmulatorContext, Logger, ProtocolAdapter } from './context';
@@ -72,26 +73,7 @@ export interface ServerOptions {
   log: Logger;
 }
 
-export interface BoundPorts {
-  gateway: number;
-  mqtt: number | null;
-  amqp: number | null;
-  events: number;
-}
-
-/** What `connection.json` holds. */
-export interface ConnectionInfo {
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  /**
-   * The Event Hub-compatible endpoint over TLS on the AMQPS port (no `UseDevelopmentEmulator`):
-   * for clients that only speak TLS. `sb://localhost/` when that port is 5671.
-   */
-  eventsTlsConnectionString: string;
-  eventsName: string;
-  caFile: string;
-  ports: BoundPorts;
-}
+export type { BoundPorts, ConnectionInfo };
 
 export interface RunningServer {
   connection: ConnectionInfo;

@@ -6,8 +6,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { join, resolve } from 'node:path';
-import type { DataLock } from '../../emulator/data-lock';
-import { acquireDataLock, DataLockedError } from '../../emulator/data-lock';
+import type { DataLock } from '@iot-hub-functions/local-iothub';
+import { acquireDataLock, DataLockedError } from '@iot-hub-functions/local-iothub';
 import { applySettings, readLocalSettings } from './app-config';
 import { startHost } from './host';
 import type { RunningHost } from './host';

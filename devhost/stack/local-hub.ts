@@ -4,6 +4,7 @@
  * `connection.json` exists and parses, and something listens where a connection string points
  * (a `connection.json` left from an earlier run names ports nobody listens on any more).
  */
+import type { ConnectionInfo } from '@iot-hub-functions/local-iothub';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -13,12 +14,15 @@ export class LocalHubError extends Error {
   override name = 'LocalHubError';
 }
 
-export interface LocalHubFile {
-  file: string;
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  caFile?: string;
-}
+/**
+ * The part of the hub's `connection.json` (the package's `ConnectionInfo`) these tools need; only
+ * the connection strings are required, so a file written by hand for another hub works too.
+ */
+export type LocalHubFile = Pick<
+  ConnectionInfo,
+  'serviceConnectionString' | 'eventsConnectionString'
+> &
+  Partial<Pick<ConnectionInfo, 'caFile'>> & { file: string };
 
 /** `$LOCAL_DATA_DIR/iothub/connection.json` (`LOCAL_DATA_DIR` defaults to `.local`). */
 export function defaultConnectionFile(env: NodeJS.ProcessEnv): string {

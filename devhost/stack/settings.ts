@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { wellKnownHubIdentity } from '../../emulator/config';
+import { wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import { parseConnectionString } from '../../lib/connection-string';
 import { loadSettings, SettingNames, settingProblem, SettingsError } from '../../lib/settings';
 import { AppConfigError, readLocalSettings } from '../host/app-config';

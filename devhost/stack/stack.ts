@@ -18,9 +18,14 @@
 import { Command } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { writeCaBundle } from '../../emulator/ca-bundle';
-import type { DataLock } from '../../emulator/data-lock';
-import { acquireDataLock, DataLockedError } from '../../emulator/data-lock';
+import type { ConnectionInfo, DataLock } from '@iot-hub-functions/local-iothub';
+import {
+  acquireDataLock,
+  DataLockedError,
+  hubCliPath,
+  readConnectionInfo,
+  writeCaBundle,
+} from '@iot-hub-functions/local-iothub';
 import type { ManagedChild } from './child-process';
 import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
 import { watchLaunchers } from './launcher-watch';
@@ -40,14 +45,6 @@ import type { StackSummary } from './summary';
 import { coreToolsMissing, describeStack } from './summary';
 
 export { describeStack };
-
-interface EmulatorConnectionFile {
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  eventsName: string;
-  caFile: string;
-  ports: Record<string, number | null>;
-}
 
 export interface StackOptions {
   repoRoot: string;
@@ -78,7 +75,7 @@ export interface RunningStack extends StackSummary {
 /** Starts the local IoT Hub; `ready` resolves with its connection details once it listens. */
 function startIotHub(options: StackOptions): {
   child: ManagedChild;
-  ready: Promise<EmulatorConnectionFile>;
+  ready: Promise<ConnectionInfo>;
 } {
   const data = join(options.dataDir, 'iothub');
   const ports = options.ephemeral
@@ -88,25 +85,14 @@ function startIotHub(options: StackOptions): {
     'iothub',
     process.execPath,
     // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
-    [
-      ...watchedNodeArgs(),
-      join(options.repoRoot, 'dist', 'emulator', 'cli.js'),
-      '--data',
-      data,
-      '--consumer-group',
-      'monitor',
-      ...ports,
-    ],
+    [...watchedNodeArgs(), hubCliPath, '--data', data, '--consumer-group', 'monitor', ...ports],
     { env: options.env, write: options.write, quiet: true },
   );
   // The hub prints this after writing connection.json. The file is never deleted here: it may
   // belong to a hub that runs already (then this one exits, refused by the hub's own lock).
   const ready = child
     .waitForLine(/Local IoT Hub ready/, 60_000)
-    .then(
-      () =>
-        JSON.parse(readFileSync(join(data, 'connection.json'), 'utf8')) as EmulatorConnectionFile,
-    );
+    .then(() => readConnectionInfo(join(data, 'connection.json')));
   return { child, ready };
 }
 
@@ -152,7 +138,7 @@ async function startServices(
   options: StackOptions,
   settings: SettingsInput,
   children: ManagedChild[],
-): Promise<{ storage: Storage; hub: EmulatorConnectionFile }> {
+): Promise<{ storage: Storage; hub: ConnectionInfo }> {
   options.write('Starting the storage and the local IoT Hub...');
   const hub = startIotHub(options);
   children.push(hub.child);

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { checkReachable, readLocalHubFile } from '../../devhost/stack/local-hub';
 import { namesLocalService } from '../../devhost/stack/settings';
-import { processTrusts, writeCaBundle } from '../../emulator/ca-bundle';
+import { processTrusts, writeCaBundle } from '@iot-hub-functions/local-iothub';
 import { registryFromSettings } from '../../lib/iothub/clients';
 import { parseIotHubConnectionString } from '../../lib/connection-string';
 import { DeviceFleet, fleetDeviceIds } from '../../lib/simulator/fleet';

@@ -2,7 +2,8 @@
  * Cloud-to-device messages end to end with delivery feedback: the official `azure-iothub`
  * `Client` sends over AMQP and reads `getFeedbackReceiver()`, a device on the official
  * `azure-iot-device` MQTT transport receives. The emulator closes partial feedback batches after
- * 100 ms (`--feedback-delay-ms`) instead of IoT Hub's ~15 s.
+ * 100 ms (`--feedback-delay-ms`) instead of IoT Hub's ~15 s, on a manual clock: the tests move the
+ * hub's time past TTLs and batch delays instead of waiting for them.
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
@@ -10,7 +11,7 @@ import { Message, type Message as CommonMessage } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient } from 'azure-iothub';
 import { type Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
+import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { c2dMessage, startC2dService, type C2dService } from '../support/c2d-service';
 import type { EmulatorInstance } from '../support/emulator';
 import { until } from '../support/wait';
@@ -33,6 +34,10 @@ function feedbackFor(messageId: string): FeedbackRecord | undefined {
   return hub.feedbackFor(messageId);
 }
 
+function feedbackArrived(messageId: string): Promise<FeedbackRecord> {
+  return hub.feedbackArrived(messageId);
+}
+
 function createDevice(): Promise<TestDevice> {
   nextDevice += 1;
   return registerDevice(registry, `c2d-feedback-${nextDevice}`);
@@ -46,7 +51,7 @@ function connectedDevice(deviceId: string, key: string): Promise<CommonMessage[]
 }
 
 beforeAll(async () => {
-  hub = await startC2dService();
+  hub = await startC2dService({ manualClock: true });
   ({ emulator, registry, service } = hub);
 });
 
@@ -58,12 +63,17 @@ afterAll(async () => {
 describe('C2D feedback through getFeedbackReceiver', () => {
   it('reports Expired with the original message id when the TTL passes on an offline device', async () => {
     const { deviceId } = await createDevice();
+    const clock = emulator.clock!;
+    // Ten minutes of hub time: it passes only because the test moves the clock.
+    const expiry = (await clock.now()) + 600_000;
     const message = c2dMessage('expiring-1', 'full');
-    message.expiryTimeUtc = Date.now() + 1_500;
+    message.expiryTimeUtc = expiry;
     await service.send(deviceId, message);
-    const record = await until('Expired feedback', () => feedbackFor('expiring-1'));
+    await clock.advance(600_000);
+    const record = await feedbackArrived('expiring-1');
     expect(record).toMatchObject({ deviceId, statusCode: 'Expired' });
-    expect(Number.isNaN(Date.parse(record.enqueuedTimeUtc))).toBe(false);
+    // Stamped in the hub's time, ten minutes ahead of the wall clock.
+    expect(Date.parse(record.enqueuedTimeUtc)).toBeGreaterThanOrEqual(expiry);
   });
 
   it('reports Success for positive and full acks and nothing for negative once the device completes', async () => {
@@ -74,8 +84,8 @@ describe('C2D feedback through getFeedbackReceiver', () => {
     await service.send(deviceId, c2dMessage('ack-positive', 'positive'));
     await service.send(deviceId, c2dMessage('ack-full', 'full'));
     await service.send(deviceId, c2dMessage('ack-none', 'none'));
-    const positive = await until('positive feedback', () => feedbackFor('ack-positive'));
-    const full = await until('full feedback', () => feedbackFor('ack-full'));
+    const positive = await feedbackArrived('ack-positive');
+    const full = await feedbackArrived('ack-full');
     expect(positive).toMatchObject({ deviceId, statusCode: 'Success' });
     expect(full).toMatchObject({ deviceId, statusCode: 'Success' });
     await until('all four messages at the device', () =>

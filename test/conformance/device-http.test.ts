@@ -15,7 +15,7 @@ import { Message, NoRetry, SharedAccessSignature as PolicySignature } from 'azur
 import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import { wellKnownHubIdentity } from '../../emulator/config';
+import { wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import { HostPortAgent } from '../../lib/iothub/registry-agent';
 import { dataText, registerDevice, type TestDevice } from '../support/devices';
 import {
@@ -109,7 +109,7 @@ function deviceToken(deviceId: string, key: string, host = emulator.connection.h
 }
 
 beforeAll(async () => {
-  hub = await startC2dService();
+  hub = await startC2dService({ manualClock: true });
   ({ emulator, registry, service } = hub);
   events = collectEvents(emulator.connection.eventsConnectionString);
 });

@@ -9,19 +9,14 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { wellKnownHubIdentity } from '../../emulator/config';
+import { hubCliPath, wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import { parseConnectionString } from '../../lib/connection-string';
 import { createRegistry } from '../../lib/iothub/registry-agent';
-import {
-  ephemeralPortArgs,
-  repoRoot,
-  startEmulator,
-  type EmulatorConnectionFile,
-} from '../support/emulator';
+import { ephemeralPortArgs, startEmulator, type EmulatorConnectionFile } from '../support/emulator';
 
 const owner = wellKnownHubIdentity.policies.find((p) => p.name === 'iothubowner');
 const service = wellKnownHubIdentity.policies.find((p) => p.name === 'service');
-const cli = path.join(repoRoot(), 'dist', 'emulator', 'cli.js');
+const cli = hubCliPath;
 
 const scratch: string[] = [];
 function scratchDir(): string {

@@ -41,7 +41,12 @@ function bodyText(body: unknown): string {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+  // A manual clock: the feedback batch delay passes by moving the hub's time, not by waiting.
+  emulator = await startEmulator({
+    inMemory: true,
+    manualClock: true,
+    args: ['--feedback-delay-ms', '100'],
+  });
   registry = createRegistry(emulator.connection.serviceConnectionString);
   service = ServiceClient.fromConnectionString(emulator.connection.serviceConnectionString);
   await service.open();
@@ -225,14 +230,15 @@ describe('cloud-to-device messages', () => {
     const received = collect(first);
     await first.open();
     await until('the message', () => (received.length > 0 ? received : undefined));
-    const record = await until('Success feedback', () =>
-      feedback.find(
+    const record = await until('Success feedback', async () => {
+      await emulator.clock!.advance(100);
+      return feedback.find(
         (r) =>
           typeof r === 'object' &&
           r !== null &&
           (r as { originalMessageId?: unknown }).originalMessageId === `ack-${deviceId}`,
-      ),
-    );
+      );
+    });
     expect(record).toMatchObject({ deviceId, statusCode: 'Success' });
     await first.close();
 

@@ -7,7 +7,7 @@
  * `node dist/test/support/run-jest.js <this file>`).
  */
 import { Registry } from 'azure-iothub';
-import { wellKnownHubIdentity } from '../../emulator/config';
+import { wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import {
   createRegistry,
   HostPortAgent,

@@ -11,7 +11,7 @@ import { Message, type Message as CommonMessage } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
 import WebSocket from 'ws';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
+import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { createRegistry } from '../../lib/iothub/registry-agent';
 import { dataText, registerDevice, type TestDevice } from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';

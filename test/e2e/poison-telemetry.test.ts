@@ -9,7 +9,7 @@
  * Needs `npm run build` (the stack runs from `dist/`).
  */
 import { Message } from 'azure-iot-device';
-import { stableHash } from '../../emulator/core/d2c-partitions';
+import { stableHash } from '@iot-hub-functions/local-iothub';
 import { TableNames } from '../../lib/storage/tables';
 import type { StackProcess, StoredEntity, TestDevice } from './support';
 import {

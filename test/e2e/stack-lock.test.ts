@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ephemeralPortArgs } from '../support/emulator';
+import { ephemeralPortArgs, hubCliPath } from '@iot-hub-functions/local-iothub';
 import type { NodeChild } from '../support/processes';
 import { startNode } from '../support/processes';
 import type { StackProcess } from './support';
@@ -101,11 +101,7 @@ test('a second start on the same data folder is refused, changes nothing, and no
 test('the local IoT Hub refuses a data folder another hub holds', async () => {
   const hubDir = join(dataDir, 'iothub');
   const before = snapshotFiles(hubDir);
-  const hub = startNode(join(repoRoot, 'dist', 'emulator', 'cli.js'), [
-    '--data',
-    hubDir,
-    ...ephemeralPortArgs,
-  ]);
+  const hub = startNode(hubCliPath, ['--data', hubDir, ...ephemeralPortArgs]);
   expect(await exitWithin(hub, 30_000)).toBe(1);
   expect(hub.output()).toMatch(
     /a local IoT Hub is already using .*iothub \(pid \d+, https:\/\/localhost:\d+\); stop it/,

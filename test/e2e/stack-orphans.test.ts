@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { readLockHolder } from '../../emulator/data-lock';
+import { readLockHolder } from '@iot-hub-functions/local-iothub';
 import { portAnswers } from '../support/azurite';
 import { startNode } from '../support/processes';
 import type { StackProcess } from './support';

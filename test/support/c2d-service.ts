@@ -7,10 +7,10 @@
 import { Message } from 'azure-iot-common';
 import type { Client as DeviceClient } from 'azure-iot-device';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import type { FeedbackRecord } from '../../emulator/core/contracts';
+import type { FeedbackRecord } from '@iot-hub-functions/local-iothub';
 import { createRegistry, createServiceClient } from '../../lib/iothub/registry-agent';
 import { dataText } from './devices';
-import { startEmulator, type EmulatorInstance } from './emulator';
+import { startEmulator, type EmulatorInstance, type StartEmulatorOptions } from './emulator';
 import { until } from './wait';
 
 export interface C2dService {
@@ -26,8 +26,15 @@ export interface C2dService {
   stop: () => Promise<void>;
 }
 
-export async function startC2dService(): Promise<C2dService> {
-  const emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+const feedbackBatchDelayMs = 100;
+
+/** The shared hub; `manualClock: true` puts its time (TTLs, batch delays) under the test's control. */
+export async function startC2dService(options: StartEmulatorOptions = {}): Promise<C2dService> {
+  const emulator = await startEmulator({
+    inMemory: true,
+    ...options,
+    args: ['--feedback-delay-ms', String(feedbackBatchDelayMs), ...(options.args ?? [])],
+  });
   const registry = createRegistry(emulator.connection.serviceConnectionString);
   const service = createServiceClient(emulator.connection.serviceConnectionString);
   await service.open();
@@ -45,8 +52,12 @@ export async function startC2dService(): Promise<C2dService> {
     service,
     feedback,
     feedbackFor,
+    // On a manual-clock hub the batch delay passes by moving the clock, not by waiting.
     feedbackArrived: (messageId) =>
-      until(`feedback for ${messageId}`, () => feedbackFor(messageId)),
+      until(`feedback for ${messageId}`, async () => {
+        await emulator.clock?.advance(feedbackBatchDelayMs);
+        return feedbackFor(messageId);
+      }),
     stop: async () => {
       await service.close();
       await emulator.stop();

@@ -1,41 +1,33 @@
 /**
- * Starts the local IoT Hub (the built CLI, `dist/emulator/cli.js`) as a child process for one test
- * file or benchmark. aedes is ESM-only and cannot load inside Jest's module system, hence a real
+ * Starts the local IoT Hub as a child process for one test file, through the package's launcher
+ * (`launchHub`): aedes is an ES module and cannot load inside Jest's module system, hence a real
  * process; it also means tests exercise exactly what users run.
  *
- * Every port is ephemeral. The emulator writes `connection.json` once every listener is up; we
- * delete any old one first and wait for the new one. The test CA prepared by `run-jest`
- * (`TEST_TLS_DIR`) is copied into the data folder, so the emulator serves a certificate this test
- * process already trusts through `NODE_EXTRA_CA_CERTS`.
+ * Every port is ephemeral. The test CA prepared by `run-jest` (`TEST_TLS_DIR`) is copied into the
+ * data folder, so the emulator serves a certificate this test process already trusts through
+ * `NODE_EXTRA_CA_CERTS`. With `manualClock` the hub's time moves only by `emulator.clock.advance`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type {
+  BoundPorts,
+  ConnectionInfo,
+  HubClock,
+  HubProcess,
+} from '@iot-hub-functions/local-iothub';
+import {
+  deviceConnectionString,
+  ephemeralPortArgs,
+  hubHostName,
+  launchHub,
+  processTrusts,
+} from '@iot-hub-functions/local-iothub';
 import { existsSync, promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { deviceConnectionString } from '../../lib/connection-string';
-import { processTrusts } from '../../emulator/ca-bundle';
 
-export interface EmulatorPorts {
-  /** The TLS gateway: HTTPS, AMQPS and MQTTS told apart by their first bytes. */
-  gateway: number;
-  /** Standard MQTTS listener, null when not served. */
-  mqtt: number | null;
-  /** Standard AMQPS listener, null when not served. */
-  amqp: number | null;
-  /** Event Hub-compatible endpoint (plain AMQP). */
-  events: number;
-}
-
+export { ephemeralPortArgs };
+export type EmulatorPorts = BoundPorts;
 /** What `DIR/connection.json` holds. */
-export interface EmulatorConnectionFile {
-  serviceConnectionString: string;
-  eventsConnectionString: string;
-  /** The Event Hub-compatible endpoint over TLS on the AMQPS port (for TLS-only clients). */
-  eventsTlsConnectionString: string;
-  eventsName: string;
-  caFile: string;
-  ports: EmulatorPorts;
-}
+export type EmulatorConnectionFile = ConnectionInfo;
 
 export interface EmulatorConnection extends EmulatorConnectionFile {
   /** `localhost:<gateway port>`, the HostName of every connection string. */
@@ -44,25 +36,13 @@ export interface EmulatorConnection extends EmulatorConnectionFile {
   deviceConnectionString(deviceId: string, key: string): string;
 }
 
-/** CLI arguments putting every listener on a free loopback port. */
-export const ephemeralPortArgs: readonly string[] = [
-  '--host',
-  '127.0.0.1',
-  '--port',
-  '0',
-  '--mqtt-port',
-  '0',
-  '--amqp-port',
-  '0',
-  '--events-port',
-  '0',
-];
-
 export interface StartEmulatorOptions {
   inMemory?: boolean;
   /** Reuse a data folder (e.g. to restart on the same state); default: a new temp folder. */
   dataDir?: string;
   partitions?: number;
+  /** `--manual-clock`: time moves only through `emulator.clock.advance(ms)`. */
+  manualClock?: boolean;
   /** Extra CLI arguments, appended last. */
   args?: string[];
   /** How long to wait for `connection.json` (default 30 s). */
@@ -72,6 +52,8 @@ export interface StartEmulatorOptions {
 export interface EmulatorInstance {
   connection: EmulatorConnection;
   dataDir: string;
+  /** Present with `manualClock`. */
+  clock?: HubClock;
   /** Sends the signal (default SIGTERM) and resolves once the process has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Resolves with how the process ended. */
@@ -92,9 +74,8 @@ export function repoRoot(from: string = __dirname): string {
   }
 }
 
-const outputLimit = 64 * 1024;
 const tempDirs = new Set<string>();
-const running = new Set<ChildProcess>();
+const running = new Set<HubProcess>();
 let exitHookInstalled = false;
 
 /** Kill stray emulators and remove temp folders even when a test file forgets to stop one. */
@@ -102,7 +83,13 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
+    for (const hub of running) {
+      try {
+        if (hub.pid !== undefined) process.kill(hub.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
@@ -124,32 +111,11 @@ async function copyTestCa(dataDir: string): Promise<void> {
   }
 }
 
-function parseConnectionFile(text: string): EmulatorConnectionFile {
-  const value: unknown = JSON.parse(text);
-  if (typeof value !== 'object' || value === null)
-    throw new Error('connection.json is not an object');
-  const file = value as Partial<EmulatorConnectionFile>;
-  if (
-    typeof file.serviceConnectionString !== 'string' ||
-    typeof file.eventsConnectionString !== 'string' ||
-    typeof file.eventsName !== 'string' ||
-    typeof file.caFile !== 'string' ||
-    typeof file.ports?.gateway !== 'number' ||
-    typeof file.ports.events !== 'number'
-  ) {
-    throw new Error('connection.json lacks a required field');
-  }
-  return file as EmulatorConnectionFile;
-}
-
 export function toEmulatorConnection(file: EmulatorConnectionFile): EmulatorConnection {
-  const match = /(?:^|;)HostName=([^;]+)/.exec(file.serviceConnectionString);
-  if (!match?.[1]) throw new Error('serviceConnectionString has no HostName');
-  const hostName = match[1];
   return {
     ...file,
-    hostName,
-    deviceConnectionString: (deviceId, key) => deviceConnectionString(hostName, deviceId, key),
+    hostName: hubHostName(file),
+    deviceConnectionString: (deviceId, key) => deviceConnectionString(file, deviceId, key),
   };
 }
 
@@ -164,16 +130,9 @@ function warnIfUntrusted(caFile: string): void {
   );
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 export async function startEmulator(options: StartEmulatorOptions = {}): Promise<EmulatorInstance> {
   installExitHook();
   const root = repoRoot();
-  const cli = path.join(root, 'dist', 'emulator', 'cli.js');
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
-
   let dataDir = options.dataDir;
   if (dataDir === undefined) {
     dataDir = mkdtempSync(path.join(tmpdir(), 'local-iothub-'));
@@ -181,86 +140,25 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   }
   await fs.mkdir(dataDir, { recursive: true });
   await copyTestCa(dataDir);
-  const connectionFile = path.join(dataDir, 'connection.json');
-  await fs.rm(connectionFile, { force: true });
-
-  const args = [
+  const hub = await launchHub({
+    dataDir,
     // Ends with this process however it ends (a Jest worker force-exited, Ctrl-C twice): no
     // orphaned hubs. The built preload the local stack gives its children (it watches stdin);
     // under Jest this module runs from its source, so the path is the built one.
-    '--require',
-    path.join(root, 'dist', 'devhost', 'stack', 'parent-watch.js'),
-    cli,
-    '--data',
-    dataDir,
-    ...ephemeralPortArgs,
-    ...(options.inMemory ? ['--in-memory'] : []),
-    ...(options.partitions !== undefined ? ['--partitions', String(options.partitions)] : []),
-    ...(options.args ?? []),
-  ];
-  const child = spawn(process.execPath, args, {
+    nodeArgs: ['--require', path.join(root, 'dist', 'devhost', 'stack', 'parent-watch.js')],
     cwd: root,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: process.env,
+    ...(options.inMemory ? { inMemory: true } : {}),
+    ...(options.partitions !== undefined ? { partitions: options.partitions } : {}),
+    ...(options.manualClock ? { manualClock: true } : {}),
+    ...(options.args ? { args: options.args } : {}),
+    ...(options.startTimeoutMs !== undefined ? { startTimeoutMs: options.startTimeoutMs } : {}),
+    ...(process.env.EMULATOR_LOG
+      ? { onOutput: (chunk: Buffer) => process.stderr.write(chunk) }
+      : {}),
   });
-  running.add(child);
-
-  let output = '';
-  const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-outputLimit);
-    if (process.env.EMULATOR_LOG) process.stderr.write(chunk);
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  let exitedWith: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  void exited.then((result) => {
-    exitedWith = result;
-  });
-
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    // The CLI gives itself 15 s to shut down; never let a test hang beyond that.
-    const backstop = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    try {
-      await exited;
-    } finally {
-      clearTimeout(backstop);
-    }
-  };
-
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  for (;;) {
-    if (exitedWith) {
-      throw new Error(
-        `emulator exited (code ${exitedWith.code}, signal ${exitedWith.signal}) before it was ready:\n${output}`,
-      );
-    }
-    let text: string | undefined;
-    try {
-      text = await fs.readFile(connectionFile, 'utf8');
-    } catch {
-      text = undefined;
-    }
-    if (text !== undefined && text.trim() !== '') {
-      try {
-        const connection = toEmulatorConnection(parseConnectionFile(text));
-        warnIfUntrusted(connection.caFile);
-        return { connection, dataDir, stop, exited, output: () => output };
-      } catch {
-        // Half-written; the emulator writes it atomically, but a partial read is harmless to retry.
-      }
-    }
-    if (Date.now() > deadline) {
-      await stop('SIGKILL');
-      throw new Error(`emulator did not write ${connectionFile} in time:\n${output}`);
-    }
-    await sleep(50);
-  }
+  running.add(hub);
+  void hub.exited.then(() => running.delete(hub));
+  const connection = toEmulatorConnection(hub.connection);
+  warnIfUntrusted(connection.caFile);
+  return { ...hub, connection };
 }

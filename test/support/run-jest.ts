@@ -9,8 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { writeCaBundle } from '../../emulator/ca-bundle';
-import { ensureTlsMaterial } from '../../emulator/tls';
+import { ensureTlsMaterial, writeCaBundle } from '@iot-hub-functions/local-iothub';
 import { repoRoot } from './emulator';
 
 /** Returns the bundle path and the test TLS directory. */

@@ -40,7 +40,7 @@ describe('the CA bundle for NODE_EXTRA_CA_CERTS', () => {
 
   it('generates a ca.pem that ends with a newline', () => {
     // In its own process: Jest's realm breaks the `instanceof Error` checks of fs errors in tls.ts.
-    const script = `require(${JSON.stringify(join(repoRoot(), 'dist', 'emulator', 'tls.js'))}).ensureTlsMaterial(${JSON.stringify(dir)})`;
+    const script = `require(${JSON.stringify(join(repoRoot(), 'emulator', 'dist', 'tls.js'))}).ensureTlsMaterial(${JSON.stringify(dir)})`;
     const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(readFileSync(join(dir, 'tls', 'ca.pem'), 'utf8')).toMatch(
