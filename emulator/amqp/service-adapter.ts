@@ -20,6 +20,7 @@ import { HubError } from '../core/contracts';
 import { attachCbs, isCbsAddress, type CbsEndpoint, type CbsGrant } from './cbs';
 import { hubTokenVerifier } from './device-auth';
 import { createDeviceLinks, type DeviceLinks } from './device-links';
+import { DeviceCertificates } from './device-x509';
 import { serveFeedback, type FeedbackLink } from './feedback-link';
 import {
   acceptAmqpConnection,
@@ -250,6 +251,7 @@ export function createServiceAdapter(
     sc.deviceLinks = createDeviceLinks({
       ctx,
       cbs,
+      certificates: new DeviceCertificates(ctx, socket),
       refuse: (link, condition, description) => refuse(sc, link, condition, description),
     });
     connection.on('connection_open', () => {

@@ -1,24 +1,44 @@
 /**
- * The same device scenarios over every transport of the official device SDK (azure-iot-device
- * 1.18.4) with SAS keys: `Mqtt`, `Amqp` and `Http`, unmodified. Telemetry is read back through
- * the Event Hub-compatible endpoint with `@azure/event-hubs`; C2D is sent and its feedback read
- * with `azure-iothub`'s `Client`, which also invokes methods; twins are checked with `Registry`.
- * A scenario a transport does not offer (MQTT cannot reject or abandon; HTTPS has no twin or
- * methods in the SDK) is left out of its row, as the SDK itself refuses it.
+ * The same device scenarios over every transport × authentication the official device SDK
+ * (azure-iot-device 1.18.4) offers, unmodified: transports `Mqtt`, `MqttWs`, `Amqp`, `AmqpWs`
+ * and `Http`; a SAS key (connection string), a SAS token (`fromSharedAccessSignature`), an X.509
+ * self-signed certificate (thumbprint in the registry) and an X.509 certificate a trusted device
+ * CA issued (`--trusted-device-ca`), both given with `x509=true` and `setOptions({ cert, key })`.
+ * Telemetry is read back through the Event Hub-compatible endpoint with `@azure/event-hubs`; C2D
+ * is sent and its feedback read with `azure-iothub`'s `Client`, which also invokes methods; twins
+ * are checked with `Registry`. A scenario a transport does not offer (MQTT cannot reject or
+ * abandon; HTTPS has no twin or methods in the SDK) is left out of its row, as the SDK itself
+ * refuses it. The WebSocket transports always dial 443: the hub here is on an ephemeral port,
+ * reached with the transports' `webSocketAgent` option (../support/websockets.ts).
  *
- * Transport-specific behaviour (authentication, limits, host:port recipes) stays in
- * `mqtt*.test.ts`, `device-amqp.test.ts` and `device-http.test.ts`.
+ * Transport-specific behaviour (authentication refusals, limits, host:port recipes) stays in
+ * `mqtt*.test.ts`, `device-amqp.test.ts`, `device-http.test.ts`, `device-x509.test.ts` and
+ * `websockets.test.ts`. docs/emulator.md's feature × transport table names these tests.
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { ReceivedEventData } from '@azure/event-hubs';
 import { Message, NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient } from 'azure-iot-device';
-import { Amqp } from 'azure-iot-device-amqp';
+import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device';
+import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
 import { Http } from 'azure-iot-device-http';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Mqtt, MqttWs } from 'azure-iot-device-mqtt';
 import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import { HostPortAgent } from '../../lib/iothub/registry-agent';
-import { dataText, desiredEvents, registerDevice, report } from '../support/devices';
+import { HostPortAgent, splitHostPort } from '../../lib/iothub/registry-agent';
+import {
+  dataText,
+  desiredEvents,
+  makeCertificate,
+  registerCaSigned,
+  registerDevice,
+  registerSelfSigned,
+  report,
+  sasAuthMethod,
+  x509AuthMethod,
+  type TestCertificate,
+} from '../support/devices';
 import {
   c2dMessage,
   inbox,
@@ -29,10 +49,16 @@ import {
 import type { EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
+import { webSocketAgent } from '../support/websockets';
+
+type Protocol = typeof Mqtt | typeof MqttWs | typeof Amqp | typeof AmqpWs | typeof Http;
 
 interface Transport {
   name: string;
-  protocol: typeof Mqtt | typeof Amqp | typeof Http;
+  protocol: Protocol;
+  /** Where its options go: the WebSocket agent, or the HTTP agent and polling. */
+  family: 'mqtt' | 'amqp' | 'http';
+  webSocket: boolean;
   /** The SDK offers reject and abandon for C2D. */
   settles: boolean;
   /** The SDK offers twins and direct methods. */
@@ -40,41 +66,106 @@ interface Transport {
 }
 
 const transports: Transport[] = [
-  { name: 'Mqtt', protocol: Mqtt, settles: false, twinAndMethods: true },
-  { name: 'Amqp', protocol: Amqp, settles: true, twinAndMethods: true },
-  { name: 'Http', protocol: Http, settles: true, twinAndMethods: false },
-];
+  { name: 'Mqtt', protocol: Mqtt, family: 'mqtt', webSocket: false },
+  { name: 'MqttWs', protocol: MqttWs, family: 'mqtt', webSocket: true },
+  { name: 'Amqp', protocol: Amqp, family: 'amqp', webSocket: false },
+  { name: 'AmqpWs', protocol: AmqpWs, family: 'amqp', webSocket: true },
+  { name: 'Http', protocol: Http, family: 'http', webSocket: false },
+].map((t) => ({
+  ...(t as Pick<Transport, 'name' | 'protocol' | 'family' | 'webSocket'>),
+  settles: t.family !== 'mqtt',
+  twinAndMethods: t.family !== 'http',
+}));
+
+type AuthKind = 'SAS key' | 'SAS token' | 'X.509 self-signed' | 'X.509 CA-signed';
+const auths: AuthKind[] = ['SAS key', 'SAS token', 'X.509 self-signed', 'X.509 CA-signed'];
+
+const rows = transports.flatMap((transport) =>
+  auths.map((auth) => ({ transport, auth, name: `${transport.name} with ${auth}` })),
+);
 
 let emulator: EmulatorInstance;
 let registry: Registry;
 let service: ServiceClient;
 let events: EventLog;
 let hub: C2dService;
+let deviceCa: TestCertificate;
 const clients: DeviceClient[] = [];
 let nextDevice = 0;
 
-/** A new device connected over `transport`, failing fast (no retries), opened. */
-async function connectedDevice(
-  transport: Transport,
-): Promise<{ deviceId: string; client: DeviceClient }> {
-  nextDevice += 1;
-  const { deviceId, key } = await registerDevice(
-    registry,
-    `${transport.name.toLowerCase()}-scenario-${nextDevice}`,
-  );
-  const client = DeviceClient.fromConnectionString(
-    emulator.connection.deviceConnectionString(deviceId, key),
+/** What a device of `auth` is registered with and connects with. */
+type Credential = { key: string } | { certificate: TestCertificate };
+
+async function registerFor(auth: AuthKind, deviceId: string): Promise<Credential> {
+  if (auth === 'SAS key' || auth === 'SAS token') {
+    return { key: (await registerDevice(registry, deviceId)).key };
+  }
+  if (auth === 'X.509 self-signed') {
+    const certificate = await makeCertificate(deviceId);
+    await registerSelfSigned(registry, deviceId, certificate.sha1);
+    return { certificate };
+  }
+  const certificate = await makeCertificate(deviceId, { ca: deviceCa });
+  await registerCaSigned(registry, deviceId);
+  return { certificate };
+}
+
+/** The unopened client, as the SDK's samples make one for this authentication. */
+function clientFor(transport: Transport, auth: AuthKind, deviceId: string, credential: Credential) {
+  // The WebSocket transports dial 443 on the bare host; their agent supplies the port.
+  const hubHost = emulator.connection.hostName;
+  const host = transport.webSocket ? splitHostPort(hubHost).host : hubHost;
+  if (!('key' in credential)) {
+    return DeviceClient.fromConnectionString(
+      `HostName=${host};DeviceId=${deviceId};x509=true`,
+      transport.protocol,
+    );
+  }
+  if (auth === 'SAS token') {
+    const expiry = Math.floor(Date.now() / 1000) + 3600;
+    const token = SharedAccessSignature.create(host, deviceId, credential.key, String(expiry));
+    return DeviceClient.fromSharedAccessSignature(token.toString(), transport.protocol);
+  }
+  return DeviceClient.fromConnectionString(
+    `HostName=${host};DeviceId=${deviceId};SharedAccessKey=${credential.key}`,
     transport.protocol,
   );
+}
+
+/** The transport's options: certificate, WebSocket agent, or the HTTP agent and polling. */
+function optionsFor(transport: Transport, credential: Credential): Record<string, unknown> {
+  const options: Record<string, unknown> =
+    'certificate' in credential
+      ? { cert: credential.certificate.cert, key: credential.certificate.key }
+      : {};
+  if (transport.webSocket) {
+    const agent = webSocketAgent(emulator.connection.hostName);
+    if (agent) options[transport.family] = { webSocketAgent: agent };
+  }
+  if (transport.family === 'http') {
+    // The Http transport needs an agent that honours host:port (see device-http.test.ts), and
+    // polls for C2D every 200 ms here (setOptions only calls back with a receivePolicy).
+    options.http = {
+      agent: new HostPortAgent({ keepAlive: true }),
+      receivePolicy: { interval: 0.2 },
+    };
+  }
+  return options;
+}
+
+/** A new device of `auth` connected over `transport`, failing fast (no retries), opened. */
+async function connectedDevice(
+  transport: Transport,
+  auth: AuthKind,
+): Promise<{ deviceId: string; client: DeviceClient }> {
+  nextDevice += 1;
+  const deviceId = `${transport.name.toLowerCase()}-${auth.replace(/\W+/g, '-').toLowerCase()}-${nextDevice}`;
+  const credential = await registerFor(auth, deviceId);
+  const client = clientFor(transport, auth, deviceId, credential);
   client.setRetryPolicy(new NoRetry());
   clients.push(client);
-  if (transport.protocol === Http) {
-    // The Http transport needs an agent that honours host:port (see device-http.test.ts), and
-    // polls for C2D every 200 ms here.
-    await client.setOptions({
-      http: { agent: new HostPortAgent({ keepAlive: true }), receivePolicy: { interval: 0.2 } },
-    });
-  }
+  const options = optionsFor(transport, credential);
+  if (Object.keys(options).length > 0) await client.setOptions(options);
   await client.open();
   return { deviceId, client };
 }
@@ -88,7 +179,11 @@ function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEvent
 }
 
 beforeAll(async () => {
-  hub = await startC2dService();
+  deviceCa = await makeCertificate('Local test device CA', { isCa: true });
+  const caDir = await fs.mkdtemp(path.join(tmpdir(), 'device-ca-'));
+  const caFile = path.join(caDir, 'device-ca.pem');
+  await fs.writeFile(caFile, deviceCa.cert);
+  hub = await startC2dService(['--trusted-device-ca', caFile]);
   ({ emulator, registry, service } = hub);
   events = collectEvents(emulator.connection.eventsConnectionString);
 });
@@ -99,11 +194,12 @@ afterAll(async () => {
   await hub?.stop();
 });
 
-describe.each(transports)('device scenarios over $name', (transport) => {
-  const id = (what: string): string => `${transport.name.toLowerCase()}-${what}`;
+describe.each(rows)('device scenarios over $name', ({ transport, auth }) => {
+  const row = `${transport.name}-${auth}`.replace(/\W+/g, '-').toLowerCase();
+  const id = (what: string): string => `${row}-${what}`;
 
   it('telemetry lands in the Event Hub-compatible endpoint with its properties', async () => {
-    const { deviceId, client } = await connectedDevice(transport);
+    const { deviceId, client } = await connectedDevice(transport, auth);
     const message = new Message(JSON.stringify({ temperature: 21.5 }));
     message.messageId = id('telemetry');
     message.correlationId = 'corr-1';
@@ -119,13 +215,12 @@ describe.each(transports)('device scenarios over $name', (transport) => {
     expect(event.getRawAmqpMessage().properties?.contentEncoding).toBe('utf-8');
     expect(event.systemProperties).toMatchObject({
       'iothub-connection-device-id': deviceId,
-      'iothub-connection-auth-method':
-        '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
+      'iothub-connection-auth-method': auth.startsWith('X.509') ? x509AuthMethod : sasAuthMethod,
     });
   });
 
   it('C2D complete: the message arrives with its properties; the service gets Success', async () => {
-    const { deviceId, client } = await connectedDevice(transport);
+    const { deviceId, client } = await connectedDevice(transport, auth);
     const received = inbox(client);
     const message = c2dMessage(id('complete'));
     message.correlationId = 'c2d-corr';
@@ -140,7 +235,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
 
   if (transport.settles) {
     it('C2D reject: Rejected feedback, and the message is not delivered again', async () => {
-      const { deviceId, client } = await connectedDevice(transport);
+      const { deviceId, client } = await connectedDevice(transport, auth);
       const received = inbox(client);
       await service.send(deviceId, c2dMessage(id('reject')));
       await client.reject(await nthMessage(received, 1));
@@ -150,7 +245,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
     });
 
     it('C2D abandon: the message comes back; completing it then gives Success', async () => {
-      const { deviceId, client } = await connectedDevice(transport);
+      const { deviceId, client } = await connectedDevice(transport, auth);
       const received = inbox(client);
       await service.send(deviceId, c2dMessage(id('abandon')));
       await client.abandon(await nthMessage(received, 1));
@@ -163,7 +258,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
 
   if (transport.twinAndMethods) {
     it('twin: get, a reported patch the registry sees, and a desired patch pushed', async () => {
-      const { deviceId, client } = await connectedDevice(transport);
+      const { deviceId, client } = await connectedDevice(transport, auth);
       await registry.updateTwin(deviceId, { properties: { desired: { interval: 5 } } }, '*');
       const twin = await client.getTwin();
       expect(twin.properties.desired).toMatchObject({ interval: 5 });
@@ -176,7 +271,7 @@ describe.each(transports)('device scenarios over $name', (transport) => {
     });
 
     it('a direct method invoked through the service client is answered', async () => {
-      const { deviceId, client } = await connectedDevice(transport);
+      const { deviceId, client } = await connectedDevice(transport, auth);
       const seen: unknown[] = [];
       client.onDeviceMethod('SetInterval', (request, response) => {
         seen.push(request.payload);

@@ -26,8 +26,12 @@ export interface C2dService {
   stop: () => Promise<void>;
 }
 
-export async function startC2dService(): Promise<C2dService> {
-  const emulator = await startEmulator({ inMemory: true, args: ['--feedback-delay-ms', '100'] });
+/** `args`: more command-line options for the hub (e.g. `--trusted-device-ca`). */
+export async function startC2dService(args: readonly string[] = []): Promise<C2dService> {
+  const emulator = await startEmulator({
+    inMemory: true,
+    args: ['--feedback-delay-ms', '100', ...args],
+  });
   const registry = createRegistry(emulator.connection.serviceConnectionString);
   const service = createServiceClient(emulator.connection.serviceConnectionString);
   await service.open();

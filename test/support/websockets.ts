@@ -2,7 +2,8 @@
  * The official SDKs' WebSocket transports on a hub that is not on port 443. `MqttWs` (devices)
  * and `AmqpWs` (azure-iothub) always dial `wss://<HostName>:443/$iothub/websocket`; a test hub
  * listens on an ephemeral port. The seams (recipe in docs/emulator.md):
- * - `MqttWs`: the documented `mqtt.webSocketAgent` option. Node's `https.Agent` lays its own
+ * - `MqttWs` and the device's `AmqpWs`: the documented `mqtt.webSocketAgent` and
+ *   `amqp.webSocketAgent` options. Node's `https.Agent` lays its own
  *   constructor options over each request's, so `new https.Agent({ port })` redirects the
  *   connection the transport opens to 443; the device's `HostName` is the bare host.
  * - `AmqpWs` (service): it takes no agent, so a subclass builds the URL from `HostName` with its
@@ -37,14 +38,24 @@ export async function mqttWsDeviceClient(
   deviceId: string,
   key: string,
 ): Promise<DeviceClient> {
-  const { host, port } = splitHostPort(hubHostName);
+  const { host } = splitHostPort(hubHostName);
   const client = DeviceClient.fromConnectionString(
     deviceConnectionString(host, deviceId, key),
     MqttWs,
   );
   client.setRetryPolicy(new NoRetry());
-  if (port !== undefined) {
-    await client.setOptions({ mqtt: { webSocketAgent: new https.Agent({ port }) } });
-  }
+  const agent = webSocketAgent(hubHostName);
+  if (agent) await client.setOptions({ mqtt: { webSocketAgent: agent } });
   return client;
+}
+
+/**
+ * The agent that takes a device's `MqttWs` (option `mqtt.webSocketAgent`) or `AmqpWs` (option
+ * `amqp.webSocketAgent`) to the port of `hubHostName` instead of 443; undefined when it names
+ * none. The device's `HostName` (or token `sr`) is then the bare host. A client certificate
+ * given with `setOptions({ cert, key })` still rides along: the agent adds only the port.
+ */
+export function webSocketAgent(hubHostName: string): https.Agent | undefined {
+  const { port } = splitHostPort(hubHostName);
+  return port === undefined ? undefined : new https.Agent({ port });
 }
