@@ -181,10 +181,12 @@ class DeviceLinkSet implements DeviceLinks {
       ctx.core.clock.now(),
       (g) => g.deviceId === parsed.deviceId && etag !== undefined && g.deviceEtag === etag,
     );
+    const { certificates } = this.options;
     const refusal = granted
       ? undefined
-      : (this.options.certificates?.refusal(parsed.deviceId) ??
-        `no valid token for device ${JSON.stringify(parsed.deviceId)}`);
+      : certificates
+        ? certificates.refusal(parsed.deviceId)
+        : `no valid token for device ${JSON.stringify(parsed.deviceId)}`;
     if (refusal !== undefined) {
       refuse(link, 'amqp:unauthorized-access', refusal);
       return undefined;
