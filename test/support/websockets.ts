@@ -12,6 +12,7 @@
 import https from 'node:https';
 import { NoRetry } from 'azure-iot-common';
 import { Client as DeviceClient } from 'azure-iot-device';
+import { AmqpWs as DeviceAmqpWs } from 'azure-iot-device-amqp';
 import { MqttWs } from 'azure-iot-device-mqtt';
 import { AmqpWs, Client as ServiceClient } from 'azure-iothub';
 import { deviceConnectionString } from '../../lib/connection-string';
@@ -33,7 +34,25 @@ export function amqpWsServiceClient(serviceConnectionString: string): ServiceCli
  * A device over MQTT-over-WebSockets (`MqttWs`) for the hub named `host:port`, failing fast
  * (no retries): its connection string names the bare host, the agent supplies the port.
  */
-export async function mqttWsDeviceClient(
+export function mqttWsDeviceClient(
+  hubHostName: string,
+  deviceId: string,
+  key: string,
+): Promise<DeviceClient> {
+  return webSocketDeviceClient(MqttWs, hubHostName, deviceId, key);
+}
+
+/** The same over the device SDK's AMQP-over-WebSockets (`AmqpWs`). */
+export function amqpWsDeviceClient(
+  hubHostName: string,
+  deviceId: string,
+  key: string,
+): Promise<DeviceClient> {
+  return webSocketDeviceClient(DeviceAmqpWs, hubHostName, deviceId, key);
+}
+
+async function webSocketDeviceClient(
+  protocol: typeof MqttWs | typeof DeviceAmqpWs,
   hubHostName: string,
   deviceId: string,
   key: string,
@@ -41,11 +60,12 @@ export async function mqttWsDeviceClient(
   const { host } = splitHostPort(hubHostName);
   const client = DeviceClient.fromConnectionString(
     deviceConnectionString(host, deviceId, key),
-    MqttWs,
+    protocol,
   );
   client.setRetryPolicy(new NoRetry());
   const agent = webSocketAgent(hubHostName);
-  if (agent) await client.setOptions({ mqtt: { webSocketAgent: agent } });
+  const family = protocol === MqttWs ? 'mqtt' : 'amqp';
+  if (agent) await client.setOptions({ [family]: { webSocketAgent: agent } });
   return client;
 }
 
