@@ -21,12 +21,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ReceivedEventData } from '@azure/event-hubs';
 import { Message, NoRetry } from 'azure-iot-common';
-import { Client as DeviceClient, SharedAccessSignature } from 'azure-iot-device';
+import { Client as DeviceClient, ModuleClient, SharedAccessSignature } from 'azure-iot-device';
 import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
 import { Http } from 'azure-iot-device-http';
 import { Mqtt, MqttWs } from 'azure-iot-device-mqtt';
-import type { Client as ServiceClient, Registry } from 'azure-iothub';
-import { HostPortAgent, splitHostPort } from '../../lib/iothub/registry-agent';
+import { JobClient, type Client as ServiceClient, type Registry } from 'azure-iothub';
+import {
+  HostPortAgent,
+  installHostPortAgent,
+  splitHostPort,
+} from '../../lib/iothub/registry-agent';
 import {
   dataText,
   desiredEvents,
@@ -293,3 +297,84 @@ describe.each(rows.filter((r) => r.transport.twinAndMethods))(
     });
   },
 );
+
+/** The error a promise rejects with (the SDKs' REST errors carry the response). */
+async function failure(promise: Promise<unknown>): Promise<SdkError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as SdkError;
+  }
+  throw new Error('expected a failure');
+}
+
+interface SdkError extends Error {
+  response?: { statusCode?: number };
+  responseBody?: string;
+}
+
+/** A module client (azure-iot-device `ModuleClient`) with the device's key, failing fast. */
+async function moduleClient(transport: Transport): Promise<ModuleClient> {
+  nextDevice += 1;
+  const { deviceId, key } = await registerDevice(registry, `module-host-${nextDevice}`);
+  const hubHost = emulator.connection.hostName;
+  const host = transport.webSocket ? splitHostPort(hubHost).host : hubHost;
+  const client = ModuleClient.fromConnectionString(
+    `HostName=${host};DeviceId=${deviceId};ModuleId=m1;SharedAccessKey=${key}`,
+    transport.protocol,
+  );
+  client.setRetryPolicy(new NoRetry());
+  const options = optionsFor(transport, { key });
+  if (Object.keys(options).length > 0) await client.setOptions(options);
+  return client;
+}
+
+const byName = (name: string): Transport => {
+  const transport = transports.find((t) => t.name === name);
+  if (!transport) throw new Error(`no transport ${name}`);
+  return transport;
+};
+
+describe('what the local hub does not serve says so, never a misleading 401', () => {
+  it.each(['Amqp', 'AmqpWs'])(
+    'a module over %s: put-token answered 501, not implemented',
+    async (name) => {
+      const client = await moduleClient(byName(name));
+      // The SDK names every failed put-token UnauthorizedError; the hub's description says why.
+      const error = await failure(client.open());
+      expect(error.message).toMatch(/module identities \(IoT Edge\) are not supported/);
+      await client.close().catch(() => undefined);
+    },
+  );
+
+  it('a module over Http: its telemetry is answered 501 NotImplemented', async () => {
+    const client = await moduleClient(byName('Http'));
+    await client.open();
+    const error = await failure(client.sendEvent(new Message('from a module')));
+    expect(error.response?.statusCode).toBe(501);
+    expect(error.responseBody).toContain('ErrorCode:NotImplemented;');
+    await client.close().catch(() => undefined);
+  });
+
+  it.each([
+    ['module identities', () => registry.addModule({ deviceId: 'any', moduleId: 'm1' })],
+    ['configurations', () => registry.getConfigurations()],
+    [
+      'IoT Edge devices',
+      () => registry.create({ deviceId: 'edge-1', capabilities: { iotEdge: true } }),
+    ],
+    ['jobs', () => jobClient().getJob('job-1')],
+  ])('%s in the registry API: 501 NotImplemented', async (_what, call) => {
+    const error = await failure(call());
+    expect(error.response?.statusCode).toBe(501);
+    expect(error.responseBody).toContain('ErrorCode:NotImplemented;');
+  });
+});
+
+/** azure-iothub's `JobClient`, pointed at `host:port` like the Registry. */
+function jobClient(): JobClient {
+  const { serviceConnectionString } = emulator.connection;
+  const jobs = JobClient.fromConnectionString(serviceConnectionString);
+  installHostPortAgent(jobs as unknown as Registry, emulator.connection.hostName);
+  return jobs;
+}
