@@ -106,7 +106,8 @@ async function x509Client(
 
 /**
  * Opens `client` and sends one event, expecting UnauthorizedError: MQTT refuses the CONNECT; the
- * AMQP transports skip CBS for X.509, so the hub refuses the first link they attach.
+ * AMQP transports skip CBS for X.509, so the hub refuses the first link they attach; HTTPS
+ * answers the first request 401.
  */
 async function expectRefused(client: DeviceClient): Promise<void> {
   const attempt = async () => {
@@ -336,6 +337,7 @@ describe.each([
   { name: 'Amqp', transport: Amqp },
   { name: 'AmqpWs', transport: AmqpWs },
   { name: 'MqttWs', transport: MqttWs },
+  { name: 'Http', transport: Http },
 ])('X.509 over $name: what IoT Hub refuses, it refuses', ({ name, transport }) => {
   const prefix = name.toLowerCase();
 
