@@ -38,7 +38,7 @@ const sasAuthMethod =
   '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}';
 
 /** CONNACK return codes the SDK translates (5 → UnauthorizedError, 3 → ServiceUnavailableError). */
-const connack = { serverUnavailable: 3, notAuthorized: 5 } as const;
+const connack = { identifierRejected: 2, serverUnavailable: 3, notAuthorized: 5 } as const;
 
 function remoteAddressOf(socket: Duplex): string {
   const s = socket as Duplex & { remoteAddress?: unknown; remotePort?: unknown };
@@ -199,7 +199,7 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
     done: AuthenticateDone,
   ): void {
     const deviceId = client.id;
-    const refuse = (returnCode: 3 | 5, reason: string): void => {
+    const refuse = (returnCode: 2 | 3 | 5, reason: string): void => {
       droppedByUs.add(client);
       log.warn(
         `refused device ${quote(deviceId)} from ${remoteOf(client)} (CONNACK ${returnCode}): ${reason}`,
@@ -207,6 +207,10 @@ export async function createMqttAdapter(ctx: EmulatorContext): Promise<ProtocolA
       done(Object.assign(new Error(reason), { returnCode }), false);
     };
     const device = core.registry.get(deviceId);
+    // A module's client id is `<device>/<module>`: not served, and no wrong key (CONNACK 2).
+    if (!device && deviceId.includes('/')) {
+      return refuse(connack.identifierRejected, 'module identities (IoT Edge) are not supported');
+    }
     if (!device) return refuse(connack.notAuthorized, 'unknown device');
     const slash = username?.indexOf('/') ?? -1;
     if (

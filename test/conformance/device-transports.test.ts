@@ -347,6 +347,18 @@ describe('what the local hub does not serve says so, never a misleading 401', ()
     },
   );
 
+  it.each(['Mqtt', 'MqttWs'])(
+    'a module over %s: CONNACK 2 (identifier rejected), not 5 (not authorized)',
+    async (name) => {
+      const client = await moduleClient(byName(name));
+      // The SDK names both UnauthorizedError; its message keeps the CONNACK's words.
+      const error = await failure(client.open());
+      expect(error.message).toMatch(/Connection refused: Identifier rejected/);
+      expect(error.message).not.toMatch(/Connection refused: Not authorized/);
+      await client.close().catch(() => undefined);
+    },
+  );
+
   it('a module over Http: its telemetry is answered 501 NotImplemented', async () => {
     const client = await moduleClient(byName('Http'));
     await client.open();
