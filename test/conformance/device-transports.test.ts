@@ -176,6 +176,11 @@ async function connectedDevice(
 
 const feedbackFor = (messageId: string) => hub.feedbackArrived(messageId);
 
+/** The SDK throws some refusals synchronously and rejects others: a promise either way. */
+function settled<T>(call: () => Promise<T>): Promise<T> {
+  return Promise.resolve().then(call);
+}
+
 function eventWithId(deviceId: string, messageId: string): Promise<ReceivedEventData> {
   return until(`event ${messageId}`, () =>
     events.from(deviceId).find((event) => event.messageId === messageId),
@@ -260,6 +265,45 @@ describe.each(rows)('device scenarios over $name', ({ transport, auth }) => {
     });
   }
 });
+
+// What the SDK itself leaves out of a transport: refused on the device, the hub never asked.
+describe.each(rows.filter((r) => !r.transport.settles || !r.transport.twinAndMethods))(
+  'what the SDK leaves out over $name',
+  ({ transport, auth }) => {
+    const row = `${transport.name}-${auth}`.replace(/\W+/g, '-').toLowerCase();
+    const id = (what: string): string => `${row}-${what}`;
+
+    if (!transport.settles) {
+      it('C2D reject and abandon: not in the SDK over MQTT (NotImplementedError); complete still works', async () => {
+        const { deviceId, client } = await connectedDevice(transport, auth);
+        const received = inbox(client);
+        await service.send(deviceId, c2dMessage(id('no-reject')));
+        const delivered = await nthMessage(received, 1);
+        const notImplemented = { name: 'NotImplementedError' };
+        await expect(settled(() => client.reject(delivered))).rejects.toMatchObject(notImplemented);
+        await expect(settled(() => client.abandon(delivered))).rejects.toMatchObject(
+          notImplemented,
+        );
+        await client.complete(delivered);
+        expect(await feedbackFor(id('no-reject'))).toMatchObject({
+          deviceId,
+          statusCode: 'Success',
+        });
+      });
+    }
+
+    if (!transport.twinAndMethods) {
+      it('twin and methods: not in the SDK over HTTPS (NotImplementedError)', async () => {
+        const { client } = await connectedDevice(transport, auth);
+        const notImplemented = { name: 'NotImplementedError' };
+        await expect(settled(() => client.getTwin())).rejects.toMatchObject(notImplemented);
+        expect(() => client.onDeviceMethod('m', () => undefined)).toThrow(
+          expect.objectContaining(notImplemented) as Error,
+        );
+      });
+    }
+  },
+);
 
 // HTTPS has neither twins nor methods in the SDK: its rows leave these out.
 describe.each(rows.filter((r) => r.transport.twinAndMethods))(
