@@ -4,13 +4,15 @@
  * (the AMQP WebSocket binding: `AmqpWs` of the device SDK and of azure-iothub). The registry's
  * HTTP server hands over every upgrade request; this module completes the WebSocket handshake
  * (the `ws` package) and passes the resulting byte stream to the adapter that serves the protocol
- * over TLS, which authenticates inside the protocol as usual (MQTT CONNECT password, AMQP CBS).
+ * over TLS, which authenticates inside the protocol as usual (MQTT CONNECT password, AMQP CBS), or
+ * by the client certificate of the TLS connection under the WebSocket (X.509 devices).
  *
  * Anything else is refused before the handshake: another path → 404, no known subprotocol → 400,
  * and the connection is closed.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Logger } from './context';
 import { peerAddress } from './peer-address';
@@ -99,10 +101,13 @@ export function createWebSocketGateway(options: WebSocketGatewayOptions): WebSoc
     // ws answers a malformed handshake (method, key, version) with 400 and closes the socket.
     server.handleUpgrade(request, socket, head, (ws) => {
       const stream = createWebSocketStream(ws);
-      // Adapters log the peer from these, as they do for a TLS socket.
+      // Adapters log the peer from these, as they do for a TLS socket, and read an X.509
+      // device's client certificate (sent in the TLS handshake under the WebSocket).
+      const tlsSocket = socket as Partial<tls.TLSSocket>;
       Object.assign(stream, {
-        remoteAddress: (socket as Partial<{ remoteAddress: string }>).remoteAddress,
-        remotePort: (socket as Partial<{ remotePort: number }>).remotePort,
+        remoteAddress: tlsSocket.remoteAddress,
+        remotePort: tlsSocket.remotePort,
+        getPeerCertificate: tlsSocket.getPeerCertificate?.bind(tlsSocket),
       });
       stream.on('error', () => {});
       log.info(`WebSocket (${chosen.name}) connection from ${remote}`);

@@ -2,11 +2,12 @@
  * What a put-token is worth on the AMQPS listener that serves both the service surface and
  * devices: a shared access policy token (it has `skn`) is judged as before by
  * `serviceTokenVerifier`; a device token (`sr=<host>/devices/<id>`, no `skn`, as
- * azure-iot-device-amqp puts it with the `sr` as the audience) grants that one device's links.
+ * azure-iot-device-amqp puts it with the `sr` as the audience) grants that one device's links;
+ * a module's token (`sr=<host>/devices/<id>/modules/<m>`) is answered 501: modules are not served.
  */
 import type { EmulatorContext } from '../context';
 import { HubError } from '../core/contracts';
-import { parseSasToken, verifyDeviceToken } from '../auth/sas';
+import { parseSasToken, refuseModuleResource, verifyDeviceToken } from '../auth/sas';
 import type { CbsGrant, PutTokenRequest, PutTokenVerifier } from './cbs';
 import { hubHostCheck, sameHost } from '../auth/hosts';
 import { sasTokenType, serviceTokenVerifier } from './service-auth';
@@ -46,6 +47,7 @@ function deviceGrant(ctx: EmulatorContext, request: PutTokenRequest): CbsGrant {
   const token = parseSasToken(request.token);
   const deviceId = deviceIdOfResource(token.sr);
   if (deviceId === undefined) {
+    refuseModuleResource(token.sr);
     throw unauthorized('the token names neither a device nor a shared access policy');
   }
   if (

@@ -3,13 +3,15 @@
  * per connection: `/devices/{id}/messages/events` (telemetry), `/devices/{id}/messages/devicebound`
  * (C2D), `/devices/{id}/twin` and `/devices/{id}/methods/devicebound` (link pairs). A link is
  * attached only with an unexpired CBS grant for that very device (a device token with
- * `sr=<host>/devices/<id>`); a device attaching another device's link is refused with
+ * `sr=<host>/devices/<id>`) or, for an X.509 device, a client certificate that authenticates it
+ * (./device-x509.ts); a device attaching another device's link is refused with
  * `amqp:unauthorized-access`. Module links (`/devices/{id}/modules/…`) are `amqp:not-implemented`.
  */
 import type { EventContext, Receiver, Sender } from 'rhea';
 import type { EmulatorContext } from '../context';
 import type { CbsEndpoint } from './cbs';
 import { serveC2D, type C2DLink } from './device-c2d';
+import type { DeviceCertificates } from './device-x509';
 import { receiveTelemetry } from './device-telemetry';
 import { receiveMethodResponse, serveMethodCalls, TwinChannel } from './device-twin-methods';
 import { messageFields } from './rhea-server';
@@ -56,6 +58,8 @@ export interface DeviceLinks {
 export interface DeviceLinkOptions {
   ctx: EmulatorContext;
   cbs: CbsEndpoint;
+  /** The connection's client certificate, for X.509 devices (which attach without CBS). */
+  certificates?: DeviceCertificates;
   refuse: (link: Sender | Receiver, condition: string, description: string) => void;
 }
 
@@ -107,8 +111,10 @@ class DeviceLinkSet implements DeviceLinks {
       const { message, delivery } = context;
       if (!message || !delivery) return;
       const fields = messageFields(message);
-      if (kind === 'events') void receiveTelemetry(ctx, deviceId, fields, delivery);
-      else if (kind === 'twin') this.twinOf(deviceId).handle(fields, delivery);
+      if (kind === 'events') {
+        const authMethod = this.options.certificates?.authMethodOf(deviceId);
+        void receiveTelemetry(ctx, deviceId, fields, delivery, authMethod);
+      } else if (kind === 'twin') this.twinOf(deviceId).handle(fields, delivery);
       else receiveMethodResponse(ctx, deviceId, fields, delivery);
     });
     return true;
@@ -175,12 +181,14 @@ class DeviceLinkSet implements DeviceLinks {
       ctx.core.clock.now(),
       (g) => g.deviceId === parsed.deviceId && etag !== undefined && g.deviceEtag === etag,
     );
-    if (!granted) {
-      refuse(
-        link,
-        'amqp:unauthorized-access',
-        `no valid token for device ${JSON.stringify(parsed.deviceId)}`,
-      );
+    const { certificates } = this.options;
+    const refusal = granted
+      ? undefined
+      : certificates
+        ? certificates.refusal(parsed.deviceId)
+        : `no valid token for device ${JSON.stringify(parsed.deviceId)}`;
+    if (refusal !== undefined) {
+      refuse(link, 'amqp:unauthorized-access', refusal);
       return undefined;
     }
     this.track(parsed.deviceId, link);

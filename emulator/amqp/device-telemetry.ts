@@ -83,6 +83,7 @@ export async function receiveTelemetry(
   deviceId: string,
   message: Record<string, unknown>,
   delivery: Delivery,
+  authMethod = deviceSasAuthMethod,
 ): Promise<void> {
   try {
     const telemetry = telemetryFromAmqp(message);
@@ -94,7 +95,7 @@ export async function receiveTelemetry(
       ...telemetry,
       deviceId,
       generationId: device.generationId,
-      authMethod: deviceSasAuthMethod,
+      authMethod,
     });
     ctx.core.registry.recordActivity(deviceId);
     settle(delivery);

@@ -19,6 +19,7 @@ import {
 } from './cbs';
 import { describeError } from './describe-error';
 import { createDeviceLinks, type DeviceLinks } from './device-links';
+import { DeviceCertificates } from './device-x509';
 import { serveFeedback, type FeedbackLink } from './feedback-link';
 import { remoteAddress } from './rhea-server';
 import {
@@ -68,6 +69,7 @@ export class ServiceConnection {
     this.deviceLinks = createDeviceLinks({
       ctx: this.ctx,
       cbs: this.cbs,
+      certificates: new DeviceCertificates(this.ctx, this.socket),
       refuse: (link, condition, description) => this.refuse(link, condition, description),
     });
     this.c2d = new C2dReceiver(this.ctx, this.peer, () => this.gone);

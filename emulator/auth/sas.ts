@@ -71,6 +71,22 @@ function decodeResource(sr: string): string {
   }
 }
 
+const modulePath = /\/devices\/[^/]+\/modules\/[^/]+\/?$/i;
+
+/**
+ * Module identities (IoT Edge) are not served: a module's token (`sr=<host>/devices/<id>/modules/
+ * <module>`) is answered as not implemented (501, `amqp:not-implemented`), never as a 401 that
+ * would send its owner hunting for a wrong key.
+ */
+export function refuseModuleResource(sr: string): void {
+  if (modulePath.test(decodeResource(sr))) {
+    throw new HubError(
+      'NotImplemented',
+      'module identities (IoT Edge) are not supported by the local IoT Hub',
+    );
+  }
+}
+
 /**
  * Does `sr` name `<host>/devices/<deviceId>`? The Node SDKs URL-encode the whole resource once
  * (`a+b` → `…%2Fdevices%2Fa%2Bb`); the .NET SDK encodes the id first and the resource again
@@ -104,6 +120,7 @@ export function verifyDeviceToken(
   const token = parseSasToken(tokenText);
   // Signed with the right key for the same device id, but for another hub: IoT Hub refuses it.
   if (!namesThisHub(token.sr)) throw unauthorized('token resource (sr) names another hub');
+  refuseModuleResource(token.sr);
   if (!resourceNamesDevice(token.sr, device.deviceId)) {
     throw unauthorized('token resource does not name this device');
   }

@@ -16,10 +16,10 @@ import { DeviceSession, describe, quote, type SessionOptions } from './device-se
 import type { DeviceSessionRegistry } from './session-registry';
 
 /** CONNACK return codes the SDK translates (5 → UnauthorizedError, 3 → ServiceUnavailableError). */
-const connack = { serverUnavailable: 3, notAuthorized: 5 } as const;
+const connack = { identifierRejected: 2, serverUnavailable: 3, notAuthorized: 5 } as const;
 
 type AuthenticateDone = (error: AuthenticateError | null, success: boolean | null) => void;
-type Refuse = (returnCode: 3 | 5, reason: string) => void;
+type Refuse = (returnCode: 2 | 3 | 5, reason: string) => void;
 
 export interface ConnectOptions {
   core: IotHubCore;
@@ -115,6 +115,10 @@ export class ConnectHandler {
     const deviceId = client.id;
     const refuse = this.refuser(client, done);
     const device = core.registry.get(deviceId);
+    // A module's client id is `<device>/<module>`: not served, and no wrong key (CONNACK 2).
+    if (!device && deviceId.includes('/')) {
+      return refuse(connack.identifierRejected, 'module identities (IoT Edge) are not supported');
+    }
     if (!device) return refuse(connack.notAuthorized, 'unknown device');
     const slash = username?.indexOf('/') ?? -1;
     if (

@@ -2,72 +2,34 @@
  * X.509 devices on the local IoT Hub, with the unmodified SDKs: the registry (`azure-iothub`
  * `Registry`) creates `selfSigned` and `certificateAuthority` devices, and `azure-iot-device`
  * connects them with `x509=true` in the connection string and `setOptions({ cert, key })` over
- * MQTT (`Mqtt`) and HTTPS (`Http`). Certificates are made per run with `selfsigned`; the CA of
+ * MQTT (`Mqtt`), HTTPS (`Http`), AMQP (`Amqp`) and the WebSocket variants (`MqttWs`, `AmqpWs`,
+ * through the hub's port with their `webSocketAgent` option). The scenarios that work (telemetry,
+ * C2D, twin, methods) run for every transport in device-transports.test.ts; this file holds the
+ * registry side and the refusals. Certificates are made per run with `selfsigned`; the CA of
  * the CA-signed devices is handed to the hub with `--trusted-device-ca`.
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
-import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Message, NoRetry } from 'azure-iot-common';
 import { Client as DeviceClient } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
-import { Mqtt } from 'azure-iot-device-mqtt';
+import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
+import { Mqtt, MqttWs } from 'azure-iot-device-mqtt';
 import type { Registry } from 'azure-iothub';
-import { generate } from 'selfsigned';
-import { createRegistry, HostPortAgent } from '../../lib/iothub/registry-agent';
+import { createRegistry, HostPortAgent, splitHostPort } from '../../lib/iothub/registry-agent';
+import {
+  expiredPeriod,
+  makeCertificate,
+  x509AuthMethod,
+  type TestCertificate as Credential,
+} from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
-
-const dayMs = 24 * 60 * 60 * 1000;
-const x509AuthMethod =
-  '{"scope":"device","type":"x509","issuer":"iothub","acceptingIpFilterRule":null}';
-
-interface Credential {
-  cert: string;
-  key: string;
-  /** SHA-1 thumbprint, upper-case hex (as the portal shows it). */
-  sha1: string;
-  sha256: string;
-}
-
-interface CertOptions {
-  ca?: { cert: string; key: string };
-  isCa?: boolean;
-  notBefore?: Date;
-  notAfter?: Date;
-}
-
-async function makeCert(commonName: string, options: CertOptions = {}): Promise<Credential> {
-  const now = Date.now();
-  const result = await generate([{ name: 'commonName', value: commonName }], {
-    algorithm: 'sha256',
-    keySize: 2048,
-    notBeforeDate: options.notBefore ?? new Date(now - dayMs),
-    notAfterDate: options.notAfter ?? new Date(now + 30 * dayMs),
-    ...(options.ca ? { ca: options.ca } : {}),
-    extensions: options.isCa
-      ? [
-          { name: 'basicConstraints', cA: true, critical: true },
-          { name: 'keyUsage', keyCertSign: true, digitalSignature: true, critical: true },
-        ]
-      : [
-          { name: 'basicConstraints', cA: false },
-          { name: 'extKeyUsage', clientAuth: true },
-        ],
-  });
-  const parsed = new X509Certificate(result.cert);
-  const hex = (fingerprint: string) => fingerprint.replace(/:/g, '').toUpperCase();
-  return {
-    cert: result.cert,
-    key: result.private,
-    sha1: hex(parsed.fingerprint),
-    sha256: hex(parsed.fingerprint256),
-  };
-}
+import { webSocketAgent } from '../support/websockets';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -102,24 +64,68 @@ async function createCaDevice(deviceId: string) {
   return responseBody;
 }
 
+type Transport = typeof Mqtt | typeof MqttWs | typeof Amqp | typeof AmqpWs | typeof Http;
+
+/** The transport's own options besides the certificate: the HTTP agent, or the WebSocket agent. */
+function transportOptions(transport: Transport): Record<string, unknown> {
+  // The Http transport dials a bare host on 443; the agent honours `host:port` (see device-http).
+  // Its setOptions only calls back when the http options carry a receivePolicy.
+  if (transport === Http) {
+    return {
+      http: { agent: new HostPortAgent({ keepAlive: true }), receivePolicy: { interval: 1 } },
+    };
+  }
+  // The WebSocket transports dial 443; their agent supplies the hub's port (../support/websockets).
+  const agent = webSocketAgent(emulator.connection.hostName);
+  if (transport === MqttWs && agent) return { mqtt: { webSocketAgent: agent } };
+  if (transport === AmqpWs && agent) return { amqp: { webSocketAgent: agent } };
+  return {};
+}
+
 /** An X.509 device client as the SDK's samples make one; not yet opened. */
 async function x509Client(
   deviceId: string,
   credential: Credential,
-  transport: typeof Mqtt | typeof Http,
+  transport: Transport,
 ): Promise<DeviceClient> {
+  const webSocket = transport === MqttWs || transport === AmqpWs;
+  const host = emulator.connection.hostName;
   const client = DeviceClient.fromConnectionString(
-    `HostName=${emulator.connection.hostName};DeviceId=${deviceId};x509=true`,
+    `HostName=${webSocket ? splitHostPort(host).host : host};DeviceId=${deviceId};x509=true`,
     transport,
   );
   client.setRetryPolicy(new NoRetry());
   clients.push(client);
-  // The Http transport dials a bare host on 443; the agent honours `host:port` (see device-http).
-  // Its setOptions only calls back when the http options carry a receivePolicy.
-  const agent = new HostPortAgent({ keepAlive: true });
-  const http = transport === Http ? { http: { agent, receivePolicy: { interval: 1 } } } : {};
-  await client.setOptions({ cert: credential.cert, key: credential.key, ...http });
+  await client.setOptions({
+    cert: credential.cert,
+    key: credential.key,
+    ...transportOptions(transport),
+  });
   return client;
+}
+
+/**
+ * Opens `client` and sends one event, expecting UnauthorizedError: MQTT refuses the CONNECT; the
+ * AMQP transports skip CBS for X.509, so the hub refuses the first link they attach; HTTPS
+ * answers the first request 401. `reason`, where the refusal carries the hub's words (the AMQP
+ * detach's description, the HTTPS body; a CONNACK has none): refused for the right cause.
+ */
+async function expectRefused(client: DeviceClient, reason: RegExp | undefined): Promise<void> {
+  const attempt = async () => {
+    await client.open();
+    await client.sendEvent(new Message('refused'));
+  };
+  const error = await attempt().then(
+    () => undefined,
+    (caught: unknown) => caught as RefusalError,
+  );
+  expect(error).toMatchObject({ name: 'UnauthorizedError' });
+  if (reason) expect(error?.amqpError?.description ?? error?.responseBody).toMatch(reason);
+}
+
+interface RefusalError extends Error {
+  amqpError?: { description?: string };
+  responseBody?: string;
 }
 
 /** The SDK's `Authentication` type leaves `type` out, though the service sends it. */
@@ -137,7 +143,7 @@ async function sendAndRead(client: DeviceClient, deviceId: string, messageId: st
 }
 
 beforeAll(async () => {
-  deviceCa = await makeCert('Local test device CA', { isCa: true });
+  deviceCa = await makeCertificate('Local test device CA', { isCa: true });
   const caDir = await fs.mkdtemp(path.join(tmpdir(), 'device-ca-'));
   const caFile = path.join(caDir, 'device-ca.pem');
   await fs.writeFile(caFile, deviceCa.cert);
@@ -210,7 +216,7 @@ describe('registry: X.509 authentication', () => {
 describe('self-signed devices', () => {
   it('send telemetry over MQTT, stamped with the x509 auth method', async () => {
     const deviceId = nextId('self-mqtt');
-    const credential = await makeCert(deviceId);
+    const credential = await makeCertificate(deviceId);
     await createSelfSigned(deviceId, credential.sha1);
     const client = await x509Client(deviceId, credential, Mqtt);
     await client.open();
@@ -223,7 +229,7 @@ describe('self-signed devices', () => {
 
   it('lose a live MQTT connection when the registry stops listing their thumbprint', async () => {
     const deviceId = nextId('self-rotated');
-    const credential = await makeCert(deviceId);
+    const credential = await makeCertificate(deviceId);
     await createSelfSigned(deviceId, credential.sha1);
     const client = await x509Client(deviceId, credential, Mqtt);
     await client.open();
@@ -242,7 +248,7 @@ describe('self-signed devices', () => {
 
   it('send telemetry over HTTPS, matched by a SHA-256 secondary thumbprint', async () => {
     const deviceId = nextId('self-http');
-    const credential = await makeCert(deviceId);
+    const credential = await makeCertificate(deviceId);
     await createSelfSigned(deviceId, 'AB'.repeat(20), credential.sha256);
     const client = await x509Client(deviceId, credential, Http);
     await client.open();
@@ -252,8 +258,8 @@ describe('self-signed devices', () => {
 
   it('with a certificate whose thumbprint is not registered is refused over MQTT (CONNACK 5)', async () => {
     const deviceId = nextId('self-wrong');
-    const registered = await makeCert(deviceId);
-    const other = await makeCert(deviceId);
+    const registered = await makeCertificate(deviceId);
+    const other = await makeCertificate(deviceId);
     await createSelfSigned(deviceId, registered.sha1);
     const client = await x509Client(deviceId, other, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
@@ -261,8 +267,8 @@ describe('self-signed devices', () => {
 
   it('with a certificate whose thumbprint is not registered gets 401 over HTTPS', async () => {
     const deviceId = nextId('self-wrong-http');
-    const registered = await makeCert(deviceId);
-    const other = await makeCert(deviceId);
+    const registered = await makeCertificate(deviceId);
+    const other = await makeCertificate(deviceId);
     await createSelfSigned(deviceId, registered.sha1);
     const client = await x509Client(deviceId, other, Http);
     await client.open();
@@ -273,10 +279,7 @@ describe('self-signed devices', () => {
 
   it('with an expired certificate is refused even though its thumbprint is registered', async () => {
     const deviceId = nextId('self-expired');
-    const expired = await makeCert(deviceId, {
-      notBefore: new Date(Date.now() - 10 * dayMs),
-      notAfter: new Date(Date.now() - dayMs),
-    });
+    const expired = await makeCertificate(deviceId, expiredPeriod());
     await createSelfSigned(deviceId, expired.sha1);
     const client = await x509Client(deviceId, expired, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
@@ -285,7 +288,7 @@ describe('self-signed devices', () => {
   it('a SAS device presenting a certificate and no token is refused', async () => {
     const deviceId = nextId('sas-with-cert');
     await registry.create({ deviceId, status: 'enabled' });
-    const credential = await makeCert(deviceId);
+    const credential = await makeCertificate(deviceId);
     const client = await x509Client(deviceId, credential, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
   });
@@ -294,7 +297,7 @@ describe('self-signed devices', () => {
 describe('CA-signed devices', () => {
   it('send telemetry over MQTT with a certificate the trusted CA issued for the device id', async () => {
     const deviceId = nextId('ca-mqtt');
-    const credential = await makeCert(deviceId, { ca: deviceCa });
+    const credential = await makeCertificate(deviceId, { ca: deviceCa });
     await createCaDevice(deviceId);
     const client = await x509Client(deviceId, credential, Mqtt);
     await client.open();
@@ -304,7 +307,7 @@ describe('CA-signed devices', () => {
 
   it('send telemetry over HTTPS with a CA-issued certificate', async () => {
     const deviceId = nextId('ca-http');
-    const credential = await makeCert(deviceId, { ca: deviceCa });
+    const credential = await makeCertificate(deviceId, { ca: deviceCa });
     await createCaDevice(deviceId);
     const client = await x509Client(deviceId, credential, Http);
     await client.open();
@@ -314,7 +317,7 @@ describe('CA-signed devices', () => {
 
   it('refuse a trusted CA certificate issued for another device id', async () => {
     const deviceId = nextId('ca-other');
-    const credential = await makeCert('some-other-device', { ca: deviceCa });
+    const credential = await makeCertificate('some-other-device', { ca: deviceCa });
     await createCaDevice(deviceId);
     const client = await x509Client(deviceId, credential, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
@@ -322,8 +325,8 @@ describe('CA-signed devices', () => {
 
   it('refuse a certificate from a CA the hub does not trust', async () => {
     const deviceId = nextId('ca-untrusted');
-    const stranger = await makeCert('Untrusted CA', { isCa: true });
-    const credential = await makeCert(deviceId, { ca: stranger });
+    const stranger = await makeCertificate('Untrusted CA', { isCa: true });
+    const credential = await makeCertificate(deviceId, { ca: stranger });
     await createCaDevice(deviceId);
     const client = await x509Client(deviceId, credential, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
@@ -331,13 +334,108 @@ describe('CA-signed devices', () => {
 
   it('refuse an expired certificate from the trusted CA', async () => {
     const deviceId = nextId('ca-expired');
-    const credential = await makeCert(deviceId, {
+    const credential = await makeCertificate(deviceId, {
       ca: deviceCa,
-      notBefore: new Date(Date.now() - 10 * dayMs),
-      notAfter: new Date(Date.now() - dayMs),
+      ...expiredPeriod(),
     });
     await createCaDevice(deviceId);
     const client = await x509Client(deviceId, credential, Mqtt);
     await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
+  });
+});
+
+describe.each([
+  { name: 'Amqp', transport: Amqp },
+  { name: 'AmqpWs', transport: AmqpWs },
+  { name: 'MqttWs', transport: MqttWs },
+  { name: 'Http', transport: Http },
+])('X.509 over $name: what IoT Hub refuses, it refuses', ({ name, transport }) => {
+  const prefix = name.toLowerCase();
+  const why = (reason: RegExp): RegExp | undefined => (name === 'MqttWs' ? undefined : reason);
+
+  it('a self-signed certificate whose thumbprint is not registered', async () => {
+    const deviceId = nextId(`${prefix}-self-wrong`);
+    const registered = await makeCertificate(deviceId);
+    await createSelfSigned(deviceId, registered.sha1);
+    const other = await makeCertificate(deviceId);
+    await expectRefused(
+      await x509Client(deviceId, other, transport),
+      why(/thumbprint is not registered/),
+    );
+  });
+
+  it('an expired self-signed certificate, though its thumbprint is registered', async () => {
+    const deviceId = nextId(`${prefix}-self-expired`);
+    const expired = await makeCertificate(deviceId, expiredPeriod());
+    await createSelfSigned(deviceId, expired.sha1);
+    await expectRefused(await x509Client(deviceId, expired, transport), why(/has expired/));
+  });
+
+  it('a certificate from a CA the hub does not trust', async () => {
+    const deviceId = nextId(`${prefix}-ca-untrusted`);
+    const stranger = await makeCertificate('Untrusted CA', { isCa: true });
+    await createCaDevice(deviceId);
+    const credential = await makeCertificate(deviceId, { ca: stranger });
+    await expectRefused(
+      await x509Client(deviceId, credential, transport),
+      why(/trusted device CA/),
+    );
+  });
+
+  it('a trusted CA certificate issued for another device id', async () => {
+    const deviceId = nextId(`${prefix}-ca-other`);
+    await createCaDevice(deviceId);
+    const credential = await makeCertificate('some-other-device', { ca: deviceCa });
+    await expectRefused(await x509Client(deviceId, credential, transport), why(/common name/));
+  });
+
+  it('an expired certificate from the trusted CA', async () => {
+    const deviceId = nextId(`${prefix}-ca-expired`);
+    await createCaDevice(deviceId);
+    const credential = await makeCertificate(deviceId, { ca: deviceCa, ...expiredPeriod() });
+    await expectRefused(await x509Client(deviceId, credential, transport), why(/has expired/));
+  });
+
+  it('a SAS device presenting a certificate and no token', async () => {
+    const deviceId = nextId(`${prefix}-sas-with-cert`);
+    await registry.create({ deviceId, status: 'enabled' });
+    const credential = await makeCertificate(deviceId);
+    await expectRefused(
+      await x509Client(deviceId, credential, transport),
+      why(/no valid token|no Authorization header/),
+    );
+  });
+});
+
+describe.each([
+  { name: 'Amqp', transport: Amqp },
+  { name: 'AmqpWs', transport: AmqpWs },
+  { name: 'MqttWs', transport: MqttWs },
+  { name: 'Http', transport: Http },
+])('a self-signed device over $name', ({ name, transport }) => {
+  it('is refused once the registry stops listing its thumbprint', async () => {
+    const deviceId = nextId(`${name.toLowerCase()}-rotated`);
+    const credential = await makeCertificate(deviceId);
+    await createSelfSigned(deviceId, credential.sha1);
+    const client = await x509Client(deviceId, credential, transport);
+    await client.open();
+    const event = await sendAndRead(client, deviceId, `x509-${name}-rotated-1`);
+    expect(event.systemProperties?.['iothub-connection-auth-method']).toBe(x509AuthMethod);
+    await registry.update({
+      deviceId,
+      status: 'enabled',
+      authentication: {
+        type: 'selfSigned',
+        x509Thumbprint: { primaryThumbprint: 'AB'.repeat(20) },
+      },
+    });
+    // Live links and connections are closed; whatever the SDK opens next is refused.
+    const refusal = await until('a refused send after the rotation', () =>
+      client.sendEvent(new Message('after rotation')).then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      ),
+    );
+    expect(refusal).toMatchObject({ name: 'UnauthorizedError' });
   });
 });

@@ -1,8 +1,9 @@
 /**
  * MQTT and AMQP over WebSockets at `/$iothub/websocket` on the TLS gateway, driven by the official
- * SDKs' WebSocket transports: a device on `MqttWs` (azure-iot-device-mqtt) and the service client
- * on `AmqpWs` (azure-iothub). Both always dial 443; the hub here is on an ephemeral port, reached
- * through the seams in ../support/websockets.ts (the same recipe docs/emulator.md gives).
+ * SDKs' WebSocket transports: a device on `MqttWs` (azure-iot-device-mqtt) or `AmqpWs`
+ * (azure-iot-device-amqp) and the service client on `AmqpWs` (azure-iothub). All always dial 443;
+ * the hub here is on an ephemeral port, reached through the seams in ../support/websockets.ts (the
+ * same recipe docs/emulator.md gives).
  *
  * Needs `npm run build` and the test CA trusted through `NODE_EXTRA_CA_CERTS` (`npm test`).
  */
@@ -17,7 +18,7 @@ import { dataText, registerDevice, type TestDevice } from '../support/devices';
 import { startEmulator, type EmulatorInstance } from '../support/emulator';
 import { collectEvents, type EventLog } from '../support/events';
 import { until } from '../support/wait';
-import { amqpWsServiceClient, mqttWsDeviceClient } from '../support/websockets';
+import { amqpWsDeviceClient, amqpWsServiceClient, mqttWsDeviceClient } from '../support/websockets';
 
 let emulator: EmulatorInstance;
 let registry: Registry;
@@ -108,6 +109,29 @@ describe('a device over MqttWs', () => {
     const wrongKey = Buffer.from('not the device key at all').toString('base64');
     const client = await wsDevice(deviceId, wrongKey);
     await expect(client.open()).rejects.toHaveProperty('name', 'UnauthorizedError');
+  });
+});
+
+describe('a device over AmqpWs', () => {
+  // Its scenarios (SAS key and token, X.509) run in device-transports.test.ts.
+  it('is refused with UnauthorizedError for a wrong key (CBS put-token 401)', async () => {
+    const { deviceId } = await createDevice();
+    const wrongKey = Buffer.from('not the device key at all').toString('base64');
+    const client = await amqpWsDeviceClient(emulator.connection.hostName, deviceId, wrongKey);
+    devices.push(client);
+    await expect(client.open()).rejects.toHaveProperty('name', 'UnauthorizedError');
+  });
+
+  it('with the right key sends telemetry the Event Hub-compatible endpoint receives', async () => {
+    const { deviceId, key } = await createDevice();
+    const client = await amqpWsDeviceClient(emulator.connection.hostName, deviceId, key);
+    devices.push(client);
+    await client.open();
+    const message = new Message('over AmqpWs');
+    message.messageId = 'amqpws-telemetry-1';
+    await client.sendEvent(message);
+    const event = await until('the telemetry event', () => eventLog.from(deviceId)[0]);
+    expect(event.messageId).toBe('amqpws-telemetry-1');
   });
 });
 

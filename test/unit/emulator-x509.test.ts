@@ -3,8 +3,11 @@
  * intermediate, validity periods, and what a certificateAuthority device needs.
  */
 import { X509Certificate } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { generate } from 'selfsigned';
-import { authenticateCertificate, thumbprints } from '../../emulator/auth/x509';
+import { DeviceCertificates } from '../../emulator/amqp/device-x509';
+import { authenticateCertificate, thumbprints, x509AuthMethod } from '../../emulator/auth/x509';
+import type { EmulatorContext } from '../../emulator/context';
 import type { DeviceRecord } from '../../emulator/core/contracts';
 
 const dayMs = 24 * 60 * 60 * 1000;
@@ -119,5 +122,81 @@ describe('selfSigned devices', () => {
         nowMs: now,
       }),
     ).toThrow('SAS');
+  });
+});
+
+describe('DeviceCertificates (X.509 devices over AMQP, emulator/amqp/device-x509.ts)', () => {
+  /** A stand-in for the connection's TLS socket: what `getPeerCertificate(true)` answers. */
+  const socketPresenting = (pem?: Pem): Duplex =>
+    ({
+      getPeerCertificate: () => (pem ? { raw: x509(pem).raw } : {}),
+    }) as unknown as Duplex;
+
+  function certificatesFor(records: DeviceRecord[], socket: Duplex): DeviceCertificates {
+    const ctx = {
+      core: {
+        registry: { get: (id: string) => records.find((r) => r.deviceId === id) },
+        clock: { now: () => now },
+      },
+      trustedDeviceCas: [],
+    } as unknown as EmulatorContext;
+    return new DeviceCertificates(ctx, socket);
+  }
+
+  it('admit a registered thumbprint, and remember the x509 auth method for its telemetry', async () => {
+    const leaf = await cert('dev-amqp');
+    const [sha1 = ''] = thumbprints(x509(leaf));
+    const self = device('dev-amqp', {
+      type: 'selfSigned',
+      primaryThumbprint: sha1,
+      secondaryThumbprint: null,
+    });
+    const certificates = certificatesFor([self], socketPresenting(leaf));
+    expect(certificates.refusal('dev-amqp')).toBeUndefined();
+    expect(certificates.authMethodOf('dev-amqp')).toBe(x509AuthMethod);
+  });
+
+  it('refuse, naming why, a certificate whose thumbprint is not registered', async () => {
+    const leaf = await cert('dev-amqp');
+    const self = device('dev-amqp', {
+      type: 'selfSigned',
+      primaryThumbprint: 'AB'.repeat(20),
+      secondaryThumbprint: null,
+    });
+    const certificates = certificatesFor([self], socketPresenting(leaf));
+    expect(certificates.refusal('dev-amqp')).toMatch(/thumbprint is not registered/);
+    expect(certificates.authMethodOf('dev-amqp')).toBeUndefined();
+  });
+
+  it('refuse a disabled device even with the right certificate', async () => {
+    const leaf = await cert('dev-off');
+    const [sha1 = ''] = thumbprints(x509(leaf));
+    const off = {
+      ...device('dev-off', {
+        type: 'selfSigned',
+        primaryThumbprint: sha1,
+        secondaryThumbprint: null,
+      }),
+      status: 'disabled' as const,
+    };
+    const certificates = certificatesFor([off], socketPresenting(leaf));
+    expect(certificates.refusal('dev-off')).toBe('the device is disabled');
+  });
+
+  it('give SAS and unknown devices the missing-token answer, certificate or not', async () => {
+    const leaf = await cert('dev-sas');
+    const certificates = certificatesFor([device('dev-sas', undefined)], socketPresenting(leaf));
+    expect(certificates.refusal('dev-sas')).toBe('no valid token for device "dev-sas"');
+    expect(certificates.refusal('nobody')).toBe('no valid token for device "nobody"');
+  });
+
+  it('refuse an X.509 device on a connection that presented no certificate', () => {
+    const self = device('dev-bare', {
+      type: 'selfSigned',
+      primaryThumbprint: 'AB'.repeat(20),
+      secondaryThumbprint: null,
+    });
+    const certificates = certificatesFor([self], socketPresenting());
+    expect(certificates.refusal('dev-bare')).toMatch(/presented no client certificate/);
   });
 });
