@@ -52,6 +52,31 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Node flags for the server processes: with `BENCH_PROBE=<dir>` each writes a CPU profile and a
+ * per-second probe log (`probe.ts`) into `<dir>`, and the benchmark prints its phases' times.
+ */
+function probeFlags(label: string): string[] {
+  const dir = process.env.BENCH_PROBE;
+  if (!dir) return [];
+  return [
+    '--require',
+    path.join(__dirname, 'probe.js'),
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    path.join(dir, label),
+  ];
+}
+
+function probeEnv(label: string): NodeJS.ProcessEnv {
+  const dir = process.env.BENCH_PROBE;
+  return dir ? { ...process.env, BENCH_PROBE_OUT: path.join(dir, `${label}.jsonl`) } : process.env;
+}
+
+function markPhase(name: string, edge: 'start' | 'end'): void {
+  if (process.env.BENCH_PROBE) console.log(`phase ${name} ${edge} ${Date.now()}`);
+}
+
 function repoRoot(): string {
   // dist/bench/ → the repository root
   return path.resolve(__dirname, '..', '..');
@@ -89,7 +114,10 @@ async function startEmulatorProcess(dataDir: string): Promise<ChildServer & Conn
   const args = ['--data', dataDir, '--host', '127.0.0.1'];
   for (const flag of ['--port', '--mqtt-port', '--amqp-port', '--events-port'])
     args.push(flag, '0');
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...probeFlags('emulator'), cli, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: probeEnv('emulator'),
+  });
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-8192);
@@ -114,9 +142,14 @@ async function startEmulatorProcess(dataDir: string): Promise<ChildServer & Conn
 
 /** The bare aedes broker over TLS, in a child process; resolves with its port. */
 async function startBareBroker(tlsDir: string): Promise<ChildServer & { port: number }> {
-  const child = spawn(process.execPath, [__filename, '--bare-broker', tlsDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...probeFlags('bare'), __filename, '--bare-broker', tlsDir],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: probeEnv('bare'),
+    },
+  );
   const server = track(child);
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
@@ -280,6 +313,7 @@ async function runPhase(
   options: { durationMs: number; rate?: number },
 ): Promise<PhaseResult> {
   receipts.begin(name);
+  markPhase(name, 'start');
   const start = performance.now();
   const deadline = start + options.durationMs;
   let acked = 0;
@@ -329,6 +363,7 @@ async function runPhase(
       }),
   );
   await Promise.all(finished);
+  markPhase(name, 'end');
   for (const timer of timers) clearTimeout(timer);
   const drainDeadline = performance.now() + drainTimeoutMs;
   while (receipts.latencies.length < acked && performance.now() < drainDeadline) await sleep(20);
@@ -353,6 +388,33 @@ interface LoadFigures {
   peakRssMb: number;
   /** Server CPU per acknowledged message while saturated: robust to a busy machine. */
   cpuUsPerMessage: number;
+}
+
+/**
+ * The phases, the same for both targets: a saturated warm-up (JIT, connections), then the fixed
+ * rate after a warm-up of its own at that rate (so it measures the steady state, not the
+ * saturated phase's backlog and garbage), then saturation with the server's CPU time.
+ */
+async function measureLoad(
+  prefix: string,
+  pid: number | undefined,
+  clients: readonly MqttClient[],
+  topics: readonly string[],
+  receipts: Receipts,
+): Promise<LoadFigures> {
+  await runPhase(`${prefix}-warmup`, clients, topics, receipts, { durationMs: warmupMs });
+  const pacing = { durationMs: warmupMs, rate: pacedRate };
+  await runPhase(`${prefix}-paced-warmup`, clients, topics, receipts, pacing);
+  const paced = await runPhase(`${prefix}-paced`, clients, topics, receipts, {
+    durationMs: pacedMs,
+    rate: pacedRate,
+  });
+  const cpuBefore = cpuMsOf(pid);
+  const saturated = await runPhase(`${prefix}-saturated`, clients, topics, receipts, {
+    durationMs: saturateMs,
+  });
+  const cpuUsPerMessage = ((cpuMsOf(pid) - cpuBefore) * 1000) / saturated.acked;
+  return { saturated, paced, peakRssMb: memoryOf(pid).peakMb, cpuUsPerMessage };
 }
 
 async function measureEmulator(
@@ -389,23 +451,12 @@ async function measureEmulator(
   const clients = await connectMany(endpoint, deviceCount);
   const topics = ids.slice(0, deviceCount).map((id) => `devices/${id}/messages/events/`);
   try {
-    await runPhase('emulator-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(hub.child.pid);
-    const saturated = await runPhase('emulator-saturated', clients, topics, receipts, {
-      durationMs: saturateMs,
-    });
-    const cpuUsPerMessage = ((cpuMsOf(hub.child.pid) - cpuBefore) * 1000) / saturated.acked;
-    const paced = await runPhase('emulator-paced', clients, topics, receipts, {
-      durationMs: pacedMs,
-      rate: pacedRate,
-    });
-    const peakRssMb = memoryOf(hub.child.pid).peakMb;
-
+    const load = await measureLoad('emulator', hub.child.pid, clients, topics, receipts);
     const idle = await connectMany(endpoint, idleDeviceCount - deviceCount, deviceCount);
     await sleep(2_000);
     const idleRssMb = memoryOf(hub.child.pid).rssMb;
     await Promise.all(idle.map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb, cpuUsPerMessage, idleRssMb };
+    return { ...load, idleRssMb };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await subscription.close();
@@ -428,19 +479,9 @@ async function measureBareBroker(tlsDir: string, ca: string): Promise<LoadFigure
     await subscriber.subscribeAsync('devices/+/messages/events/#', { qos: 1 });
     const clients = await connectMany(endpoint, deviceCount);
     const topics = clients.map((_, i) => `devices/bare-${i}/messages/events/`);
-    await runPhase('bare-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(broker.child.pid);
-    const saturated = await runPhase('bare-saturated', clients, topics, receipts, {
-      durationMs: saturateMs,
-    });
-    const cpuUsPerMessage = ((cpuMsOf(broker.child.pid) - cpuBefore) * 1000) / saturated.acked;
-    const paced = await runPhase('bare-paced', clients, topics, receipts, {
-      durationMs: pacedMs,
-      rate: pacedRate,
-    });
-    const peakRssMb = memoryOf(broker.child.pid).peakMb;
+    const load = await measureLoad('bare', broker.child.pid, clients, topics, receipts);
     await Promise.all([...clients, subscriber].map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb, cpuUsPerMessage };
+    return load;
   } finally {
     await broker.stop();
   }
@@ -514,6 +555,12 @@ const mqttBenchmark: Benchmark = {
           emulator.paced.ackP99,
           'ms',
           bare.paced.ackP99,
+        ),
+        row(
+          `p50 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+          emulator.paced.ackP50,
+          'ms',
+          bare.paced.ackP50,
         ),
         row(
           'p50 publish→PUBACK, saturated (lower is better)',
