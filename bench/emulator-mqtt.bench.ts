@@ -492,6 +492,84 @@ function round(n: number, digits = 1): number {
   return Math.round(n * f) / f;
 }
 
+/** The table rows: each hub figure with the bare broker's from the same run. */
+function resultRows(
+  emulator: LoadFigures & { idleRssMb: number },
+  bare: LoadFigures,
+): BenchResult[] {
+  const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
+    baseline === undefined
+      ? { benchmark, metric, value: round(value), unit }
+      : {
+          benchmark,
+          metric,
+          value: round(value),
+          unit,
+          baseline: round(baseline),
+          ratio: round(value / baseline, 2),
+        };
+  const results = [
+    row(
+      'end-to-end throughput, saturated',
+      emulator.saturated.msgPerSec,
+      'msg/s',
+      bare.saturated.msgPerSec,
+    ),
+    row(
+      'p50 latency, saturated (lower is better)',
+      emulator.saturated.p50,
+      'ms',
+      bare.saturated.p50,
+    ),
+    row(
+      'p99 latency, saturated (lower is better)',
+      emulator.saturated.p99,
+      'ms',
+      bare.saturated.p99,
+    ),
+    row(
+      `p50 latency at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.p50,
+      'ms',
+      bare.paced.p50,
+    ),
+    row(
+      `p99 latency at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.p99,
+      'ms',
+      bare.paced.p99,
+    ),
+    row(
+      `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.ackP99,
+      'ms',
+      bare.paced.ackP99,
+    ),
+    row(
+      `p50 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.ackP50,
+      'ms',
+      bare.paced.ackP50,
+    ),
+    row(
+      'p50 publish→PUBACK, saturated (lower is better)',
+      emulator.saturated.ackP50,
+      'ms',
+      bare.saturated.ackP50,
+    ),
+    row(
+      'server CPU per message, saturated (lower is better)',
+      emulator.cpuUsPerMessage,
+      'µs',
+      bare.cpuUsPerMessage,
+    ),
+    row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
+    row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
+    row('messages acknowledged, saturated', emulator.saturated.acked, 'msg', bare.saturated.acked),
+  ];
+  return results;
+}
+
 const mqttBenchmark: Benchmark = {
   name: `emulator over MQTT/TLS: ${deviceCount} devices, QoS 1, durable, one Event Hubs consumer`,
   async run(): Promise<BenchResult[]> {
@@ -508,81 +586,7 @@ const mqttBenchmark: Benchmark = {
         path.join(dataDir, 'tls'),
         readFileSync(hub.caFile, 'utf8'),
       );
-      const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
-        baseline === undefined
-          ? { benchmark, metric, value: round(value), unit }
-          : {
-              benchmark,
-              metric,
-              value: round(value),
-              unit,
-              baseline: round(baseline),
-              ratio: round(value / baseline, 2),
-            };
-      const results = [
-        row(
-          'end-to-end throughput, saturated',
-          emulator.saturated.msgPerSec,
-          'msg/s',
-          bare.saturated.msgPerSec,
-        ),
-        row(
-          'p50 latency, saturated (lower is better)',
-          emulator.saturated.p50,
-          'ms',
-          bare.saturated.p50,
-        ),
-        row(
-          'p99 latency, saturated (lower is better)',
-          emulator.saturated.p99,
-          'ms',
-          bare.saturated.p99,
-        ),
-        row(
-          `p50 latency at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.p50,
-          'ms',
-          bare.paced.p50,
-        ),
-        row(
-          `p99 latency at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.p99,
-          'ms',
-          bare.paced.p99,
-        ),
-        row(
-          `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.ackP99,
-          'ms',
-          bare.paced.ackP99,
-        ),
-        row(
-          `p50 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.ackP50,
-          'ms',
-          bare.paced.ackP50,
-        ),
-        row(
-          'p50 publish→PUBACK, saturated (lower is better)',
-          emulator.saturated.ackP50,
-          'ms',
-          bare.saturated.ackP50,
-        ),
-        row(
-          'server CPU per message, saturated (lower is better)',
-          emulator.cpuUsPerMessage,
-          'µs',
-          bare.cpuUsPerMessage,
-        ),
-        row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
-        row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
-        row(
-          'messages acknowledged, saturated',
-          emulator.saturated.acked,
-          'msg',
-          bare.saturated.acked,
-        ),
-      ];
+      const results = resultRows(emulator, bare);
       for (const phase of [emulator.saturated, emulator.paced]) {
         if (phase.received < phase.acked) {
           throw new Error(`only ${phase.received} of ${phase.acked} acknowledged messages arrived`);
