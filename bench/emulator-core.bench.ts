@@ -29,6 +29,8 @@ const FIXED_MS = 5_000;
 
 interface Run {
   msgsPerSecond: number;
+  /** This process's CPU time (user + system) per message: less sensitive to a busy machine. */
+  cpuUsPerMessage: number;
   flushesPer1000: number;
   p99Ms: number;
 }
@@ -52,6 +54,7 @@ async function drive(core: InspectableCore, appenders: number): Promise<Run> {
   const perAppender = Math.ceil(MESSAGES / appenders);
   const latencies: number[] = [];
   const before = core.storeStats();
+  const cpuBefore = process.cpuUsage();
   const start = performance.now();
   await Promise.all(
     Array.from({ length: appenders }, async (_, device) => {
@@ -63,11 +66,13 @@ async function drive(core: InspectableCore, appenders: number): Promise<Run> {
     }),
   );
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   const after = core.storeStats();
   latencies.sort((a, b) => a - b);
   const total = perAppender * appenders;
   return {
     msgsPerSecond: total / seconds,
+    cpuUsPerMessage: (cpu.user + cpu.system) / total,
     flushesPer1000: ((after.eventFlushes - before.eventFlushes) * 1000) / total,
     p99Ms: percentile(latencies, 0.99),
   };
@@ -93,6 +98,14 @@ function results(appenders: number, memory: Run, durable: Run): BenchResult[] {
       unit: 'msg/s',
       baseline: memory.msgsPerSecond,
       ratio: durable.msgsPerSecond / memory.msgsPerSecond,
+    },
+    {
+      benchmark: NAME,
+      metric: `durable append CPU per message, ${label} (baseline: in-memory; lower is better)`,
+      value: durable.cpuUsPerMessage,
+      unit: 'µs',
+      baseline: memory.cpuUsPerMessage,
+      ratio: durable.cpuUsPerMessage / memory.cpuUsPerMessage,
     },
     {
       benchmark: NAME,
@@ -202,8 +215,10 @@ async function fixedRate(): Promise<BenchResult[]> {
 const benchmark: Benchmark = {
   name: NAME,
   async run(): Promise<BenchResult[]> {
-    const all: BenchResult[] = await fixedRate();
-    if (process.env.BENCH_CORE_FIXED_ONLY) return all;
+    // `BENCH_CORE_PART=fixed` or `=closed` runs one half (for quick A/B comparisons).
+    const part = process.env.BENCH_CORE_PART;
+    const all: BenchResult[] = part === 'closed' ? [] : await fixedRate();
+    if (part === 'fixed') return all;
     for (const appenders of CONCURRENCY) {
       const dataDir = mkdtempSync(join(tmpdir(), 'iothub-core-bench-'));
       try {
