@@ -49,6 +49,31 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Node flags for the server processes: with `BENCH_PROBE=<dir>` each writes a CPU profile and a
+ * per-second probe log (`probe.ts`) into `<dir>`, and the benchmark prints its phases' times.
+ */
+function probeFlags(label: string): string[] {
+  const dir = process.env.BENCH_PROBE;
+  if (!dir) return [];
+  return [
+    '--require',
+    path.join(__dirname, 'probe.js'),
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    path.join(dir, label),
+  ];
+}
+
+function probeEnv(label: string): NodeJS.ProcessEnv {
+  const dir = process.env.BENCH_PROBE;
+  return dir ? { ...process.env, BENCH_PROBE_OUT: path.join(dir, `${label}.jsonl`) } : process.env;
+}
+
+function markPhase(name: string, edge: 'start' | 'end'): void {
+  if (process.env.BENCH_PROBE) console.log(`phase ${name} ${edge} ${Date.now()}`);
+}
+
 function track(child: ChildProcess): ChildServer {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
@@ -77,15 +102,24 @@ function cpuMsOf(pid: number | undefined): number {
 }
 
 async function startEmulatorProcess(dataDir: string): Promise<ChildServer & ConnectionFile> {
-  const hub = await launchHub({ dataDir });
+  const hub = await launchHub({
+    dataDir,
+    nodeArgs: probeFlags('emulator'),
+    env: probeEnv('emulator'),
+  });
   return { ...hub.connection, pid: hub.pid, stop: () => hub.stop() };
 }
 
 /** The bare aedes broker over TLS, in a child process; resolves with its port. */
 async function startBareBroker(tlsDir: string): Promise<ChildServer & { port: number }> {
-  const child = spawn(process.execPath, [__filename, '--bare-broker', tlsDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...probeFlags('bare'), __filename, '--bare-broker', tlsDir],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: probeEnv('bare'),
+    },
+  );
   const server = track(child);
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
@@ -249,6 +283,7 @@ async function runPhase(
   options: { durationMs: number; rate?: number },
 ): Promise<PhaseResult> {
   receipts.begin(name);
+  markPhase(name, 'start');
   const start = performance.now();
   const deadline = start + options.durationMs;
   let acked = 0;
@@ -298,6 +333,7 @@ async function runPhase(
       }),
   );
   await Promise.all(finished);
+  markPhase(name, 'end');
   for (const timer of timers) clearTimeout(timer);
   const drainDeadline = performance.now() + drainTimeoutMs;
   while (receipts.latencies.length < acked && performance.now() < drainDeadline) await sleep(20);
@@ -322,6 +358,33 @@ interface LoadFigures {
   peakRssMb: number;
   /** Server CPU per acknowledged message while saturated: robust to a busy machine. */
   cpuUsPerMessage: number;
+}
+
+/**
+ * The phases, the same for both targets: a saturated warm-up (JIT, connections), then the fixed
+ * rate after a warm-up of its own at that rate (so it measures the steady state, not the
+ * saturated phase's backlog and garbage), then saturation with the server's CPU time.
+ */
+async function measureLoad(
+  prefix: string,
+  pid: number | undefined,
+  clients: readonly MqttClient[],
+  topics: readonly string[],
+  receipts: Receipts,
+): Promise<LoadFigures> {
+  await runPhase(`${prefix}-warmup`, clients, topics, receipts, { durationMs: warmupMs });
+  const pacing = { durationMs: warmupMs, rate: pacedRate };
+  await runPhase(`${prefix}-paced-warmup`, clients, topics, receipts, pacing);
+  const paced = await runPhase(`${prefix}-paced`, clients, topics, receipts, {
+    durationMs: pacedMs,
+    rate: pacedRate,
+  });
+  const cpuBefore = cpuMsOf(pid);
+  const saturated = await runPhase(`${prefix}-saturated`, clients, topics, receipts, {
+    durationMs: saturateMs,
+  });
+  const cpuUsPerMessage = ((cpuMsOf(pid) - cpuBefore) * 1000) / saturated.acked;
+  return { saturated, paced, peakRssMb: memoryOf(pid).peakMb, cpuUsPerMessage };
 }
 
 async function measureEmulator(
@@ -358,23 +421,12 @@ async function measureEmulator(
   const clients = await connectMany(endpoint, deviceCount);
   const topics = ids.slice(0, deviceCount).map((id) => `devices/${id}/messages/events/`);
   try {
-    await runPhase('emulator-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(hub.pid);
-    const saturated = await runPhase('emulator-saturated', clients, topics, receipts, {
-      durationMs: saturateMs,
-    });
-    const cpuUsPerMessage = ((cpuMsOf(hub.pid) - cpuBefore) * 1000) / saturated.acked;
-    const paced = await runPhase('emulator-paced', clients, topics, receipts, {
-      durationMs: pacedMs,
-      rate: pacedRate,
-    });
-    const peakRssMb = memoryOf(hub.pid).peakMb;
-
+    const load = await measureLoad('emulator', hub.pid, clients, topics, receipts);
     const idle = await connectMany(endpoint, idleDeviceCount - deviceCount, deviceCount);
     await sleep(2_000);
     const idleRssMb = memoryOf(hub.pid).rssMb;
     await Promise.all(idle.map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb, cpuUsPerMessage, idleRssMb };
+    return { ...load, idleRssMb };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await subscription.close();
@@ -397,19 +449,9 @@ async function measureBareBroker(tlsDir: string, ca: string): Promise<LoadFigure
     await subscriber.subscribeAsync('devices/+/messages/events/#', { qos: 1 });
     const clients = await connectMany(endpoint, deviceCount);
     const topics = clients.map((_, i) => `devices/bare-${i}/messages/events/`);
-    await runPhase('bare-warmup', clients, topics, receipts, { durationMs: warmupMs });
-    const cpuBefore = cpuMsOf(broker.pid);
-    const saturated = await runPhase('bare-saturated', clients, topics, receipts, {
-      durationMs: saturateMs,
-    });
-    const cpuUsPerMessage = ((cpuMsOf(broker.pid) - cpuBefore) * 1000) / saturated.acked;
-    const paced = await runPhase('bare-paced', clients, topics, receipts, {
-      durationMs: pacedMs,
-      rate: pacedRate,
-    });
-    const peakRssMb = memoryOf(broker.pid).peakMb;
+    const load = await measureLoad('bare', broker.pid, clients, topics, receipts);
     await Promise.all([...clients, subscriber].map((c) => c.endAsync(true)));
-    return { saturated, paced, peakRssMb, cpuUsPerMessage };
+    return load;
   } finally {
     await broker.stop();
   }
@@ -418,6 +460,84 @@ async function measureBareBroker(tlsDir: string, ca: string): Promise<LoadFigure
 function round(n: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+/** The table rows: each hub figure with the bare broker's from the same run. */
+function resultRows(
+  emulator: LoadFigures & { idleRssMb: number },
+  bare: LoadFigures,
+): BenchResult[] {
+  const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
+    baseline === undefined
+      ? { benchmark, metric, value: round(value), unit }
+      : {
+          benchmark,
+          metric,
+          value: round(value),
+          unit,
+          baseline: round(baseline),
+          ratio: round(value / baseline, 2),
+        };
+  const results = [
+    row(
+      'end-to-end throughput, saturated',
+      emulator.saturated.msgPerSec,
+      'msg/s',
+      bare.saturated.msgPerSec,
+    ),
+    row(
+      'p50 latency, saturated (lower is better)',
+      emulator.saturated.p50,
+      'ms',
+      bare.saturated.p50,
+    ),
+    row(
+      'p99 latency, saturated (lower is better)',
+      emulator.saturated.p99,
+      'ms',
+      bare.saturated.p99,
+    ),
+    row(
+      `p50 latency at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.p50,
+      'ms',
+      bare.paced.p50,
+    ),
+    row(
+      `p99 latency at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.p99,
+      'ms',
+      bare.paced.p99,
+    ),
+    row(
+      `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.ackP99,
+      'ms',
+      bare.paced.ackP99,
+    ),
+    row(
+      `p50 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
+      emulator.paced.ackP50,
+      'ms',
+      bare.paced.ackP50,
+    ),
+    row(
+      'p50 publish→PUBACK, saturated (lower is better)',
+      emulator.saturated.ackP50,
+      'ms',
+      bare.saturated.ackP50,
+    ),
+    row(
+      'server CPU per message, saturated (lower is better)',
+      emulator.cpuUsPerMessage,
+      'µs',
+      bare.cpuUsPerMessage,
+    ),
+    row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
+    row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
+    row('messages acknowledged, saturated', emulator.saturated.acked, 'msg', bare.saturated.acked),
+  ];
+  return results;
 }
 
 const mqttBenchmark: Benchmark = {
@@ -436,75 +556,7 @@ const mqttBenchmark: Benchmark = {
         path.join(dataDir, 'tls'),
         readFileSync(hub.caFile, 'utf8'),
       );
-      const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
-        baseline === undefined
-          ? { benchmark, metric, value: round(value), unit }
-          : {
-              benchmark,
-              metric,
-              value: round(value),
-              unit,
-              baseline: round(baseline),
-              ratio: round(value / baseline, 2),
-            };
-      const results = [
-        row(
-          'end-to-end throughput, saturated',
-          emulator.saturated.msgPerSec,
-          'msg/s',
-          bare.saturated.msgPerSec,
-        ),
-        row(
-          'p50 latency, saturated (lower is better)',
-          emulator.saturated.p50,
-          'ms',
-          bare.saturated.p50,
-        ),
-        row(
-          'p99 latency, saturated (lower is better)',
-          emulator.saturated.p99,
-          'ms',
-          bare.saturated.p99,
-        ),
-        row(
-          `p50 latency at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.p50,
-          'ms',
-          bare.paced.p50,
-        ),
-        row(
-          `p99 latency at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.p99,
-          'ms',
-          bare.paced.p99,
-        ),
-        row(
-          `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
-          emulator.paced.ackP99,
-          'ms',
-          bare.paced.ackP99,
-        ),
-        row(
-          'p50 publish→PUBACK, saturated (lower is better)',
-          emulator.saturated.ackP50,
-          'ms',
-          bare.saturated.ackP50,
-        ),
-        row(
-          'server CPU per message, saturated (lower is better)',
-          emulator.cpuUsPerMessage,
-          'µs',
-          bare.cpuUsPerMessage,
-        ),
-        row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
-        row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
-        row(
-          'messages acknowledged, saturated',
-          emulator.saturated.acked,
-          'msg',
-          bare.saturated.acked,
-        ),
-      ];
+      const results = resultRows(emulator, bare);
       for (const phase of [emulator.saturated, emulator.paced]) {
         if (phase.received < phase.acked) {
           throw new Error(`only ${phase.received} of ${phase.acked} acknowledged messages arrived`);

@@ -10,7 +10,8 @@
  *    p99. Targets ≥ 1,000 req/s, p99 < 20 ms. Baseline, same run: the hub's own registry GET
  *    through the `azure-iothub` SDK (what the function calls), 20 in flight — the ceiling the API
  *    can reach; and `GET /api/openapi.json` through the same devhost (no back-end call), devhost's
- *    own ceiling in this setup.
+ *    own ceiling in this setup. Then both again at a fixed 1,000 req/s (autocannon's
+ *    `overallRate`): the p99 at a load the stack carries, not at saturation (issue 14: < 10 ms).
  * 3. `POST /api/devices` with a unique id per request: req/s (target ≥ 200). Baseline: the
  *    SDK's registry create, 10 in flight.
  * 4. Telemetry end to end at ~1,000 msg/s from 10 SDK devices (MQTT) for 10 s: latency from the
@@ -54,6 +55,8 @@ const autocannon = require('autocannon') as Autocannon;
 const name = 'stack';
 const getConnections = 20;
 const getSeconds = 8;
+/** The fixed request rate of issue 14's latency target (`GET /api/devices/{id}` p99 < 10 ms). */
+const getFixedRate = 1_000;
 const postConnections = 10;
 const postSeconds = 5;
 const warmupSeconds = 2;
@@ -143,11 +146,14 @@ async function apiGet(stack: StackProcess, api: Api): Promise<BenchResult[]> {
     duration: warmupSeconds + 1,
   });
 
+  const fixed = await fixedRateGet(stack);
+
   const registry = sdkRegistry(stack);
   await closedLoop(getConnections, warmupSeconds, () => registry.get('bench-get'));
   const base = await closedLoop(getConnections, getSeconds, () => registry.get('bench-get'));
   if (base.errors > 0) throw new Error(`registry GET baseline: ${base.errors} errors`);
   return [
+    ...fixed,
     {
       benchmark: name,
       metric: 'GET /api/devices/{id} requests/s (baseline: hub registry GET via SDK)',
@@ -172,6 +178,49 @@ async function apiGet(stack: StackProcess, api: Api): Promise<BenchResult[]> {
       baseline: base.p99,
       ratio: base.p99 / Math.max(through.latency.p99, 1),
     },
+  ];
+}
+
+/**
+ * `GET /api/devices/{id}` and, as its same-run baseline, `GET /api/openapi.json` (devhost alone,
+ * no back end) at a fixed aggregate rate: p50/p99 at a load below saturation.
+ */
+async function fixedRateGet(stack: StackProcess): Promise<BenchResult[]> {
+  const paced = { connections: getConnections, overallRate: getFixedRate };
+  const device = {
+    ...paced,
+    url: `${stack.apiUrl}/devices/bench-get`,
+    headers: { 'x-functions-key': stack.functionKey },
+  };
+  await load({ ...device, duration: warmupSeconds });
+  const through = await load({ ...device, duration: getSeconds });
+  const bare = await load({ ...paced, url: `${stack.apiUrl}/openapi.json`, duration: getSeconds });
+  const at = `at a fixed ${getFixedRate} req/s`;
+  const row = (metric: string, value: number, baseline: number, unit = 'ms'): BenchResult => ({
+    benchmark: name,
+    metric,
+    value,
+    unit,
+    baseline,
+    ratio: unit === 'ms' ? baseline / Math.max(value, 1) : value / baseline,
+  });
+  return [
+    row(
+      `GET /api/devices/{id} ${at}: achieved rate (baseline: GET /api/openapi.json)`,
+      through.requests.average,
+      bare.requests.average,
+      'req/s',
+    ),
+    row(
+      `GET /api/devices/{id} ${at}: p50 (baseline: openapi.json; ratio baseline/value)`,
+      through.latency.p50,
+      bare.latency.p50,
+    ),
+    row(
+      `GET /api/devices/{id} ${at}: p99 (baseline: openapi.json; ratio baseline/value)`,
+      through.latency.p99,
+      bare.latency.p99,
+    ),
   ];
 }
 
@@ -221,64 +270,77 @@ interface BenchDevice {
  * they are stored, and reports the send→stored latency. Message ids carry `label` so runs at
  * different rates do not mix.
  */
-async function pacedTelemetry(
-  stack: StackProcess,
-  devices: readonly BenchDevice[],
-  rate: number,
-  seconds: number,
-  label: string,
-): Promise<BenchResult[]> {
-  const sentAt = new Map<string, number>();
-  const ackMs: number[] = [];
-  const lastSent = new Map<string, string>();
-  let inFlight = 0;
-  let failures = 0;
-  let sequence = 0;
-  const pending: Promise<void>[] = [];
+/** Sends tutorial readings round-robin from `devices`, remembering when each was sent. */
+class TelemetrySender {
+  readonly sentAt = new Map<string, number>();
+  readonly ackMs: number[] = [];
+  readonly lastSent = new Map<string, string>();
+  inFlight = 0;
+  failures = 0;
+  sent = 0;
+  private readonly pending: Promise<void>[] = [];
 
-  const sendOne = () => {
-    const target = devices[sequence % devices.length];
+  constructor(
+    private readonly devices: readonly BenchDevice[],
+    private readonly label: string,
+  ) {}
+
+  sendOne(): void {
+    const target = this.devices[this.sent % this.devices.length];
     if (!target) return;
-    sequence += 1;
-    const messageId = `${label}-${sequence}`;
+    this.sent += 1;
+    const messageId = `${this.label}-${this.sent}`;
     const message = new Message(JSON.stringify({ deviceId: target.id, windSpeed: 12.5 }));
     message.messageId = messageId;
     message.contentType = 'application/json';
     message.contentEncoding = 'utf-8';
     const t0 = Date.now();
-    sentAt.set(messageId, t0);
-    lastSent.set(target.id, messageId);
-    inFlight += 1;
-    pending.push(
+    this.sentAt.set(messageId, t0);
+    this.lastSent.set(target.id, messageId);
+    this.inFlight += 1;
+    this.pending.push(
       target.device.client.sendEvent(message).then(
         () => {
-          inFlight -= 1;
-          ackMs.push(Date.now() - t0);
+          this.inFlight -= 1;
+          this.ackMs.push(Date.now() - t0);
         },
         () => {
-          inFlight -= 1;
-          failures += 1;
+          this.inFlight -= 1;
+          this.failures += 1;
         },
       ),
     );
-  };
+  }
 
-  // Paced: every tick sends what is due at the target rate since the start.
-  const started = Date.now();
-  await new Promise<void>((done) => {
-    const timer = setInterval(() => {
-      const elapsed = Date.now() - started;
-      const due = Math.min(rate * seconds, (elapsed * rate) / 1000);
-      while (sequence < due && inFlight < maxInFlight) sendOne();
-      if (elapsed >= seconds * 1000) {
-        clearInterval(timer);
-        done();
-      }
-    }, 10);
-  });
-  const sendSeconds = (Date.now() - started) / 1000;
-  await Promise.all(pending);
+  /** Every tick sends what is due at `rate` since the start; resolves once all are acknowledged. */
+  async sendPaced(
+    rate: number,
+    seconds: number,
+  ): Promise<{ started: number; sendSeconds: number }> {
+    const started = Date.now();
+    await new Promise<void>((done) => {
+      const timer = setInterval(() => {
+        const elapsed = Date.now() - started;
+        const due = Math.min(rate * seconds, (elapsed * rate) / 1000);
+        while (this.sent < due && this.inFlight < maxInFlight) this.sendOne();
+        if (elapsed >= seconds * 1000) {
+          clearInterval(timer);
+          done();
+        }
+      }, 10);
+    });
+    const sendSeconds = (Date.now() - started) / 1000;
+    await Promise.all(this.pending);
+    return { started, sendSeconds };
+  }
+}
 
+/** Device→stored latencies (ms) of what `sender` sent, once every device's last reading is in. */
+async function storedLatencies(
+  stack: StackProcess,
+  sender: TelemetrySender,
+  devices: readonly BenchDevice[],
+): Promise<{ latencies: number[]; lastStored: number }> {
   // Each device's readings are processed in order (one partition): once its last reading is
   // the latest state, all of its readings are stored.
   const storage = stack.storageConnectionString;
@@ -287,16 +349,17 @@ async function pacedTelemetry(
     async () => {
       const states = await readTable(storage, 'devicestate');
       const latest = new Map(states.map((s) => [String(s.deviceId), s.messageId]));
-      return devices.every(({ id }) => latest.get(id) === lastSent.get(id)) ? true : undefined;
+      return devices.every(({ id }) => latest.get(id) === sender.lastSent.get(id))
+        ? true
+        : undefined;
     },
     { timeoutMs: drainTimeoutMs, intervalMs: 250 },
   ).catch(() => undefined);
-
   const latencies: number[] = [];
-  let lastStored = started;
+  let lastStored = 0;
   for (const { id } of devices) {
     for (const row of await readTable(storage, 'telemetry', id)) {
-      const sent = sentAt.get(String(row.messageId));
+      const sent = sender.sentAt.get(String(row.messageId));
       const stored = Date.parse(String(row.timestamp));
       if (sent === undefined || !Number.isFinite(stored)) continue;
       latencies.push(stored - sent);
@@ -304,53 +367,70 @@ async function pacedTelemetry(
     }
   }
   latencies.sort((a, b) => a - b);
-  ackMs.sort((a, b) => a - b);
-  const at = `at ${rate} msg/s`;
-  const results: BenchResult[] = [
+  return { latencies, lastStored };
+}
+
+function telemetryRows(
+  at: string,
+  sender: TelemetrySender,
+  sendSeconds: number,
+  storedSeconds: number,
+  latencies: readonly number[],
+): BenchResult[] {
+  const ackMs = [...sender.ackMs].sort((a, b) => a - b);
+  const compared = (q: number, label: string): BenchResult => ({
+    benchmark: name,
+    metric: `telemetry ${at}: device→stored ${label} (baseline: hub PUBACK ${label}; ratio baseline/value)`,
+    value: percentile(latencies, q),
+    unit: 'ms',
+    baseline: percentile(ackMs, q),
+    ratio: percentile(ackMs, q) / Math.max(percentile(latencies, q), 1),
+  });
+  const rows: BenchResult[] = [
     {
       benchmark: name,
       metric: `telemetry ${at}: send rate achieved`,
-      value: sequence / sendSeconds,
+      value: sender.sent / sendSeconds,
       unit: 'msg/s',
     },
     {
       benchmark: name,
       metric: `telemetry ${at}: stored rate (first send to last reading stored)`,
-      value: latencies.length / Math.max((lastStored - started) / 1000, 0.001),
+      value: latencies.length / Math.max(storedSeconds, 0.001),
       unit: 'msg/s',
     },
-    {
-      benchmark: name,
-      metric: `telemetry ${at}: device→stored p50 (baseline: hub PUBACK p50; ratio baseline/value)`,
-      value: percentile(latencies, 0.5),
-      unit: 'ms',
-      baseline: percentile(ackMs, 0.5),
-      ratio: percentile(ackMs, 0.5) / Math.max(percentile(latencies, 0.5), 1),
-    },
-    {
-      benchmark: name,
-      metric: `telemetry ${at}: device→stored p99 (baseline: hub PUBACK p99; ratio baseline/value)`,
-      value: percentile(latencies, 0.99),
-      unit: 'ms',
-      baseline: percentile(ackMs, 0.99),
-      ratio: percentile(ackMs, 0.99) / Math.max(percentile(latencies, 0.99), 1),
-    },
+    compared(0.5, 'p50'),
+    compared(0.99, 'p99'),
     {
       benchmark: name,
       metric: `telemetry ${at}: readings stored within ${drainTimeoutMs / 1000} s of the last send`,
-      value: (100 * latencies.length) / Math.max(sequence, 1),
+      value: (100 * latencies.length) / Math.max(sender.sent, 1),
       unit: '%',
     },
   ];
-  if (failures > 0) {
-    results.push({
+  if (sender.failures > 0) {
+    rows.push({
       benchmark: name,
       metric: `telemetry ${at}: sends failed`,
-      value: failures,
+      value: sender.failures,
       unit: '',
     });
   }
-  return results;
+  return rows;
+}
+
+async function pacedTelemetry(
+  stack: StackProcess,
+  devices: readonly BenchDevice[],
+  rate: number,
+  seconds: number,
+  label: string,
+): Promise<BenchResult[]> {
+  const sender = new TelemetrySender(devices, label);
+  const { started, sendSeconds } = await sender.sendPaced(rate, seconds);
+  const { latencies, lastStored } = await storedLatencies(stack, sender, devices);
+  const storedSeconds = (Math.max(lastStored, started) - started) / 1000;
+  return telemetryRows(`at ${rate} msg/s`, sender, sendSeconds, storedSeconds, latencies);
 }
 
 /** A sustainable rate first (the latency floor), then the target rate. */

@@ -129,48 +129,23 @@ async function recoverEvents(
   return { log, next };
 }
 
-export async function openDurableStore(options: DurableStoreOptions): Promise<CoreStore> {
-  const dir = join(options.dataDir, 'store');
-  await mkdir(dir, { recursive: true });
-  await checkMeta(dir, options.partitionCount);
-  const segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
-  const compactStateBytes = options.compactStateBytes ?? 4 * 1024 * 1024;
-  const partitionIds = Array.from({ length: options.partitionCount }, (_, i) => String(i));
+/** The state log, replayed and rewritten as a fresh snapshot (this also cuts any torn tail). */
+interface OpenedState {
+  path: string;
+  state: ReplayState;
+  writer: LogWriter;
+}
 
-  // State: replay, then start from a fresh snapshot (this also cuts off any torn tail).
-  const statePath = join(dir, STATE_LOG);
-  const warn = options.warn ?? ((message: string) => console.warn(message));
-  const state = await recoverState(statePath, warn);
-  await writeLogAtomically(statePath, snapshotPayloads(state));
-  const stateWriter = await LogWriter.open(statePath, (await scanLog(statePath)).validLength);
-  let snapshotBytes = stateWriter.size;
+async function openStateLog(dir: string, warn: Warn): Promise<OpenedState> {
+  const path = join(dir, STATE_LOG);
+  const state = await recoverState(path, warn);
+  await writeLogAtomically(path, snapshotPayloads(state));
+  const writer = await LogWriter.open(path, (await scanLog(path)).validLength);
+  return { path, state, writer };
+}
 
-  // Telemetry: read the segments' indexes (no event replayed), then append to a new segment.
-  const events = await recoverEvents(dir, partitionIds, warn);
-  const log = events.log;
-  const nextSequence = events.next;
-  let segmentIndex = (log.segments[log.segments.length - 1]?.index ?? 0) + 1;
-  let active: SegmentFile | undefined;
-  /** Where the next frame lands in the active segment (appends are written in call order). */
-  let nextOffset = 0;
-  let eventWriter: LogWriter | undefined;
-  let eventFlushesOfClosedWriters = 0;
-
-  const startSegment = async (): Promise<LogWriter> => {
-    const segment = new SegmentFile(segmentIndex, join(dir, segmentName(segmentIndex)));
-    segmentIndex++;
-    segment.start = Object.fromEntries(nextSequence);
-    const writer = await LogWriter.open(segment.path, 0);
-    await writer.append([encodeSegmentStart(segment.start)]);
-    segment.size = writer.size;
-    nextOffset = writer.size;
-    active = segment;
-    log.segments.push(segment);
-    return writer;
-  };
-  eventWriter = await startSegment();
-
-  const recovered: RecoveredState = {
+function recoveredFrom(state: ReplayState, nextSequence: Map<string, number>): RecoveredState {
+  return {
     devices: state.devicesList,
     twins: state.twinsList,
     c2dMessages: state.c2dMessages,
@@ -178,124 +153,202 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
     feedbackOpen: state.openFeedback,
     nextSequenceNumbers: new Map(nextSequence),
   };
+}
 
-  let eventsWritten = 0;
-  let compactions = 0;
-  let rotating: Promise<void> | undefined;
-  let compacting: Promise<void> | undefined;
-  let closed = false;
-  const deletions = new Set<Promise<void>>();
+interface StoreSettings {
+  dir: string;
+  segmentBytes: number;
+  compactStateBytes: number;
+  warn: Warn;
+}
 
-  const saveIndex = (segment: SegmentFile): Promise<void> =>
-    segment
+/**
+ * An open durable store: the state log (a mirror of the state it journals, for snapshots) and the
+ * telemetry segments, appending to the newest.
+ */
+class DurableStore implements CoreStore {
+  readonly durable = true;
+  readonly recovered: RecoveredState;
+  /** The next segment file's number. */
+  private segmentIndex: number;
+  /** The segment appended to. */
+  private active: SegmentFile | undefined;
+  /** Where the next frame lands in the active segment (appends are written in call order). */
+  private nextOffset = 0;
+  private eventWriter: LogWriter | undefined;
+  private eventFlushesOfClosedWriters = 0;
+  private snapshotBytes: number;
+  private eventsWritten = 0;
+  private compactions = 0;
+  private rotating: Promise<void> | undefined;
+  private compacting: Promise<void> | undefined;
+  private closed = false;
+  private readonly deletions = new Set<Promise<void>>();
+
+  constructor(
+    private readonly settings: StoreSettings,
+    private readonly stateLog: OpenedState,
+    readonly events: SegmentedEventLog,
+    private readonly nextSequence: Map<string, number>,
+  ) {
+    this.snapshotBytes = stateLog.writer.size;
+    this.segmentIndex = (events.segments[events.segments.length - 1]?.index ?? 0) + 1;
+    this.recovered = recoveredFrom(stateLog.state, nextSequence);
+  }
+
+  /** Starts the next segment, headed by every partition's next sequence number, and appends there. */
+  async startSegment(): Promise<void> {
+    const index = this.segmentIndex++;
+    const segment = new SegmentFile(index, join(this.settings.dir, segmentName(index)));
+    segment.start = Object.fromEntries(this.nextSequence);
+    const writer = await LogWriter.open(segment.path, 0);
+    await writer.append([encodeSegmentStart(segment.start)]);
+    segment.size = writer.size;
+    this.nextOffset = writer.size;
+    this.active = segment;
+    this.events.segments.push(segment);
+    this.eventWriter = writer;
+  }
+
+  async record(changes: readonly StateChange[]): Promise<void> {
+    this.assertOpen();
+    if (changes.length === 0) return;
+    const { state, writer } = this.stateLog;
+    // The mirror is updated in call order, so a snapshot taken later includes this change.
+    for (const change of changes) state.apply(change);
+    await writer.append([encodeStateChanges(changes)]);
+    const limit = this.settings.compactStateBytes;
+    if (writer.size > limit && writer.size > 4 * this.snapshotBytes) this.compact();
+  }
+
+  async appendEvent(event: StoredEvent, encoded: Buffer): Promise<void> {
+    this.assertOpen();
+    const framed = sealFrame(encoded);
+    // Appends that arrive during a rotation wait for it together, keeping their order.
+    if (this.rotating) await this.rotating;
+    const writer = this.eventWriter!;
+    const segment = this.active!;
+    const offset = this.nextOffset;
+    this.nextOffset += framed.length;
+    await writer.appendFrames([framed]);
+    this.eventsWritten++;
+    const { partitionId, sequenceNumber, enqueuedTime } = event;
+    const next = this.nextSequence;
+    next.set(partitionId, Math.max(next.get(partitionId) ?? 0, sequenceNumber + 1));
+    // Indexed once durable, so readers of the file never see a frame that is not.
+    segment.note(partitionId, sequenceNumber, enqueuedTime, offset, framed.length);
+    if (writer === this.eventWriter && writer.size > this.settings.segmentBytes) this.rotate();
+  }
+
+  dropEventsBefore(time: number): void {
+    // Whole segments only, oldest first; the active one is never deleted.
+    const segments = this.events.segments;
+    while (
+      segments.length > 1 &&
+      segments[0] !== this.active &&
+      segments[0]!.newestEventTime < time
+    ) {
+      const segment = segments.shift()!;
+      this.events.remove(segment);
+      this.deleteSegmentFiles(segment);
+    }
+  }
+
+  stats(): StoreStats {
+    return {
+      eventFlushes: this.eventFlushesOfClosedWriters + (this.eventWriter?.flushes ?? 0),
+      eventsWritten: this.eventsWritten,
+      stateFlushes: this.stateLog.writer.flushes,
+      stateCompactions: this.compactions,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.rotating) await this.rotating;
+    if (this.compacting) await this.compacting;
+    await this.eventWriter?.close();
+    if (this.active) await this.saveIndex(this.active);
+    for (const segment of this.events.segments) segment.close();
+    await this.stateLog.writer.close();
+    await Promise.all(this.deletions);
+  }
+
+  private deleteSegmentFiles(segment: SegmentFile): void {
+    const deletion = Promise.all([
+      rm(segment.path, { force: true }),
+      rm(segment.indexPath(), { force: true }),
+    ])
+      .then(() => undefined)
+      .catch((error: unknown) => console.error(`deleting ${segment.path} failed:`, error))
+      .finally(() => this.deletions.delete(deletion));
+    this.deletions.add(deletion);
+  }
+
+  private saveIndex(segment: SegmentFile): Promise<void> {
+    return segment
       .saveIndex()
       .catch((error: unknown) =>
-        warn(`store: saving the index of ${segment.path} failed: ${String(error)}`),
+        this.settings.warn(`store: saving the index of ${segment.path} failed: ${String(error)}`),
       );
+  }
 
-  const rotate = (): void => {
-    if (rotating || !eventWriter) return;
-    const old = eventWriter;
-    const sealed = active!;
-    rotating = (async () => {
+  /** Seals the active segment (its index saved) and continues in a new one, in the background. */
+  private rotate(): void {
+    if (this.rotating || !this.eventWriter) return;
+    const old = this.eventWriter;
+    const sealed = this.active!;
+    this.rotating = (async () => {
       await old.close();
-      eventFlushesOfClosedWriters += old.flushes;
-      await saveIndex(sealed);
-      eventWriter = await startSegment();
+      this.eventFlushesOfClosedWriters += old.flushes;
+      await this.saveIndex(sealed);
+      await this.startSegment();
     })().finally(() => {
-      rotating = undefined;
+      this.rotating = undefined;
     });
-  };
+  }
 
-  const compact = (): void => {
-    if (compacting) return;
-    compacting = stateWriter
-      .rewrite(statePath, () => snapshotPayloads(state))
+  /** Rewrites the state log as a snapshot of the mirror, in the background. */
+  private compact(): void {
+    if (this.compacting) return;
+    const { path, state, writer } = this.stateLog;
+    this.compacting = writer
+      .rewrite(path, () => snapshotPayloads(state))
       .then(() => {
-        snapshotBytes = stateWriter.size;
-        compactions++;
+        this.snapshotBytes = writer.size;
+        this.compactions++;
       })
-      .catch((error: unknown) => console.error(`compacting ${statePath} failed:`, error))
+      .catch((error: unknown) => console.error(`compacting ${path} failed:`, error))
       .finally(() => {
-        compacting = undefined;
+        this.compacting = undefined;
       });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('The store is closed');
+  }
+}
+
+/**
+ * Opens the store in `<dataDir>/store/`: checks the format, recovers the state log and the
+ * telemetry segments' indexes, then starts a new segment to append to.
+ */
+export async function openDurableStore(options: DurableStoreOptions): Promise<CoreStore> {
+  const dir = join(options.dataDir, 'store');
+  await mkdir(dir, { recursive: true });
+  await checkMeta(dir, options.partitionCount);
+  const warn = options.warn ?? ((message: string) => console.warn(message));
+  const partitionIds = Array.from({ length: options.partitionCount }, (_, i) => String(i));
+  const stateLog = await openStateLog(dir, warn);
+  const events = await recoverEvents(dir, partitionIds, warn);
+  const settings: StoreSettings = {
+    dir,
+    segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
+    compactStateBytes: options.compactStateBytes ?? 4 * 1024 * 1024,
+    warn,
   };
-
-  const assertOpen = (): void => {
-    if (closed) throw new Error('The store is closed');
-  };
-
-  return {
-    durable: true,
-    recovered,
-    events: log,
-
-    async record(changes: readonly StateChange[]): Promise<void> {
-      assertOpen();
-      if (changes.length === 0) return;
-      // The mirror is updated in call order, so a snapshot taken later includes this change.
-      for (const change of changes) state.apply(change);
-      await stateWriter.append([encodeStateChanges(changes)]);
-      if (stateWriter.size > compactStateBytes && stateWriter.size > 4 * snapshotBytes) compact();
-    },
-
-    async appendEvent(event: StoredEvent, encoded: Buffer): Promise<void> {
-      assertOpen();
-      const framed = sealFrame(encoded);
-      // Appends that arrive during a rotation wait for it together, keeping their order.
-      if (rotating) await rotating;
-      const writer = eventWriter!;
-      const segment = active!;
-      const offset = nextOffset;
-      nextOffset += framed.length;
-      await writer.appendFrames([framed]);
-      eventsWritten++;
-      nextSequence.set(
-        event.partitionId,
-        Math.max(nextSequence.get(event.partitionId) ?? 0, event.sequenceNumber + 1),
-      );
-      // Indexed once durable, so readers of the file never see a frame that is not.
-      const { partitionId, sequenceNumber, enqueuedTime } = event;
-      segment.note(partitionId, sequenceNumber, enqueuedTime, offset, framed.length);
-      if (writer === eventWriter && writer.size > segmentBytes) rotate();
-    },
-
-    dropEventsBefore(time: number): void {
-      // Whole segments only, oldest first; the active one is never deleted.
-      const segments = log.segments;
-      while (segments.length > 1 && segments[0] !== active && segments[0]!.newestEventTime < time) {
-        const segment = segments.shift()!;
-        log.remove(segment);
-        const deletion = Promise.all([
-          rm(segment.path, { force: true }),
-          rm(segment.indexPath(), { force: true }),
-        ])
-          .then(() => undefined)
-          .catch((error: unknown) => console.error(`deleting ${segment.path} failed:`, error))
-          .finally(() => deletions.delete(deletion));
-        deletions.add(deletion);
-      }
-    },
-
-    stats(): StoreStats {
-      return {
-        eventFlushes: eventFlushesOfClosedWriters + (eventWriter?.flushes ?? 0),
-        eventsWritten,
-        stateFlushes: stateWriter.flushes,
-        stateCompactions: compactions,
-      };
-    },
-
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      if (rotating) await rotating;
-      if (compacting) await compacting;
-      await eventWriter?.close();
-      if (active) await saveIndex(active);
-      for (const segment of log.segments) segment.close();
-      await stateWriter.close();
-      await Promise.all(deletions);
-    },
-  };
+  const store = new DurableStore(settings, stateLog, events.log, events.next);
+  await store.startSegment();
+  return store;
 }

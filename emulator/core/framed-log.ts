@@ -101,15 +101,37 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/** One write's appends, waiting for an fdatasync that covers them. */
+interface Batch {
+  waiters: Waiter[];
+  /** Set once an fdatasync issued after this batch's write has completed. */
+  durable: boolean;
+}
+
 /**
- * Appends frames to one file with group commit: every append that arrives while a flush is in
- * flight (or in the same turn of the event loop) is written and fsynced together with the others,
- * and each append's promise resolves, in call order, once its bytes are on disk.
+ * How many fdatasyncs one writer keeps in flight. One at a time, an append arriving during a
+ * sync waited for it and then for its own (up to two syncs); with two, its batch is written and
+ * synced at once while the previous sync finishes, so its wait is about one sync (issue 14: the
+ * disk's fsync tail is the largest share of PUBACK p99 at moderate load). Writes stay serial, so
+ * the file is still appended in call order. Not more: each sync holds one of libuv's four pool
+ * threads, which the writes need too.
+ */
+const SYNCS_IN_FLIGHT = 2;
+
+/**
+ * Appends frames to one file with group commit: every append that arrives while the previous
+ * batch is being written (or in the same turn of the event loop) is written and fsynced together
+ * with the others, and each append's promise resolves, in call order, once its bytes are on disk.
  */
 export class LogWriter {
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
-  private flushing = false;
+  /** A write in progress (writes are serial); also set while `rewrite` replaces the file. */
+  private writing = false;
+  /** Written batches, oldest first, until a sync covering them completes. */
+  private syncing: Batch[] = [];
+  /** fdatasyncs not returned yet (a batch settled by a later sync may still have its own out). */
+  private syncsInFlight = 0;
   private scheduled = false;
   private failure: Error | undefined;
   private idle: (() => void)[] = [];
@@ -153,7 +175,7 @@ export class LogWriter {
 
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void> {
-    if (!this.flushing && !this.scheduled && this.pending.length === 0) return Promise.resolve();
+    if (this.isIdle() && this.pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
@@ -168,7 +190,7 @@ export class LogWriter {
     const waiters = this.waiters;
     this.pending = [];
     this.waiters = [];
-    this.flushing = true;
+    this.writing = true;
     try {
       await this.handle.close();
       await writeLogAtomically(path, payloads);
@@ -180,7 +202,7 @@ export class LogWriter {
       for (const w of waiters) w.reject(this.failure);
       throw this.failure;
     } finally {
-      this.flushing = false;
+      this.writing = false;
       this.afterFlush();
     }
   }
@@ -190,8 +212,12 @@ export class LogWriter {
     await this.handle.close();
   }
 
+  private isIdle(): boolean {
+    return !this.writing && !this.scheduled && this.syncsInFlight === 0;
+  }
+
   private schedule(): void {
-    if (this.flushing || this.scheduled) return;
+    if (this.writing || this.scheduled) return;
     this.scheduled = true;
     // One turn of the event loop gathers everything appended in the same burst.
     setImmediate(() => {
@@ -200,41 +226,79 @@ export class LogWriter {
     });
   }
 
+  /** Writes what is queued as one batch, then syncs it (while the next batch may be written). */
   private async flush(): Promise<void> {
-    if (this.flushing || this.pending.length === 0) {
+    if (this.writing || this.pending.length === 0 || this.syncsInFlight >= SYNCS_IN_FLIGHT) {
       this.afterFlush();
       return;
     }
-    this.flushing = true;
+    this.writing = true;
     const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    const waiters = this.waiters;
+    const batch: Batch = { waiters: this.waiters, durable: false };
     this.pending = [];
     this.waiters = [];
     try {
       await writeFully(this.handle, data);
-      await this.handle.datasync();
       this.size += data.length;
-      this.flushes++;
-      for (const w of waiters) w.resolve();
     } catch (error) {
-      // The file position is now unknown: refuse further appends rather than risk a hole.
-      this.failure = asError(error);
-      for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
-      this.pending = [];
-      this.waiters = [];
-    } finally {
-      this.flushing = false;
-      this.afterFlush();
+      this.writing = false;
+      this.fail(error, batch);
+      return;
     }
+    this.writing = false;
+    this.syncing.push(batch);
+    this.syncsInFlight++;
+    this.afterFlush(); // the next batch may be written while this one syncs
+    let failed: unknown;
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      failed = asError(error);
+    }
+    this.syncsInFlight--;
+    if (failed === undefined) {
+      this.flushes++;
+      this.settleThrough(batch);
+      this.afterFlush();
+    } else {
+      this.fail(failed, batch);
+    }
+  }
+
+  /**
+   * A completed sync covers its batch and every batch written before it (their writes finished
+   * before it was issued): those resolve now, in order, even if their own syncs are still out.
+   */
+  private settleThrough(batch: Batch): void {
+    const index = this.syncing.indexOf(batch);
+    for (const b of this.syncing.splice(0, index + 1)) {
+      b.durable = true;
+      for (const w of b.waiters) w.resolve();
+    }
+  }
+
+  /** The file position is now unknown: refuse further appends rather than risk a hole. */
+  private fail(error: unknown, batch: Batch): void {
+    this.failure ??= asError(error);
+    // The failed batch, unless a later sync already covered it, and every batch still syncing.
+    const unsettled =
+      batch.durable || this.syncing.includes(batch) ? this.syncing : [batch, ...this.syncing];
+    this.syncing = [];
+    for (const b of unsettled) for (const w of b.waiters) w.reject(this.failure);
+    for (const w of this.waiters) w.reject(this.failure);
+    this.pending = [];
+    this.waiters = [];
+    this.afterFlush();
   }
 
   private afterFlush(): void {
     if (this.pending.length > 0 && this.failure === undefined) {
-      // Everything that arrived during the flush goes out together, right away.
-      void this.flush();
+      // Everything that arrived during the write goes out together, right away, if a sync slot
+      // is free (otherwise the next completed sync comes back here).
+      if (!this.writing && this.syncsInFlight < SYNCS_IN_FLIGHT) void this.flush();
       return;
     }
-    if (!this.scheduled && !this.flushing) {
+    if (this.isIdle()) {
       const idle = this.idle;
       this.idle = [];
       for (const resolve of idle) resolve();

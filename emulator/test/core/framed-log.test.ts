@@ -3,6 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { frame, LogWriter, scanLog } from '../../core/framed-log';
+import { until } from '../../../test/support/wait';
 
 describe('framed log', () => {
   let dir: string;
@@ -54,5 +55,35 @@ describe('framed log', () => {
     const reread = await scanLog(path);
     expect(reread.payloads).toHaveLength(52);
     expect(reread.validLength).toBe(readFileSync(path).length);
+  });
+
+  test('a batch written while the previous sync is in flight is synced at once, and settles in order', async () => {
+    const path = join(dir, 'd.log');
+    const writer = await LogWriter.open(path, 0);
+    // Holds each fdatasync until the test releases it, to see which syncs overlap.
+    const handle = (writer as unknown as { handle: { datasync(): Promise<void> } }).handle;
+    const sync = handle.datasync.bind(handle);
+    const held: (() => void)[] = [];
+    handle.datasync = () => new Promise<void>((resolve) => held.push(resolve)).then(sync);
+    const settled: string[] = [];
+    const first = writer.append([Buffer.from('first')]).then(() => settled.push('first'));
+    await until('the first sync', () => (held.length === 1 ? true : undefined), 5_000, 5);
+    const second = writer.append([Buffer.from('second')]).then(() => settled.push('second'));
+    // The second batch does not wait for the first sync: its own sync starts while that one is out.
+    await until('a second sync', () => (held.length === 2 ? true : undefined), 5_000, 5);
+    held[1]!();
+    await second;
+    // The later sync covers both batches (the first was written before it was issued).
+    expect(settled).toEqual(['first', 'second']);
+    // Still busy while the first sync is out (closing now would close the file under it).
+    const drained = writer.drain().then(() => 'drained');
+    const turn = new Promise((resolve) => setImmediate(() => resolve('busy')));
+    expect(await Promise.race([drained, turn])).toBe('busy');
+    held[0]!();
+    await first;
+    await writer.drain();
+    expect(writer.flushes).toBe(2);
+    await writer.close();
+    expect((await scanLog(path)).payloads.map(String)).toEqual(['first', 'second']);
   });
 });
