@@ -1,5 +1,5 @@
 /**
- * `node dist/devhost/cli.js --app <dir> [--port N] [--host ADDR] [--data DIR]`: runs a Functions
+ * `node dist/devhost/host/cli.js --app <dir> [--port N] [--host ADDR] [--data DIR]`: runs a Functions
  * app under devhost until SIGINT/SIGTERM, then stops gracefully (in-flight invocations finish,
  * Event Hub checkpoints are written) and exits 0. Start-up problems exit 1 with a message that
  * names them. The data folder is locked (`DIR/lock.json`) first: a second devhost on it exits 1.
