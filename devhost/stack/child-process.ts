@@ -1,6 +1,8 @@
 /**
  * Child processes of the local stack: output relayed line by line with a name prefix, a wait for
  * a line that says the child is ready, and a stop that sends a signal and waits for the exit.
+ * `startChild` spawns and supervises; `superviseChild` takes a child another launcher spawned (the
+ * local IoT Hub's package launches its hub itself and hands the process over at spawn).
  *
  * Every child gets a pipe as stdin that the stack never writes to: Node children started with
  * `watchedNodeArgs()` stop themselves when it closes, i.e. when the stack is gone for any reason.
