@@ -215,14 +215,14 @@ async function waitForConnection(
     const exit = hub.exit();
     if (exit) {
       throw new Error(
-        `local-iothub exited (code ${exit.code}, signal ${exit.signal}) before it was ready:\n${hub.output()}`,
+        `local-iothub exited (code ${exit.code}, signal ${exit.signal}) before it was ready:\n${hub.output().trimEnd()}`,
       );
     }
     const connection = await tryReadConnection(file, stale);
     if (connection) return connection;
     if (Date.now() > deadline) {
       await hub.stop('SIGKILL');
-      throw new Error(`local-iothub did not write ${file} in time:\n${hub.output()}`);
+      throw new Error(`local-iothub did not write ${file} in time:\n${hub.output().trimEnd()}`);
     }
     await sleep(50);
   }
