@@ -1,7 +1,7 @@
 /**
  * The stack notices when whatever launched it is gone, so `kill -9 <npm pid>` does not leave the
  * stack and its services running under PID 1. npm runs the script as `sh -c "npm run build &&
- * node dist/devhost/stack.js"` with the terminal as stdin, so no pipe closes when npm dies and the
+ * node dist/devhost/stack/stack.js"` with the terminal as stdin, so no pipe closes when npm dies and the
  * shell in between lives on: the stack watches its parent and, when that parent is a shell, the
  * shell's parent too (npm), polling whether they are still alive. Off Linux (no `/proc`) only a
  * change of the parent pid is noticed.

@@ -7,7 +7,7 @@
  * there), `LOCAL_FUNCTION_KEY`, `LOCAL_AZURITE_PORTS` (where to look for a running Azurite, and
  * where to start one), `LOCAL_STACK_EPHEMERAL_PORTS=1` (every service on a free port; used by
  * tests), `LOG_LEVEL=debug` or `--verbose` (every app line). App settings: the environment, then
- * `local.settings.json`, then the stack's services (`stack-settings.ts`), validated before
+ * `local.settings.json`, then the stack's services (`settings.ts`), validated before
  * anything starts.
  *
  * Lifecycle: the data folder is locked (`lock.json`) before anything in it is touched, so a second
@@ -22,12 +22,11 @@ import type { ConnectionInfo, DataLock } from '@iot-hub-functions/local-iothub';
 import {
   acquireDataLock,
   DataLockedError,
-  hubCliPath,
-  readConnectionInfo,
+  launchHub,
   writeCaBundle,
 } from '@iot-hub-functions/local-iothub';
 import type { ManagedChild } from './child-process';
-import { startChild, watchdogArgs, watchedNodeArgs } from './child-process';
+import { startChild, superviseChild, watchdogArgs, watchedNodeArgs } from './child-process';
 import { watchLaunchers } from './launcher-watch';
 import type { AzuritePorts, Storage } from './storage';
 import { chooseStorage, parseAzuritePorts, standardAzuritePorts } from './storage';
@@ -72,28 +71,32 @@ export interface RunningStack extends StackSummary {
   stop: () => Promise<void>;
 }
 
-/** Starts the local IoT Hub; `ready` resolves with its connection details once it listens. */
-function startIotHub(options: StackOptions): {
-  child: ManagedChild;
-  ready: Promise<ConnectionInfo>;
-} {
-  const data = join(options.dataDir, 'iothub');
+/**
+ * Starts the local IoT Hub through its package's launcher and resolves with its connection details
+ * once it listens. The process joins `children` the moment it is spawned (so a failed start stops
+ * it too), in its own process group, ending with the stack (`watchedNodeArgs`), its output relayed
+ * quietly. A `connection.json` of a hub that runs already on the folder is left alone (this one
+ * then exits, refused by that hub's lock, and the start fails with its message).
+ */
+function startIotHub(options: StackOptions, children: ManagedChild[]): Promise<ConnectionInfo> {
+  // Ephemeral (tests): no standard MQTT and AMQP ports; the gateway port serves MQTTS and AMQPS too.
   const ports = options.ephemeral
     ? ['--port', '0', '--mqtt-port', '-1', '--amqp-port', '-1', '--events-port', '0']
     : [];
-  const child = startChild(
-    'iothub',
-    process.execPath,
+  const hub = launchHub({
+    dataDir: join(options.dataDir, 'iothub'),
+    ephemeralPorts: false,
     // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
-    [...watchedNodeArgs(), hubCliPath, '--data', data, '--consumer-group', 'monitor', ...ports],
-    { env: options.env, write: options.write, quiet: true },
-  );
-  // The hub prints this after writing connection.json. The file is never deleted here: it may
-  // belong to a hub that runs already (then this one exits, refused by the hub's own lock).
-  const ready = child
-    .waitForLine(/Local IoT Hub ready/, 60_000)
-    .then(() => readConnectionInfo(join(data, 'connection.json')));
-  return { child, ready };
+    args: ['--consumer-group', 'monitor', ...ports],
+    nodeArgs: watchedNodeArgs(),
+    env: options.env,
+    detached: true,
+    startTimeoutMs: 60_000,
+    onSpawn: (child) => {
+      children.push(superviseChild('iothub', child, { write: options.write, quiet: true }));
+    },
+  });
+  return hub.then(({ connection }) => connection);
 }
 
 async function waitForHealth(url: string, child: ManagedChild, timeoutMs: number): Promise<void> {
@@ -140,8 +143,9 @@ async function startServices(
   children: ManagedChild[],
 ): Promise<{ storage: Storage; hub: ConnectionInfo }> {
   options.write('Starting the storage and the local IoT Hub...');
-  const hub = startIotHub(options);
-  children.push(hub.child);
+  const hub = startIotHub(options, children);
+  // Awaited below; a hub that fails while the storage still starts must not be an unhandled rejection.
+  hub.catch(() => undefined);
   const given = { AzureWebJobsStorage: userStorage(settings) };
   const storage = await chooseStorage(given, options.dataDir, options.azuritePorts, {
     env: options.env,
@@ -151,7 +155,7 @@ async function startServices(
   // First in the list: stopped last, after the app and the hub that use it.
   if (storage.child) children.unshift(storage.child);
   options.write(`Storage: ${storage.description}`);
-  const [connection] = await Promise.all([hub.ready, storage.ready]);
+  const [connection] = await Promise.all([hub, storage.ready]);
   return { storage, hub: connection };
 }
 
