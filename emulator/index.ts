@@ -22,7 +22,7 @@ export {
 export type { BoundPorts, ConnectionInfo } from './connection-info';
 export { FakeClock as ManualClock, SystemClock } from './core/clock';
 export type { Clock } from './core/contracts';
-export { ephemeralPortArgs, hubCliPath, launchHub } from './launcher';
+export { endWithParentArgs, ephemeralPortArgs, hubCliPath, launchHub } from './launcher';
 export type { HubClock, HubExit, HubProcess, LaunchHubOptions } from './launcher';
 export { startHub } from './in-process';
 export type { InProcessHub, StartHubOptions } from './in-process';

@@ -17,6 +17,14 @@ import { holderAlive, readLockHolder } from './data-lock';
 /** The bin of this package (built JavaScript next to this file). */
 export const hubCliPath = path.join(__dirname, 'cli.js');
 
+/**
+ * Node options that make a Node process end when the process that spawned it (with a pipe as
+ * stdin) ends, however that ends: the preload ./end-with-parent.ts, built next to this file.
+ */
+export function endWithParentArgs(): string[] {
+  return ['--require', path.join(__dirname, 'end-with-parent.js')];
+}
+
 /** A hub's time under a caller's control (`--manual-clock` / `manualClock`). */
 export interface HubClock {
   /** The hub's current time, epoch ms. */
@@ -38,6 +46,11 @@ export interface LaunchHubOptions {
   args?: readonly string[];
   /** Node options before the script, e.g. `--require` of a preload. */
   nodeArgs?: readonly string[];
+  /**
+   * The hub ends when the calling process ends, even by SIGKILL (`endWithParentArgs`): a test
+   * worker or supervisor that dies leaves no hub behind.
+   */
+  endWithParent?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** How long to wait for `connection.json` (default 30 s). */
@@ -86,6 +99,7 @@ const outputLimit = 64 * 1024;
 
 function cliArguments(options: LaunchHubOptions): string[] {
   return [
+    ...(options.endWithParent ? endWithParentArgs() : []),
     ...(options.nodeArgs ?? []),
     hubCliPath,
     '--data',

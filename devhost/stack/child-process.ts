@@ -7,6 +7,7 @@
  * Every child gets a pipe as stdin that the stack never writes to: Node children started with
  * `watchedNodeArgs()` stop themselves when it closes, i.e. when the stack is gone for any reason.
  */
+import { endWithParentArgs } from '@iot-hub-functions/local-iothub';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,9 +23,12 @@ function builtScript(name: string): string {
   return existsSync(here) ? here : join(__dirname, '..', '..', 'dist', 'devhost', 'stack', name);
 }
 
-/** Node arguments that make a Node child end when the stack ends (see `stack/parent-watch.ts`). */
+/**
+ * Node arguments that make a Node child end when the stack ends: the local IoT Hub package's
+ * preload (`endWithParentArgs`), which works for any Node program, Azurite included.
+ */
 export function watchedNodeArgs(): string[] {
-  return ['--require', builtScript('parent-watch.js')];
+  return endWithParentArgs();
 }
 
 /** Script arguments that run a non-Node command so that it ends with the stack, too. */

@@ -12,7 +12,7 @@
  *
  * Lifecycle: the data folder is locked (`lock.json`) before anything in it is touched, so a second
  * stack on the same folder exits at once and changes nothing. Every child ends with the stack,
- * however it ends (see `stack/parent-watch.ts`); the stack ends when whatever launched it is gone
+ * however it ends (the package's preload `emulator/end-with-parent.ts`); the stack ends when whatever launched it is gone
  * (`stack/launcher-watch.ts`) and stops everything, exit 1, when one of its children dies.
  */
 import { Command } from 'commander';
@@ -74,7 +74,7 @@ export interface RunningStack extends StackSummary {
 /**
  * Starts the local IoT Hub through its package's launcher and resolves with its connection details
  * once it listens. The process joins `children` the moment it is spawned (so a failed start stops
- * it too), in its own process group, ending with the stack (`watchedNodeArgs`), its output relayed
+ * it too), in its own process group, ending with the stack (`endWithParent`), its output relayed
  * quietly. A `connection.json` of a hub that runs already on the folder is left alone (this one
  * then exits, refused by that hub's lock, and the start fails with its message).
  */
@@ -88,7 +88,7 @@ function startIotHub(options: StackOptions, children: ManagedChild[]): Promise<C
     ephemeralPorts: false,
     // `monitor`: a consumer group for `npm run monitor`, which cannot share the app's ($Default).
     args: ['--consumer-group', 'monitor', ...ports],
-    nodeArgs: watchedNodeArgs(),
+    endWithParent: true,
     env: options.env,
     detached: true,
     startTimeoutMs: 60_000,

@@ -1,5 +1,5 @@
 /**
- * `node --require …/parent-watch.js …/watchdog.js <command> [args…]`: runs a child of the stack
+ * `node --require …/end-with-parent.js …/watchdog.js <command> [args…]`: runs a child of the stack
  * that is not a Node process (Core Tools' `func`), so it too ends when the stack ends. The
  * preloaded parent watch turns the end of the stack into a SIGTERM of this process, which passes
  * it on to the command's process group; whenever this process exits, whatever is left of that

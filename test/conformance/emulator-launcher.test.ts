@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { HubProcess, LaunchHubOptions } from '@iot-hub-functions/local-iothub';
 import { launchHub } from '@iot-hub-functions/local-iothub';
-import { repoRoot, startEmulator } from '../support/emulator';
+import { startEmulator } from '../support/emulator';
 
 const scratch: string[] = [];
 const launched: HubProcess[] = [];
@@ -30,8 +30,7 @@ function scratchDir(): string {
 
 /** `launchHub` with the hub ending with this process (the preload test support gives it too). */
 async function launch(options: LaunchHubOptions): Promise<HubProcess> {
-  const parentWatch = path.join(repoRoot(), 'dist', 'devhost', 'stack', 'parent-watch.js');
-  const hub = await launchHub({ inMemory: true, nodeArgs: ['--require', parentWatch], ...options });
+  const hub = await launchHub({ inMemory: true, endWithParent: true, ...options });
   launched.push(hub);
   return hub;
 }

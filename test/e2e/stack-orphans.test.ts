@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { readLockHolder } from '@iot-hub-functions/local-iothub';
+import { endWithParentArgs, readLockHolder } from '@iot-hub-functions/local-iothub';
 import { portAnswers } from '../support/azurite';
 import { startNode } from '../support/processes';
 import type { StackProcess } from './support';
@@ -127,7 +127,7 @@ test('a non-Node service (func) run through the watchdog ends when the stack is 
   const stackDir = join(repoRoot, 'dist', 'devhost', 'stack');
   const watchdog = spawn(
     process.execPath,
-    ['--require', join(stackDir, 'parent-watch.js'), join(stackDir, 'watchdog.js'), 'sleep', '600'],
+    [...endWithParentArgs(), join(stackDir, 'watchdog.js'), 'sleep', '600'],
     { stdio: ['pipe', 'ignore', 'ignore'] },
   );
   const watchdogPid = watchdog.pid ?? -1;

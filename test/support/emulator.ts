@@ -143,9 +143,8 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const hub = await launchHub({
     dataDir,
     // Ends with this process however it ends (a Jest worker force-exited, Ctrl-C twice): no
-    // orphaned hubs. The built preload the local stack gives its children (it watches stdin);
-    // under Jest this module runs from its source, so the path is the built one.
-    nodeArgs: ['--require', path.join(root, 'dist', 'devhost', 'stack', 'parent-watch.js')],
+    // orphaned hubs.
+    endWithParent: true,
     cwd: root,
     ...(options.inMemory ? { inMemory: true } : {}),
     ...(options.partitions !== undefined ? { partitions: options.partitions } : {}),

@@ -1,8 +1,10 @@
 /**
- * Preloaded into every Node child of the local stack (`node --require …/parent-watch.js …`): the
- * child ends when the stack ends, however the stack ends — including SIGKILL, which the stack
- * cannot react to. The stack gives each child a pipe as stdin and never writes to it; when the
- * stack's process is gone the kernel closes the pipe and the child reads EOF.
+ * A preload (`node --require …/end-with-parent.js …`, see `endWithParentArgs` in ./launcher.ts; never imported) that makes a Node
+ * process end when the process that started it ends, however that ends — including SIGKILL, which
+ * the parent cannot react to. The parent gives the child a pipe as stdin and never writes to it;
+ * when the parent is gone the kernel closes the pipe and the child reads EOF. `launchHub` gives it
+ * to a hub with `endWithParent`; the local stack (`npm start`) gives it to each of its Node
+ * children, and test support to the hubs it starts, so a killed parent leaves no process behind.
  *
  * On EOF the child signals itself SIGTERM, so it stops the way it does on Ctrl-C (the hub flushes
  * its state, Azurite closes its servers, devhost checkpoints); if that takes longer than a few
@@ -11,10 +13,10 @@
  * could be killed and leave the real child behind).
  */
 
-/** How long a child may take to stop gracefully once its stack is gone. */
+/** How long a child may take to stop gracefully once its parent is gone. */
 const gracefulStopMs = 5_000;
 
-function onStackGone(): void {
+function onParentGone(): void {
   const force = setTimeout(() => process.exit(1), gracefulStopMs);
   force.unref();
   process.kill(process.pid, 'SIGTERM');
@@ -26,7 +28,7 @@ function watchStdin(): void {
   const once = () => {
     if (gone) return;
     gone = true;
-    onStackGone();
+    onParentGone();
   };
   stdin.on('end', once);
   stdin.on('close', once);
@@ -36,5 +38,5 @@ function watchStdin(): void {
   (stdin as { unref?: () => void }).unref?.();
 }
 
-// Only under the stack, which always gives a pipe; never read a terminal.
+// Only with a pipe as stdin (what a parent gives); never read a terminal.
 if (!process.stdin.isTTY) watchStdin();
