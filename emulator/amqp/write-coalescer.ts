@@ -44,6 +44,16 @@ export class CoalescingSocket extends Duplex {
     socket.on('drain', () => this.onSocketDrain());
   }
 
+  /**
+   * The socket's owner handles its errors; this copy of them is for rhea, which removes its
+   * listeners when it aborts a connection (`abort_socket`), and an unheard 'error' would end the
+   * process.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error' && this.listenerCount('error') === 0) return false;
+    return super.emit(event, ...args);
+  }
+
   override _read(): void {
     this.socket.resume();
   }

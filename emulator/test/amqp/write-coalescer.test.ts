@@ -98,6 +98,18 @@ describe('CoalescingSocket', () => {
     expect(wrapped.destroyed).toBe(true);
   });
 
+  test('a socket error after rhea removed its listeners does not end the process', async () => {
+    const socket = new FakeSocket();
+    const stream = new CoalescingSocket(socket);
+    stream.on('error', () => undefined);
+    // What rhea's abort_socket does before destroying.
+    stream.removeAllListeners('error');
+    const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+    socket.destroy(new Error('connection reset'));
+    await closed;
+    expect(stream.destroyed).toBe(true);
+  });
+
   test('sends the last frames before ending the socket; destroying it destroys the socket', async () => {
     const socket = new FakeSocket();
     const stream = new CoalescingSocket(socket);
