@@ -10,7 +10,10 @@ class FakeSocket extends Duplex {
   readonly written: Buffer[] = [];
   private held: (() => void)[] = [];
 
-  constructor(highWaterMark = 16 * 1024, readonly holdWrites = false) {
+  constructor(
+    highWaterMark = 16 * 1024,
+    readonly holdWrites = false,
+  ) {
     super({ writableHighWaterMark: highWaterMark });
   }
 
