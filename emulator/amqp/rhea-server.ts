@@ -5,7 +5,6 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Connection, Container, link, Message, ServerConnectionOptions } from 'rhea';
-import { CoalescingSocket } from './write-coalescer';
 
 /**
  * What rhea's `listen` does with each socket, typed: the typings declare neither
@@ -26,9 +25,7 @@ function isAccepting(connection: Partial<AcceptingConnection>): connection is Ac
 /**
  * Starts the server side of an AMQP connection on an already-connected (and, for AMQPS,
  * already-decrypted) stream. The stream must begin with the AMQP or SASL protocol header; rhea
- * answers both (SASL ANONYMOUS unless the container offers other mechanisms). rhea gets the
- * stream through a `CoalescingSocket` (one socket write per tick instead of one per frame); the
- * caller keeps the stream itself, and destroying it lets rhea go as before.
+ * answers both (SASL ANONYMOUS unless the container offers other mechanisms).
  */
 export function acceptAmqpConnection(
   container: Container,
@@ -37,7 +34,7 @@ export function acceptAmqpConnection(
 ): Connection {
   const connection = (container as unknown as ServerContainer).create_connection(options);
   if (!isAccepting(connection)) throw new Error('this rhea version cannot accept a socket');
-  return connection.accept(new CoalescingSocket(socket));
+  return connection.accept(socket);
 }
 
 /**
