@@ -3,7 +3,8 @@
  * QoS 1 telemetry as fast as PUBACKs allow into the emulator in durable mode (a temp data
  * folder, run as a child process exactly as users run it); one `@azure/event-hubs` consumer
  * reads all partitions. Reported: end-to-end messages/s, send→receive latency (saturated, and
- * paced at 2,000 msg/s), the emulator's peak RSS, and its RSS holding 1,000 idle connections.
+ * paced at 2,000 msg/s), the emulator's peak RSS, its RSS holding 1,000 idle connections, and its
+ * CPU per event served to a consumer reading a backlog (the Event Hub side alone).
  *
  * Baseline, same run, same machine: a bare aedes broker over TLS (this file started with
  * `--bare-broker`, also a child process) relaying the same load from the same mqtt.js
@@ -36,6 +37,8 @@ const pacedRate = 2_000;
 const pacedMs = 5_000;
 /** How long to wait for the last acknowledged messages to reach the receiver. */
 const drainTimeoutMs = 30_000;
+/** How long the devices publish, saturating, with no consumer: the backlog read afterwards. */
+const backlogMs = 3_000;
 const benchmark = 'emulator-mqtt';
 
 type ConnectionFile = ConnectionInfo;
@@ -280,7 +283,8 @@ async function runPhase(
   clients: readonly MqttClient[],
   topics: readonly string[],
   receipts: Receipts,
-  options: { durationMs: number; rate?: number },
+  /** `awaitReceipts: false` when nobody reads (the backlog phase). */
+  options: { durationMs: number; rate?: number; awaitReceipts?: boolean },
 ): Promise<PhaseResult> {
   receipts.begin(name);
   markPhase(name, 'start');
@@ -335,7 +339,7 @@ async function runPhase(
   await Promise.all(finished);
   markPhase(name, 'end');
   for (const timer of timers) clearTimeout(timer);
-  const drainDeadline = performance.now() + drainTimeoutMs;
+  const drainDeadline = performance.now() + (options.awaitReceipts === false ? 0 : drainTimeoutMs);
   while (receipts.latencies.length < acked && performance.now() < drainDeadline) await sleep(20);
   if (failed > 0) throw new Error(`${name}: ${failed} publishes failed`);
   const sorted = [...receipts.latencies].sort((a, b) => a - b);
@@ -387,9 +391,51 @@ async function measureLoad(
   return { saturated, paced, peakRssMb: memoryOf(pid).peakMb, cpuUsPerMessage };
 }
 
-async function measureEmulator(
-  hub: ChildServer & ConnectionFile,
-): Promise<LoadFigures & { idleRssMb: number }> {
+type Subscribe = (startPosition: { enqueuedOn: Date } | typeof earliestEventPosition) => {
+  close(): Promise<void>;
+};
+
+/**
+ * The Event Hub side alone: with the consumer closed the devices build a backlog; then a new
+ * subscription reads it while the devices are quiet. The hub's CPU time over that read, per
+ * event, is the cost of serving one event over AMQP (read, encode, frame, TLS, socket), without
+ * the MQTT side and without the run-to-run swing in batching that the saturated figure has.
+ */
+async function measureBacklogRead(
+  pid: number | undefined,
+  subscribe: Subscribe,
+  clients: readonly MqttClient[],
+  topics: readonly string[],
+  receipts: Receipts,
+): Promise<number> {
+  const since = new Date();
+  const name = 'emulator-backlog';
+  const filled = await runPhase(name, clients, topics, receipts, {
+    durationMs: backlogMs,
+    awaitReceipts: false,
+  });
+  receipts.begin(name);
+  markPhase(`${name}-read`, 'start');
+  const cpuBefore = cpuMsOf(pid);
+  const subscription = subscribe({ enqueuedOn: since });
+  const deadline = performance.now() + drainTimeoutMs;
+  while (receipts.latencies.length < filled.acked && performance.now() < deadline) await sleep(20);
+  const cpuMs = cpuMsOf(pid) - cpuBefore;
+  markPhase(`${name}-read`, 'end');
+  await subscription.close();
+  if (receipts.latencies.length < filled.acked) {
+    throw new Error(`backlog: ${receipts.latencies.length} of ${filled.acked} events read`);
+  }
+  return (cpuMs * 1000) / receipts.latencies.length;
+}
+
+interface EmulatorFigures extends LoadFigures {
+  idleRssMb: number;
+  /** Hub CPU per event served to a consumer reading a backlog (no MQTT traffic meanwhile). */
+  backlogReadCpuUs: number;
+}
+
+async function measureEmulator(hub: ChildServer & ConnectionFile): Promise<EmulatorFigures> {
   const host = field(hub.serviceConnectionString, 'HostName');
   const ids = Array.from({ length: idleDeviceCount }, (_, i) => `bench-device-${i}`);
   const keys = await createDevices(hub, ids);
@@ -406,27 +452,37 @@ async function measureEmulator(
 
   const receipts = new Receipts();
   const consumer = new EventHubConsumerClient('$Default', hub.eventsConnectionString);
-  const subscription = consumer.subscribe(
-    {
-      processEvents: async (events) => {
-        for (const event of events) receipts.record(event.body);
-        await Promise.resolve();
+  const subscribe: Subscribe = (startPosition) =>
+    consumer.subscribe(
+      {
+        processEvents: async (events) => {
+          for (const event of events) receipts.record(event.body);
+          await Promise.resolve();
+        },
+        processError: async () => {
+          await Promise.resolve();
+        },
       },
-      processError: async () => {
-        await Promise.resolve();
-      },
-    },
-    { startPosition: earliestEventPosition, maxBatchSize: 1000, maxWaitTimeInSeconds: 1 },
-  );
+      { startPosition, maxBatchSize: 1000, maxWaitTimeInSeconds: 1 },
+    );
+  const subscription = subscribe(earliestEventPosition);
   const clients = await connectMany(endpoint, deviceCount);
   const topics = ids.slice(0, deviceCount).map((id) => `devices/${id}/messages/events/`);
   try {
     const load = await measureLoad('emulator', hub.pid, clients, topics, receipts);
+    await subscription.close();
+    const backlogReadCpuUs = await measureBacklogRead(
+      hub.pid,
+      subscribe,
+      clients,
+      topics,
+      receipts,
+    );
     const idle = await connectMany(endpoint, idleDeviceCount - deviceCount, deviceCount);
     await sleep(2_000);
     const idleRssMb = memoryOf(hub.pid).rssMb;
     await Promise.all(idle.map((c) => c.endAsync(true)));
-    return { ...load, idleRssMb };
+    return { ...load, idleRssMb, backlogReadCpuUs };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await subscription.close();
@@ -463,10 +519,7 @@ function round(n: number, digits = 1): number {
 }
 
 /** The table rows: each hub figure with the bare broker's from the same run. */
-function resultRows(
-  emulator: LoadFigures & { idleRssMb: number },
-  bare: LoadFigures,
-): BenchResult[] {
+function resultRows(emulator: EmulatorFigures, bare: LoadFigures): BenchResult[] {
   const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
     baseline === undefined
       ? { benchmark, metric, value: round(value), unit }
@@ -535,6 +588,11 @@ function resultRows(
     ),
     row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
     row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
+    row(
+      'server CPU per event read from a backlog (lower is better)',
+      emulator.backlogReadCpuUs,
+      'µs',
+    ),
     row('messages acknowledged, saturated', emulator.saturated.acked, 'msg', bare.saturated.acked),
   ];
   return results;

@@ -104,6 +104,13 @@ class ByteWriter {
     this.position += value.length;
   }
 
+  /** Bytes encoded beforehand (constant keys and values). */
+  raw(bytes: Buffer): void {
+    this.ensure(bytes.length);
+    bytes.copy(this.buffer, this.position);
+    this.position += bytes.length;
+  }
+
   string(value: string): void {
     this.text(value, codes.str8, codes.str32);
   }
@@ -148,25 +155,69 @@ class ByteWriter {
   }
 }
 
-type AnnotationValue =
-  | { kind: 'long'; value: number }
-  | { kind: 'timestamp'; value: number }
-  | { kind: 'string'; value: string };
+/**
+ * The annotation keys are the same symbols in every message: encoded once (sym8, as `symbol`
+ * writes them) and copied, instead of measured and UTF-8-encoded per event and key.
+ */
+function encodedSymbol(name: string): Buffer {
+  const bytes = Buffer.from(name, 'utf8');
+  return Buffer.concat([Buffer.from([codes.sym8, bytes.length]), bytes]);
+}
 
-function writeAnnotationMap(
-  writer: ByteWriter,
-  section: number,
-  entries: ReadonlyArray<[string, AnnotationValue]>,
-): void {
-  writer.sectionHeader(section);
+const keys = {
+  lastSequenceNumber: encodedSymbol('last_enqueued_sequence_number'),
+  lastOffset: encodedSymbol('last_enqueued_offset'),
+  lastTime: encodedSymbol('last_enqueued_time_utc'),
+  retrievalTime: encodedSymbol('runtime_info_retrieval_time_utc'),
+  sequenceNumber: encodedSymbol(annotationNames.sequenceNumber),
+  offset: encodedSymbol(annotationNames.offset),
+  enqueuedTime: encodedSymbol(annotationNames.enqueuedTime),
+  deviceId: encodedSymbol(annotationNames.deviceId),
+  authMethod: encodedSymbol(annotationNames.authMethod),
+  authGenerationId: encodedSymbol(annotationNames.authGenerationId),
+  iothubEnqueuedTime: encodedSymbol(annotationNames.iothubEnqueuedTime),
+  messageSource: encodedSymbol(annotationNames.messageSource),
+};
+
+/** str8 'Telemetry', the message source of every event. */
+const telemetrySource = Buffer.concat([Buffer.from([codes.str8, 9]), Buffer.from('Telemetry')]);
+
+/** The runtime metrics as delivery annotations (receivers that asked for them). */
+function writeRuntimeMetrics(writer: ByteWriter, info: PartitionInfo, now: number): void {
+  writer.sectionHeader(sections.deliveryAnnotations);
   const map = writer.beginCompound(codes.map32);
-  for (const [key, value] of entries) {
-    writer.symbol(key);
-    if (value.kind === 'long') writer.long(value.value);
-    else if (value.kind === 'timestamp') writer.timestamp(value.value);
-    else writer.string(value.value);
-  }
-  writer.endCompound(map, entries.length * 2);
+  writer.raw(keys.lastSequenceNumber);
+  writer.long(info.lastEnqueuedSequenceNumber);
+  writer.raw(keys.lastOffset);
+  writer.string(info.lastEnqueuedOffset);
+  writer.raw(keys.lastTime);
+  writer.timestamp(info.lastEnqueuedTime);
+  writer.raw(keys.retrievalTime);
+  writer.timestamp(now);
+  writer.endCompound(map, 8);
+}
+
+/** The event's system properties, as IoT Hub annotates a routed telemetry message. */
+function writeMessageAnnotations(writer: ByteWriter, event: StoredEvent): void {
+  writer.sectionHeader(sections.messageAnnotations);
+  const map = writer.beginCompound(codes.map32);
+  writer.raw(keys.sequenceNumber);
+  writer.long(event.sequenceNumber);
+  writer.raw(keys.offset);
+  writer.string(event.offset);
+  writer.raw(keys.enqueuedTime);
+  writer.timestamp(event.enqueuedTime);
+  writer.raw(keys.deviceId);
+  writer.string(event.deviceId);
+  writer.raw(keys.authMethod);
+  writer.string(event.authMethod);
+  writer.raw(keys.authGenerationId);
+  writer.string(event.generationId);
+  writer.raw(keys.iothubEnqueuedTime);
+  writer.timestamp(event.enqueuedTime);
+  writer.raw(keys.messageSource);
+  writer.raw(telemetrySource);
+  writer.endCompound(map, 16);
 }
 
 /** The `properties` section: only as many of its 13 fields as the last one set. */
@@ -202,27 +253,8 @@ export function writeEventMessage(
   metrics?: { info: PartitionInfo; now: number },
 ): Buffer {
   const writer = new ByteWriter(512 + event.body.length);
-  if (metrics) {
-    writeAnnotationMap(writer, sections.deliveryAnnotations, [
-      [
-        'last_enqueued_sequence_number',
-        { kind: 'long', value: metrics.info.lastEnqueuedSequenceNumber },
-      ],
-      ['last_enqueued_offset', { kind: 'string', value: metrics.info.lastEnqueuedOffset }],
-      ['last_enqueued_time_utc', { kind: 'timestamp', value: metrics.info.lastEnqueuedTime }],
-      ['runtime_info_retrieval_time_utc', { kind: 'timestamp', value: metrics.now }],
-    ]);
-  }
-  writeAnnotationMap(writer, sections.messageAnnotations, [
-    [annotationNames.sequenceNumber, { kind: 'long', value: event.sequenceNumber }],
-    [annotationNames.offset, { kind: 'string', value: event.offset }],
-    [annotationNames.enqueuedTime, { kind: 'timestamp', value: event.enqueuedTime }],
-    [annotationNames.deviceId, { kind: 'string', value: event.deviceId }],
-    [annotationNames.authMethod, { kind: 'string', value: event.authMethod }],
-    [annotationNames.authGenerationId, { kind: 'string', value: event.generationId }],
-    [annotationNames.iothubEnqueuedTime, { kind: 'timestamp', value: event.enqueuedTime }],
-    [annotationNames.messageSource, { kind: 'string', value: 'Telemetry' }],
-  ]);
+  if (metrics) writeRuntimeMetrics(writer, metrics.info, metrics.now);
+  writeMessageAnnotations(writer, event);
   writeProperties(writer, event);
   const properties = Object.entries(event.properties);
   if (properties.length > 0) {
