@@ -2,7 +2,8 @@
  * devhost HTTP overhead: requests/s and p99 latency of an anonymous `GET /api/health` through
  * devhost (the real `@azure/functions` library, routing, conversion) against a bare `node:http`
  * server answering the same JSON, both in their own process, measured with autocannon in the same
- * run. Target ratio (devhost / bare) ≥ 0.5 for requests/s.
+ * run. Target ratio (devhost / bare) ≥ 0.5 for requests/s. Then both at a fixed 1,000 req/s
+ * (autocannon's `overallRate`, issue 14): devhost's own p50/p99 at a load below saturation.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
@@ -13,7 +14,7 @@ import type { Benchmark, BenchResult } from './results';
 
 interface AutocannonResult {
   requests: { average: number };
-  latency: { p99: number };
+  latency: { p50: number; p99: number };
   non2xx: number;
   errors: number;
 }
@@ -25,6 +26,8 @@ const autocannon = require('autocannon') as Autocannon;
 const root = resolve(__dirname, '..', '..');
 const durationSeconds = 5;
 const connections = 20;
+/** The fixed request rate of issue 14's `GET` latency target. */
+const fixedRate = 1_000;
 
 const bareServer = `
 const http = require('node:http');
@@ -89,6 +92,40 @@ async function stackColdStartMs(): Promise<number> {
   }
 }
 
+/** At `fixedRate`, after a short warm-up: the latency at a load the host carries. */
+async function measureFixed(url: string): Promise<AutocannonResult> {
+  const paced = { url: `${url}/api/health`, connections, overallRate: fixedRate };
+  await autocannon({ ...paced, duration: 1 });
+  const result = await autocannon({ ...paced, duration: durationSeconds });
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result;
+}
+
+function fixedRows(through: AutocannonResult, bare: AutocannonResult): BenchResult[] {
+  const at = `GET /api/health at a fixed ${fixedRate} req/s`;
+  const latency = (label: 'p50' | 'p99'): BenchResult => ({
+    benchmark: 'devhost',
+    metric: `${at}: ${label} (baseline: bare node:http; ratio baseline/value)`,
+    value: through.latency[label],
+    unit: 'ms',
+    baseline: bare.latency[label],
+    ratio: bare.latency[label] / Math.max(through.latency[label], 1),
+  });
+  return [
+    {
+      benchmark: 'devhost',
+      metric: `${at}: achieved rate (baseline: bare node:http)`,
+      value: through.requests.average,
+      unit: 'req/s',
+      baseline: bare.requests.average,
+      ratio: through.requests.average / bare.requests.average,
+    },
+    latency('p50'),
+    latency('p99'),
+  ];
+}
+
 async function measure(url: string): Promise<AutocannonResult> {
   // A short warm-up lets the JIT settle before the measured run.
   await autocannon({ url: `${url}/api/health`, connections, duration: 1 });
@@ -129,6 +166,7 @@ const benchmark: Benchmark = {
     try {
       const baseline = await measure(bare.url);
       const through = await measure(devhost.url);
+      const fixed = fixedRows(await measureFixed(devhost.url), await measureFixed(bare.url));
       const name = 'devhost';
       const coldStart = await stackColdStartMs();
       return [
@@ -155,6 +193,7 @@ const benchmark: Benchmark = {
           baseline: baseline.latency.p99,
           ratio: baseline.latency.p99 / Math.max(through.latency.p99, 1),
         },
+        ...fixed,
       ];
     } finally {
       await Promise.all([stop(devhost.child), stop(bare.child)]);

@@ -11,7 +11,7 @@ import { acquireDataLock, DataLockedError } from '@iot-hub-functions/local-iothu
 import { applySettings, readLocalSettings } from './app-config';
 import { startHost } from './host';
 import type { RunningHost } from './host';
-import { createConsoleLog, parseLogLevel } from './log';
+import { createConsoleLog, flushStdout, parseLogLevel } from './log';
 
 /**
  * The one write to `process.env` in devhost, at the start of the process that runs the app: the
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   lock.update({ url: host.url });
+  flushStdout();
   console.log(describeHost(host).join('\n'));
 
   let signals = 0;

@@ -14,6 +14,8 @@ export interface IncomingRequestParts {
   headers: IncomingHttpHeaders;
   params: Record<string, string>;
   body: Buffer;
+  /** The query of `url` when the caller has it parsed already (saves parsing the URL again). */
+  query?: URLSearchParams;
 }
 
 /** A Host header value: a DNS name, IPv4 or bracketed IPv6 address, and an optional port. */
@@ -60,7 +62,7 @@ export function toRpcHttpRequest(parts: IncomingRequestParts): RpcTypedData {
     headers.push([name.toLowerCase(), Array.isArray(value) ? value.join(',') : value]);
   }
   const query = new Map<string, string>();
-  for (const [key, value] of new URL(parts.url).searchParams) {
+  for (const [key, value] of parts.query ?? new URL(parts.url).searchParams) {
     const previous = query.get(key);
     query.set(key, previous === undefined ? value : `${previous},${value}`);
   }

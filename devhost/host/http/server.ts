@@ -229,6 +229,7 @@ async function invokeHttp(
     headers: req.headers,
     params: found.params,
     body: read.body,
+    query: url.searchParams,
   });
   const result = await served.invoke(fn.fn, { inputData: [{ name: fn.triggerName, data }] });
   if (!result.ok) {
