@@ -453,6 +453,15 @@ async function telemetry(stack: StackProcess, api: Api): Promise<BenchResult[]> 
   }
 }
 
+/**
+ * `STACK_BENCH_PARTS=telemetry` (comma-separated: get, post, telemetry) runs only those parts,
+ * e.g. to compare telemetry changes in interleaved runs; all of them by default.
+ */
+function runs(part: 'get' | 'post' | 'telemetry'): boolean {
+  const parts = process.env.STACK_BENCH_PARTS;
+  return parts === undefined || parts === '' || parts.split(',').includes(part);
+}
+
 const benchmark: Benchmark = {
   name: 'local stack (cold start, API through devhost + hub, telemetry end to end)',
   async run(): Promise<BenchResult[]> {
@@ -473,9 +482,9 @@ const benchmark: Benchmark = {
           unit: 's',
         },
       ];
-      results.push(...(await apiGet(stack, api)));
-      results.push(...(await apiCreate(stack)));
-      results.push(...(await telemetry(stack, api)));
+      if (runs('get')) results.push(...(await apiGet(stack, api)));
+      if (runs('post')) results.push(...(await apiCreate(stack)));
+      if (runs('telemetry')) results.push(...(await telemetry(stack, api)));
 
       const exitCode = await stack.stop();
       stack = undefined;

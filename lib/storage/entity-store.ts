@@ -39,12 +39,27 @@ export type ConditionalWrite =
   /** Someone else wrote first (the entity exists, or its etag changed): re-read and decide again. */
   | { ok: false };
 
+export interface UpsertOptions {
+  /**
+   * The rows are expected not to exist yet (fresh readings, alerts, dead letters). A store where
+   * an insert costs less than an upsert may then try an insert transaction first and repeat it as
+   * an upsert only when a row exists (a replayed batch): the outcome is the same upsert, one
+   * round trip more on a replay. Azurite looks each upserted row up twice, an inserted one once.
+   */
+  expectNew?: boolean;
+}
+
 export interface EntityStore {
   /**
    * Inserts or replaces entities that all share `partitionKey`, as Table transactions of at most
    * 100 operations (fewer when large). Each transaction is atomic; a failure throws.
    */
-  upsertBatch(table: TableName, partitionKey: string, entities: readonly Entity[]): Promise<void>;
+  upsertBatch(
+    table: TableName,
+    partitionKey: string,
+    entities: readonly Entity[],
+    options?: UpsertOptions,
+  ): Promise<void>;
 
   /** One entity, or undefined when it does not exist. */
   get(table: TableName, partitionKey: string, rowKey: string): Promise<StoredEntity | undefined>;

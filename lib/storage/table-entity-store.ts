@@ -20,6 +20,7 @@ import {
   type EntityStore,
   type RowRange,
   type StoredEntity,
+  type UpsertOptions,
 } from './entity-store';
 import { getTableClient, type TableName } from './tables';
 
@@ -92,6 +93,7 @@ export class TableEntityStore implements EntityStore {
     table: TableName,
     partitionKey: string,
     entities: readonly Entity[],
+    options: UpsertOptions = {},
   ): Promise<void> {
     if (entities.length === 0) return;
     const client = await this.clientFor(table);
@@ -99,9 +101,25 @@ export class TableEntityStore implements EntityStore {
       if (chunk.some((e) => e.partitionKey !== partitionKey)) {
         throw new Error('upsertBatch: every entity must share the partition key');
       }
+      if (options.expectNew === true && (await this.#insertAll(client, chunk))) continue;
       const actions: TransactionAction[] = chunk.map((e) => ['upsert', toWire(e), 'Replace']);
       this.#count();
       await client.submitTransaction(actions);
+    }
+  }
+
+  /**
+   * One insert transaction; false when a row already exists (409: the transaction changed
+   * nothing, the caller upserts instead). Any other failure throws as the upsert's would.
+   */
+  async #insertAll(client: TableClient, chunk: readonly Entity[]): Promise<boolean> {
+    this.#count();
+    try {
+      await client.submitTransaction(chunk.map((e) => ['create', toWire(e)]));
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
+      throw error;
     }
   }
 

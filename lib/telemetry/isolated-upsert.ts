@@ -7,7 +7,7 @@
  *
  * Transient failures propagate unchanged: the batch must be retried, not split.
  */
-import type { Entity, EntityStore } from '../storage/entity-store';
+import type { Entity, EntityStore, UpsertOptions } from '../storage/entity-store';
 import { classifyStorageFailure } from '../storage/failure-class';
 import type { TableName } from '../storage/tables';
 
@@ -22,9 +22,10 @@ async function bisect(
   table: TableName,
   partitionKey: string,
   entities: readonly Entity[],
+  options: UpsertOptions,
 ): Promise<Rejection[]> {
   try {
-    await store.upsertBatch(table, partitionKey, entities);
+    await store.upsertBatch(table, partitionKey, entities, options);
     return [];
   } catch (error) {
     const failure = classifyStorageFailure(error);
@@ -32,8 +33,8 @@ async function bisect(
     const [only] = entities;
     if (entities.length === 1 && only) return [{ entity: only, code: failure.code.slice(0, 64) }];
     const middle = Math.ceil(entities.length / 2);
-    const first = await bisect(store, table, partitionKey, entities.slice(0, middle));
-    const second = await bisect(store, table, partitionKey, entities.slice(middle));
+    const first = await bisect(store, table, partitionKey, entities.slice(0, middle), options);
+    const second = await bisect(store, table, partitionKey, entities.slice(middle), options);
     return [...first, ...second];
   }
 }
@@ -48,9 +49,10 @@ export function upsertIsolated(
   table: TableName,
   partitionKey: string,
   entities: readonly Entity[],
+  options: UpsertOptions = {},
 ): Promise<Rejection[]> {
   if (entities.length === 0) return Promise.resolve([]);
   const unique = new Map<string, Entity>();
   for (const entity of entities) unique.set(entity.rowKey, entity);
-  return bisect(store, table, partitionKey, [...unique.values()]);
+  return bisect(store, table, partitionKey, [...unique.values()], options);
 }

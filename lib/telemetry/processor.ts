@@ -3,6 +3,7 @@
  * (`prepareBatch`, pure), persist readings, alerts, state and dead letters (`TelemetryWriter`),
  * and summarise the batch for the log.
  */
+import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock } from '../clock';
 import type { EntityStore } from '../storage/entity-store';
 import { TableEntityStore } from '../storage/table-entity-store';
@@ -59,6 +60,8 @@ export interface BatchSummary {
   stateUpdates: number;
   maxLagMs: number | undefined;
   roundTrips: number;
+  /** Wall time of the batch's storage writes (ms): with `roundTrips`, where a slow batch went. */
+  writeMs: number;
   /** Dead letters per reason, for the log. */
   reasons: Record<string, number>;
 }
@@ -110,7 +113,9 @@ export class TelemetryProcessor {
       { deadLetterMaxBodyBytes: this.options.deadLetterMaxBodyBytes },
       this.#clock.now(),
     );
+    const started = performance.now();
     const { rejected, ...written } = await this.#writer.write(store, batch.records, batch.letters);
+    const writeMs = Math.round(performance.now() - started);
     const reasons: Record<string, number> = {};
     for (const letter of [...batch.letters, ...rejected]) {
       reasons[letter.reason] = (reasons[letter.reason] ?? 0) + 1;
@@ -120,6 +125,7 @@ export class TelemetryProcessor {
       ...written,
       maxLagMs: batch.maxLagMs,
       roundTrips: store.roundTrips,
+      writeMs,
       reasons,
     };
   }
@@ -140,5 +146,6 @@ export function formatSummary(summary: BatchSummary): string {
     `stateUpdates=${summary.stateUpdates}`,
     `maxLagMs=${summary.maxLagMs ?? 'n/a'}`,
     `roundTrips=${summary.roundTrips}`,
+    `writeMs=${summary.writeMs}`,
   ].join(' ');
 }

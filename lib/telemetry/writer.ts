@@ -24,6 +24,12 @@ import { upsertIsolated } from './isolated-upsert';
 import type { DeadLetter, TelemetryRecord } from './model';
 import { minimalDeadLetterEntity, rejectedReadingLetter } from './rejections';
 
+/**
+ * Readings, alerts and dead letters are new rows except when a batch is replayed: inserted first
+ * (cheaper on Azurite), upserted only when one exists (see `UpsertOptions.expectNew`).
+ */
+const freshRows = { expectNew: true } as const;
+
 export interface WriteSummary {
   /** Distinct readings written (duplicates inside one batch count once). */
   stored: number;
@@ -128,6 +134,7 @@ export class TelemetryWriter {
       TableNames.telemetry,
       partitionKey,
       [...unique.values()].map(telemetryEntity),
+      freshRows,
     );
     for (const { entity, code } of rejections) {
       const record = unique.get(entity.rowKey);
@@ -144,6 +151,7 @@ export class TelemetryWriter {
         TableNames.alerts,
         partitionKey,
         alerts.map((r) => alertEntity(r, threshold)),
+        freshRows,
       );
       summary.alerts += alerts.length - rejectedAlerts.length;
       for (const { entity, code } of rejectedAlerts) {
@@ -189,7 +197,13 @@ async function writeDeadLetters(
   const groups = groupBy(letters.map(deadLetterEntity), (e) => e.partitionKey);
   const tasks = [...groups].map(([partitionKey, entities]) => async () => {
     written += new Set(entities.map((e) => e.rowKey)).size;
-    const rejections = await upsertIsolated(store, TableNames.deadLetters, partitionKey, entities);
+    const rejections = await upsertIsolated(
+      store,
+      TableNames.deadLetters,
+      partitionKey,
+      entities,
+      freshRows,
+    );
     if (rejections.length === 0) return;
     const minimal: Entity[] = rejections.map((r) => minimalDeadLetterEntity(r.entity, r.code));
     await store.upsertBatch(TableNames.deadLetters, partitionKey, minimal);

@@ -196,6 +196,34 @@ describe('telemetry processor on Azurite', () => {
     expect(summary.roundTrips).toBe(4 * 3);
   });
 
+  it('inserts fresh rows in one transaction and falls back to an upsert when a row exists', async () => {
+    const store = TableEntityStore.fromSettings(settingsEnv(azurite.connectionString).storage);
+    const partitionKey = 'insert-first';
+    const row = (rowKey: string, value: number) => ({ partitionKey, rowKey, value });
+    const fresh = store.scoped();
+    await fresh.upsertBatch(TableNames.telemetry, partitionKey, [row('a', 1), row('b', 1)], {
+      expectNew: true,
+    });
+    // New rows: the insert transaction is the only request.
+    expect(fresh.roundTrips).toBe(1);
+
+    // A replay with one existing row (and a changed value): the insert fails whole, the upsert
+    // stores every row with the new values, as a plain upsert would.
+    const replay = store.scoped();
+    await replay.upsertBatch(TableNames.telemetry, partitionKey, [row('b', 2), row('c', 2)], {
+      expectNew: true,
+    });
+    expect(replay.roundTrips).toBe(2);
+    const stored = (await rows(TableNames.telemetry)).filter(
+      (r) => r.partitionKey === partitionKey,
+    );
+    expect(Object.fromEntries(stored.map((r) => [r.rowKey, r.value]))).toEqual({
+      a: 1,
+      b: 2,
+      c: 2,
+    });
+  });
+
   it('reads newest first with from/to/limit through the route', async () => {
     const device = 'reader-1';
     const events = tutorialEvents({

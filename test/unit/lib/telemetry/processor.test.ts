@@ -2,7 +2,8 @@ import { InvocationContext, type LogLevel } from '@azure/functions';
 import { RestError } from '@azure/data-tables';
 import { clockAt } from '../../../support/clock';
 import { MemoryEntityStore } from '../../../../lib/storage/memory-entity-store';
-import { TableNames } from '../../../../lib/storage/tables';
+import type { Entity, UpsertOptions } from '../../../../lib/storage/entity-store';
+import { TableNames, type TableName } from '../../../../lib/storage/tables';
 import { TelemetryProcessor } from '../../../../lib/telemetry/processor';
 import {
   sampleBatch,
@@ -198,6 +199,37 @@ describe('telemetry handler', () => {
     ]);
     expect([first.roundTrips, second.roundTrips]).toEqual([6, 6]);
     expect(store.roundTrips).toBe(12);
+  });
+
+  it('asks for insert-first writes of readings, alerts and dead letters', async () => {
+    const calls: { table: string; expectNew: boolean | undefined }[] = [];
+    class RecordingStore extends MemoryEntityStore {
+      override upsertBatch(
+        table: TableName,
+        partitionKey: string,
+        entities: readonly Entity[],
+        options?: UpsertOptions,
+      ): Promise<void> {
+        calls.push({ table, expectNew: options?.expectNew });
+        return super.upsertBatch(table, partitionKey, entities);
+      }
+      // The processor writes through a scoped view: keep recording on this one.
+      override scoped(): MemoryEntityStore {
+        return this;
+      }
+    }
+    const { invoke, store } = setup(new RecordingStore());
+    // mixedEvents: readings (one above the alert threshold) and dead letters.
+    await invoke(sampleBatch(mixedEvents()));
+    const tables = new Set(calls.map((c) => c.table));
+    expect(tables).toEqual(
+      new Set([TableNames.telemetry, TableNames.alerts, TableNames.deadLetters]),
+    );
+    expect(calls.every((c) => c.expectNew === true)).toBe(true);
+    // The state goes by its own conditional write, unaffected.
+    expect(
+      (await store.queryPartition(TableNames.deviceState, 'sim-0', { limit: 10 })).length,
+    ).toBe(1);
   });
 
   it('reuses the cached device state on the next batch (no read)', async () => {
