@@ -128,16 +128,20 @@ describe('infra/*.bicep', () => {
     expect(parameters).not.toMatch(/nodeVersion/);
   });
 
-  it('is tested in CI on the Node.js version it deploys by default', () => {
+  it('is tested in CI on every Node.js version it may deploy, the default by name', () => {
     const main = sources.get(join(infra, 'main.bicep'))!;
-    const deployed = /param nodeVersion string = '(\d+)'/.exec(main)?.[1];
+    const declared = /@allowed\(\[([^\]]*)\]\)\s*param nodeVersion string = '(\d+)'/.exec(main);
+    const allowed = [...(declared?.[1] ?? '').matchAll(/'(\d+)'/g)].map((m) => m[1]);
     const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
-    const tested = /^deployed_node=(\d+)$/m.exec(ci)?.[1];
-    expect(deployed).toBeDefined();
-    expect(tested).toBe(deployed);
-    expect(ci).toMatch(
-      /npx -y -p "node@\$deployed_node" -- node dist\/test\/support\/run-jest\.js/,
-    );
+    const deployedInCi = /^deployed_node=(\d+)$/m.exec(ci)?.[1];
+    expect(deployedInCi).toBe(declared?.[2]);
+    const loop = /^for other_node in (.+); do$/m.exec(ci)?.[1] ?? '';
+    const tested = loop
+      .split(/\s+/)
+      .map((version) => (version === '"$deployed_node"' ? deployedInCi : version));
+    expect(allowed.length).toBeGreaterThan(0);
+    expect(tested).toEqual(expect.arrayContaining(allowed));
+    expect(ci).toMatch(/npx -y -p "node@\$other_node" -- node dist\/test\/support\/run-jest\.js/);
   });
 
   it('never puts a key or connection string in an output', () => {
