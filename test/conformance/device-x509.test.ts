@@ -429,11 +429,14 @@ describe.each([
         x509Thumbprint: { primaryThumbprint: 'AB'.repeat(20) },
       },
     });
-    // Live links and connections are closed; whatever the SDK opens next is refused.
+    // Live links and connections are closed; whatever the SDK opens next is refused. A send
+    // caught by the close itself fails with NotConnectedError (the SDK saw the drop, not a
+    // refusal); the next one reconnects, and that is what must be refused.
     const refusal = await until('a refused send after the rotation', () =>
       client.sendEvent(new Message('after rotation')).then(
         () => undefined,
-        (error: unknown) => error as Error,
+        (error: unknown) =>
+          (error as Error).name === 'NotConnectedError' ? undefined : (error as Error),
       ),
     );
     expect(refusal).toMatchObject({ name: 'UnauthorizedError' });
