@@ -255,43 +255,6 @@ describe('self-signed devices', () => {
     const event = await sendAndRead(client, deviceId, 'x509-http-1');
     expect(event.systemProperties?.['iothub-connection-auth-method']).toBe(x509AuthMethod);
   });
-
-  it('with a certificate whose thumbprint is not registered is refused over MQTT (CONNACK 5)', async () => {
-    const deviceId = nextId('self-wrong');
-    const registered = await makeCertificate(deviceId);
-    const other = await makeCertificate(deviceId);
-    await createSelfSigned(deviceId, registered.sha1);
-    const client = await x509Client(deviceId, other, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
-
-  it('with a certificate whose thumbprint is not registered gets 401 over HTTPS', async () => {
-    const deviceId = nextId('self-wrong-http');
-    const registered = await makeCertificate(deviceId);
-    const other = await makeCertificate(deviceId);
-    await createSelfSigned(deviceId, registered.sha1);
-    const client = await x509Client(deviceId, other, Http);
-    await client.open();
-    await expect(client.sendEvent(new Message('refused'))).rejects.toMatchObject({
-      name: 'UnauthorizedError',
-    });
-  });
-
-  it('with an expired certificate is refused even though its thumbprint is registered', async () => {
-    const deviceId = nextId('self-expired');
-    const expired = await makeCertificate(deviceId, expiredPeriod());
-    await createSelfSigned(deviceId, expired.sha1);
-    const client = await x509Client(deviceId, expired, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
-
-  it('a SAS device presenting a certificate and no token is refused', async () => {
-    const deviceId = nextId('sas-with-cert');
-    await registry.create({ deviceId, status: 'enabled' });
-    const credential = await makeCertificate(deviceId);
-    const client = await x509Client(deviceId, credential, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
 });
 
 describe('CA-signed devices', () => {
@@ -314,44 +277,19 @@ describe('CA-signed devices', () => {
     const event = await sendAndRead(client, deviceId, 'x509-ca-http-1');
     expect(event.systemProperties?.['iothub-connection-device-id']).toBe(deviceId);
   });
-
-  it('refuse a trusted CA certificate issued for another device id', async () => {
-    const deviceId = nextId('ca-other');
-    const credential = await makeCertificate('some-other-device', { ca: deviceCa });
-    await createCaDevice(deviceId);
-    const client = await x509Client(deviceId, credential, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
-
-  it('refuse a certificate from a CA the hub does not trust', async () => {
-    const deviceId = nextId('ca-untrusted');
-    const stranger = await makeCertificate('Untrusted CA', { isCa: true });
-    const credential = await makeCertificate(deviceId, { ca: stranger });
-    await createCaDevice(deviceId);
-    const client = await x509Client(deviceId, credential, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
-
-  it('refuse an expired certificate from the trusted CA', async () => {
-    const deviceId = nextId('ca-expired');
-    const credential = await makeCertificate(deviceId, {
-      ca: deviceCa,
-      ...expiredPeriod(),
-    });
-    await createCaDevice(deviceId);
-    const client = await x509Client(deviceId, credential, Mqtt);
-    await expect(client.open()).rejects.toMatchObject({ name: 'UnauthorizedError' });
-  });
 });
 
 describe.each([
+  { name: 'Mqtt', transport: Mqtt },
   { name: 'Amqp', transport: Amqp },
   { name: 'AmqpWs', transport: AmqpWs },
   { name: 'MqttWs', transport: MqttWs },
   { name: 'Http', transport: Http },
 ])('X.509 over $name: what IoT Hub refuses, it refuses', ({ name, transport }) => {
   const prefix = name.toLowerCase();
-  const why = (reason: RegExp): RegExp | undefined => (name === 'MqttWs' ? undefined : reason);
+  // MQTT's CONNACK 5 carries no reason; the other transports state it.
+  const why = (reason: RegExp): RegExp | undefined =>
+    name.startsWith('Mqtt') ? undefined : reason;
 
   it('a self-signed certificate whose thumbprint is not registered', async () => {
     const deviceId = nextId(`${prefix}-self-wrong`);
