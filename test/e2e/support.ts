@@ -210,13 +210,25 @@ export async function startStackProcess(
   };
 
   const recent = () => lines.slice(-40).join('\n');
+  const printed = (label: RegExp) => {
+    for (const line of lines) {
+      const m = label.exec(line);
+      if (m?.[1]) return m[1];
+    }
+    return '';
+  };
+  // The summary may reach this process in more than one chunk: it is complete once its last
+  // labelled line (after the API URL and the function key) has arrived.
+  const summaryComplete = () =>
+    lines.includes('The local stack is running.') &&
+    printed(/^ {2}Storage \(Azurite\): +(\S+)/) !== '';
   let outcome: 'running' | 'exited';
   try {
     outcome = await waitFor(
       'the stack to report that it is running',
       () => {
         if (child.exitCode !== null || child.signalCode !== null) return 'exited' as const;
-        return lines.includes('The local stack is running.') ? ('running' as const) : undefined;
+        return summaryComplete() ? ('running' as const) : undefined;
       },
       { timeoutMs, intervalMs: 100 },
     );
@@ -230,13 +242,6 @@ export async function startStackProcess(
     const how = child.exitCode ?? child.signalCode;
     throw new Error(`the stack exited (${String(how)}) before it was running:\n${recent()}`);
   }
-  const printed = (label: RegExp) => {
-    for (const line of lines) {
-      const m = label.exec(line);
-      if (m?.[1]) return m[1];
-    }
-    return '';
-  };
   const connection = JSON.parse(
     readFileSync(join(dataDir, 'iothub', 'connection.json'), 'utf8'),
   ) as { serviceConnectionString: string; caFile: string };
