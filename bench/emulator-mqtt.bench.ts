@@ -107,6 +107,8 @@ function cpuMsOf(pid: number | undefined): number {
 async function startEmulatorProcess(dataDir: string): Promise<ChildServer & ConnectionFile> {
   const hub = await launchHub({
     dataDir,
+    // e.g. BENCH_HUB_ARGS='--d2c-sync-interval-ms 0' measures the fdatasync-per-PUBACK mode.
+    args: (process.env.BENCH_HUB_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
     nodeArgs: probeFlags('emulator'),
     env: probeEnv('emulator'),
   });

@@ -75,6 +75,7 @@ interface CliOptions {
   feedbackDelayMs?: number;
   retentionMs?: number;
   c2dTtlMs?: number;
+  d2cSyncIntervalMs?: number;
   handshakeTimeoutMs?: number;
   identity?: string;
   trustedDeviceCa: string[];
@@ -166,6 +167,12 @@ function addTimingOptions(program: Command): Command {
         'default time to live of C2D messages (default 1 hour)',
       ).argParser(integer('C2D TTL', 1000, 48 * 3_600_000)),
     )
+    .addOption(
+      new Option(
+        '--d2c-sync-interval-ms <ms>',
+        'fdatasync telemetry in the background this often; a PUBACK then means written to the OS, which survives a crash or kill of the hub (0 = fdatasync before every PUBACK; default 100)',
+      ).argParser(integer('sync interval', 0, 10_000)),
+    )
     .option(
       '--manual-clock',
       'time stands still until moved through the loopback control endpoint (tests; see connection.json control.url)',
@@ -200,6 +207,7 @@ function toServerOptions(cli: CliOptions, clock: FakeClock | undefined): ServerO
     ...(cli.feedbackDelayMs !== undefined ? { feedbackBatchDelayMs: cli.feedbackDelayMs } : {}),
     ...(cli.retentionMs !== undefined ? { retentionMs: cli.retentionMs } : {}),
     ...(cli.c2dTtlMs !== undefined ? { defaultC2DTtlMs: cli.c2dTtlMs } : {}),
+    ...(cli.d2cSyncIntervalMs !== undefined ? { d2cSyncIntervalMs: cli.d2cSyncIntervalMs } : {}),
   };
   return {
     dataDir: path.resolve(cli.data),

@@ -400,4 +400,11 @@ export interface CoreOptions {
   feedbackBatchDelayMs?: number;
   maxC2DQueueDepth?: number;
   maxC2DDeliveryCount?: number;
+  /**
+   * Durable mode: telemetry is acknowledged once written to the operating system (a crash or kill
+   * of the hub loses none of it) and fdatasynced in the background within this many ms, all a
+   * power failure could lose (default 100). 0 syncs before every acknowledgement. Registry,
+   * twin and C2D changes are always synced before they are acknowledged.
+   */
+  d2cSyncIntervalMs?: number;
 }

@@ -22,6 +22,7 @@ export const CORE_DEFAULTS = {
   feedbackBatchDelayMs: 15_000,
   maxC2DQueueDepth: 50,
   maxC2DDeliveryCount: 10,
+  d2cSyncIntervalMs: 100,
 } as const;
 
 /** The core plus what tests and benchmarks look at; adapters only need `IotHubCore`. */
@@ -46,6 +47,7 @@ function openStore(options: CreateCoreOptions, partitionCount: number): Promise<
     partitionCount,
     clock: options.clock ?? new SystemClock(),
     retentionMs: options.retentionMs ?? CORE_DEFAULTS.retentionMs,
+    eventSyncIntervalMs: options.d2cSyncIntervalMs ?? CORE_DEFAULTS.d2cSyncIntervalMs,
     ...options.storeTuning,
   });
 }

@@ -34,6 +34,8 @@ export interface DurableStoreOptions {
   compactStateBytes?: number;
   /** Where recovery reports what it cut off (default console.warn). */
   warn?: (message: string) => void;
+  /** Telemetry segments' background fdatasync interval; 0 (default) syncs every append. */
+  eventSyncIntervalMs?: number;
 }
 
 function segmentName(index: number): string {
@@ -157,6 +159,7 @@ function recoveredFrom(state: ReplayState, nextSequence: Map<string, number>): R
 
 interface StoreSettings {
   dir: string;
+  eventSyncIntervalMs: number;
   segmentBytes: number;
   compactStateBytes: number;
   warn: Warn;
@@ -201,7 +204,9 @@ class DurableStore implements CoreStore {
     const index = this.segmentIndex++;
     const segment = new SegmentFile(index, join(this.settings.dir, segmentName(index)));
     segment.start = Object.fromEntries(this.nextSequence);
-    const writer = await LogWriter.open(segment.path, 0);
+    const writer = await LogWriter.open(segment.path, 0, {
+      syncIntervalMs: this.settings.eventSyncIntervalMs,
+    });
     await writer.append([encodeSegmentStart(segment.start)]);
     segment.size = writer.size;
     this.nextOffset = writer.size;
@@ -344,6 +349,7 @@ export async function openDurableStore(options: DurableStoreOptions): Promise<Co
   const events = await recoverEvents(dir, partitionIds, warn);
   const settings: StoreSettings = {
     dir,
+    eventSyncIntervalMs: options.eventSyncIntervalMs ?? 0,
     segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
     compactStateBytes: options.compactStateBytes ?? 4 * 1024 * 1024,
     warn,

@@ -118,10 +118,22 @@ interface Batch {
  */
 const SYNCS_IN_FLIGHT = 2;
 
+export interface LogWriterOptions {
+  /**
+   * 0 (the default): each append resolves once an fdatasync covers it, so it survives a power
+   * failure. More: it resolves once written — in the operating system's page cache, which
+   * survives a crash or kill of this process — and an fdatasync follows in the background within
+   * this many milliseconds, which is all a power failure or OS crash can lose (as Redis'
+   * `appendfsync everysec`). Issue 14: the disk's fsync tail, not the hub's code, set PUBACK p99.
+   */
+  syncIntervalMs?: number;
+}
+
 /**
  * Appends frames to one file with group commit: every append that arrives while the previous
  * batch is being written (or in the same turn of the event loop) is written and fsynced together
- * with the others, and each append's promise resolves, in call order, once its bytes are on disk.
+ * with the others, and each append's promise resolves, in call order, once its bytes are on disk
+ * (or, with `syncIntervalMs`, once they are written; see `LogWriterOptions`).
  */
 export class LogWriter {
   private pending: Buffer[] = [];
@@ -135,17 +147,26 @@ export class LogWriter {
   private scheduled = false;
   private failure: Error | undefined;
   private idle: (() => void)[] = [];
-  /** Write+fsync rounds so far. */
+  /** Completed fdatasyncs of appended batches so far. */
   flushes = 0;
+  /** Interval mode: bytes written since the last fdatasync was issued. */
+  private unsynced = false;
+  /** Interval mode: the timer of the next background fdatasync. */
+  private syncTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private handle: FileHandle,
     /** Current length of the file in bytes. */
     public size: number,
+    private readonly syncIntervalMs: number,
   ) {}
 
   /** Opens `path` for appending after cutting it to `validLength` (drops a torn tail). */
-  static async open(path: string, validLength: number): Promise<LogWriter> {
+  static async open(
+    path: string,
+    validLength: number,
+    options: LogWriterOptions = {},
+  ): Promise<LogWriter> {
     const existing = await stat(path).then(
       (s) => s.size,
       () => -1,
@@ -155,7 +176,7 @@ export class LogWriter {
     // A new file's directory entry, or a truncation, must be durable before appends count.
     if (existing < 0) fsyncDirectory(dirname(path));
     else if (existing > validLength) await handle.sync();
-    return new LogWriter(handle, validLength);
+    return new LogWriter(handle, validLength, options.syncIntervalMs ?? 0);
   }
 
   /** Queues payloads as consecutive frames; resolves once they are durable. */
@@ -186,6 +207,10 @@ export class LogWriter {
    */
   async rewrite(path: string, snapshot: () => Buffer[]): Promise<void> {
     await this.drain();
+    // The snapshot below is written and synced whole; nothing older needs a sync any more.
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    this.unsynced = false;
     const payloads = snapshot();
     const waiters = this.waiters;
     this.pending = [];
@@ -207,8 +232,12 @@ export class LogWriter {
     }
   }
 
+  /** Writes and syncs what is queued (in interval mode too), then closes the file. */
   async close(): Promise<void> {
     await this.drain();
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    if (this.unsynced && this.failure === undefined) await this.syncWritten();
     await this.handle.close();
   }
 
@@ -246,6 +275,10 @@ export class LogWriter {
       return;
     }
     this.writing = false;
+    if (this.syncIntervalMs > 0) {
+      this.settleWritten(batch);
+      return;
+    }
     this.syncing.push(batch);
     this.syncsInFlight++;
     this.afterFlush(); // the next batch may be written while this one syncs
@@ -262,6 +295,53 @@ export class LogWriter {
       this.afterFlush();
     } else {
       this.fail(failed, batch);
+    }
+  }
+
+  /** Interval mode: the batch is in the page cache; its fdatasync comes in the background. */
+  private settleWritten(batch: Batch): void {
+    // After a failed background sync nothing written is acknowledged any more.
+    const failure = this.failure;
+    for (const w of batch.waiters) {
+      if (failure === undefined) w.resolve();
+      else w.reject(failure);
+    }
+    this.unsynced = true;
+    this.scheduleBackgroundSync();
+    this.afterFlush();
+  }
+
+  private scheduleBackgroundSync(): void {
+    if (this.syncTimer !== undefined || this.syncsInFlight > 0) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      void this.syncWritten().then(() => this.afterFlush());
+    }, this.syncIntervalMs);
+    // Pending page-cache writes never keep a process alive; close() syncs what is left.
+    this.syncTimer.unref();
+  }
+
+  /**
+   * One background fdatasync of everything written so far. If it fails, what it covered may not
+   * be on disk, so the writer refuses every later append (as after a failed write).
+   */
+  private async syncWritten(): Promise<void> {
+    this.unsynced = false;
+    this.syncsInFlight++;
+    try {
+      await this.handle.datasync();
+      this.flushes++;
+    } catch (error) {
+      this.failure ??= asError(error);
+    } finally {
+      this.syncsInFlight--;
+    }
+    if (this.failure !== undefined) {
+      for (const w of this.waiters) w.reject(this.failure);
+      this.pending = [];
+      this.waiters = [];
+    } else if (this.unsynced) {
+      this.scheduleBackgroundSync();
     }
   }
 

@@ -329,6 +329,15 @@ describe('start-up failures name their cause', () => {
     expect(result.stderr).toMatch(/port/);
   });
 
+  test.each(['-1', '10001', '0.5', 'often'])(
+    'a sync interval of %s ms is a usage error (exit 2) naming its range',
+    async (value) => {
+      const result = await runCli(['--data', scratchDir(), '--d2c-sync-interval-ms', value]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('sync interval must be an integer from 0 to 10000');
+    },
+  );
+
   test('logs never carry keys or tokens', async () => {
     const emulator = await startEmulator({ inMemory: true });
     try {

@@ -33,7 +33,7 @@ const IN_FLIGHT_PER_DEVICE = 8;
 const ACKED_BEFORE_KILL = 400;
 const OFFLINE_DEVICE = 'crash-offline';
 
-let dataDir: string;
+const dataDirs: string[] = [];
 const emulators: EmulatorInstance[] = [];
 const clients: DeviceClient[] = [];
 
@@ -85,142 +85,153 @@ function stream(client: DeviceClient, deviceId: string) {
   };
 }
 
-beforeAll(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'local-iothub-crash-'));
-});
-
 afterAll(async () => {
   await Promise.allSettled(clients.map((client) => client.close()));
   await Promise.allSettled(emulators.map((emulator) => emulator.stop('SIGKILL')));
-  rmSync(dataDir, { recursive: true, force: true });
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-test('after SIGKILL mid-stream every acknowledged message, device and queued C2D message is back', async () => {
-  // First life: devices, queued C2D for a device that never connects, then a telemetry stream.
-  const first = await startEmulator({ dataDir });
-  emulators.push(first);
-  const registry = createRegistry(first.connection.serviceConnectionString);
-  const devices: TestDevice[] = [];
-  for (const deviceId of [
-    ...Array.from({ length: STREAMING_DEVICES }, (_, i) => `crash-${i}`),
-    OFFLINE_DEVICE,
-  ]) {
-    devices.push(await registerDevice(registry, deviceId));
-  }
-  const service = ServiceClient.fromConnectionString(first.connection.serviceConnectionString);
-  await service.open();
-  const queued = ['queued-1', 'queued-2', 'queued-3'];
-  for (const messageId of queued) {
-    const message = new Message(`body of ${messageId}`);
-    message.messageId = messageId;
-    await service.send(OFFLINE_DEVICE, message);
-  }
-  await service.close();
+/** How the hub syncs telemetry: both modes must lose nothing to a kill of the hub process. */
+const syncModes: [string, string[]][] = [
+  ['written to the OS before each PUBACK, fdatasynced in the background (the default)', []],
+  ['fdatasynced before each PUBACK (--d2c-sync-interval-ms 0)', ['--d2c-sync-interval-ms', '0']],
+];
 
-  const streaming = devices.filter((d) => d.deviceId !== OFFLINE_DEVICE);
-  const streams = await Promise.all(
-    streaming.map(async ({ deviceId, key }) => {
-      const client = deviceClient(first, deviceId, key);
-      await client.open();
-      return stream(client, deviceId);
-    }),
-  );
-  const ackedCount = (): number => streams.reduce((n, s) => n + s.acked.length, 0);
-  await eventually('telemetry to flow', () =>
-    ackedCount() >= ACKED_BEFORE_KILL ? true : undefined,
-  );
+test.each(syncModes)(
+  'after SIGKILL mid-stream every acknowledged message, device and queued C2D message is back; telemetry %s',
+  async (_mode, args) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'local-iothub-crash-'));
+    dataDirs.push(dataDir);
+    // First life: devices, queued C2D for a device that never connects, then a telemetry stream.
+    const first = await startEmulator({ dataDir, args });
+    emulators.push(first);
+    const registry = createRegistry(first.connection.serviceConnectionString);
+    const devices: TestDevice[] = [];
+    for (const deviceId of [
+      ...Array.from({ length: STREAMING_DEVICES }, (_, i) => `crash-${i}`),
+      OFFLINE_DEVICE,
+    ]) {
+      devices.push(await registerDevice(registry, deviceId));
+    }
+    const service = ServiceClient.fromConnectionString(first.connection.serviceConnectionString);
+    await service.open();
+    const queued = ['queued-1', 'queued-2', 'queued-3'];
+    for (const messageId of queued) {
+      const message = new Message(`body of ${messageId}`);
+      message.messageId = messageId;
+      await service.send(OFFLINE_DEVICE, message);
+    }
+    await service.close();
 
-  await first.stop('SIGKILL');
-  expect(await first.exited).toMatchObject({ signal: 'SIGKILL' });
-  // Anything still in flight now fails; only what resolved before counts as acknowledged.
-  await Promise.all(streams.map((s) => s.stop()));
-  const acknowledged = new Set(streams.flatMap((s) => s.acked));
-  expect(acknowledged.size).toBeGreaterThanOrEqual(ACKED_BEFORE_KILL);
-  await Promise.allSettled(clients.splice(0).map((client) => client.close()));
-
-  // Second life on the same folder.
-  const second = await startEmulator({ dataDir });
-  emulators.push(second);
-  const registryAfter = createRegistry(second.connection.serviceConnectionString);
-  for (const { deviceId, key } of devices) {
-    const { responseBody } = await registryAfter.get(deviceId);
-    expect(responseBody.authentication?.symmetricKey?.primaryKey).toBe(key);
-  }
-
-  const consumer = new EventHubConsumerClient('$Default', second.connection.eventsConnectionString);
-  const seen = new Set<string>();
-  const wrongDevice: unknown[] = [];
-  /** `partition/sequence number` of every event read: each must be unique. */
-  const positions: string[] = [];
-  const lastSequence = new Map<string, number>();
-  const subscription = consumer.subscribe(
-    {
-      processEvents: async (events: ReceivedEventData[], context: PartitionContext) => {
-        for (const event of events) {
-          const id = String(event.messageId);
-          seen.add(id);
-          positions.push(`${context.partitionId}/${event.sequenceNumber}`);
-          lastSequence.set(
-            context.partitionId,
-            Math.max(lastSequence.get(context.partitionId) ?? -1, event.sequenceNumber),
-          );
-          if (!id.startsWith(`${String(deviceIdOf(event))}-`)) {
-            wrongDevice.push(id);
-          }
-        }
-        await Promise.resolve();
-      },
-      processError: async () => {
-        await Promise.resolve();
-      },
-    },
-    { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1, maxBatchSize: 500 },
-  );
-  try {
-    await eventually(
-      'every acknowledged message to be read back',
-      () => ([...acknowledged].every((id) => seen.has(id)) ? true : undefined),
-      40_000,
-    ).catch((error: unknown) => {
-      const missing = [...acknowledged].filter((id) => !seen.has(id));
-      throw new Error(`${String(error)}; ${missing.length} acknowledged messages missing`);
-    });
-    expect(new Set(positions).size).toBe(positions.length);
-
-    // Sequence numbers continue after the restart instead of reusing recovered ones.
-    const { deviceId, key } = streaming[0]!;
-    const latecomer = deviceClient(second, deviceId, key);
-    await latecomer.open();
-    const message = new Message('after the restart');
-    message.messageId = `${deviceId}-after-restart`;
-    const before = new Map(lastSequence);
-    await latecomer.sendEvent(message);
-    await eventually('the post-restart message', () =>
-      seen.has(message.messageId) ? true : undefined,
+    const streaming = devices.filter((d) => d.deviceId !== OFFLINE_DEVICE);
+    const streams = await Promise.all(
+      streaming.map(async ({ deviceId, key }) => {
+        const client = deviceClient(first, deviceId, key);
+        await client.open();
+        return stream(client, deviceId);
+      }),
     );
-    const grew = [...lastSequence].filter(([p, n]) => n > (before.get(p) ?? -1));
-    expect(grew).toHaveLength(1);
-    expect(grew[0]![1]).toBe((before.get(grew[0]![0]) ?? -1) + 1);
-  } finally {
-    await subscription.close();
-    await consumer.close();
-  }
-  expect(wrongDevice).toEqual([]);
+    const ackedCount = (): number => streams.reduce((n, s) => n + s.acked.length, 0);
+    await eventually('telemetry to flow', () =>
+      ackedCount() >= ACKED_BEFORE_KILL ? true : undefined,
+    );
 
-  // The offline device's queue survived: it receives all three when it finally connects.
-  const offline = devices.find((d) => d.deviceId === OFFLINE_DEVICE)!;
-  const receiver = deviceClient(second, offline.deviceId, offline.key);
-  const received: string[] = [];
-  receiver.on('message', (message: CommonMessage) => {
-    received.push(text(message.getData()));
-    void receiver.complete(message);
-  });
-  await receiver.open();
-  await eventually('queued C2D messages', () =>
-    received.length >= queued.length ? true : undefined,
-  );
-  expect(received).toEqual(queued.map((id) => `body of ${id}`));
+    await first.stop('SIGKILL');
+    expect(await first.exited).toMatchObject({ signal: 'SIGKILL' });
+    // Anything still in flight now fails; only what resolved before counts as acknowledged.
+    await Promise.all(streams.map((s) => s.stop()));
+    const acknowledged = new Set(streams.flatMap((s) => s.acked));
+    expect(acknowledged.size).toBeGreaterThanOrEqual(ACKED_BEFORE_KILL);
+    await Promise.allSettled(clients.splice(0).map((client) => client.close()));
 
-  await second.stop();
-  expect(await second.exited).toMatchObject({ code: 0 });
-}, 120_000);
+    // Second life on the same folder.
+    const second = await startEmulator({ dataDir, args });
+    emulators.push(second);
+    const registryAfter = createRegistry(second.connection.serviceConnectionString);
+    for (const { deviceId, key } of devices) {
+      const { responseBody } = await registryAfter.get(deviceId);
+      expect(responseBody.authentication?.symmetricKey?.primaryKey).toBe(key);
+    }
+
+    const consumer = new EventHubConsumerClient(
+      '$Default',
+      second.connection.eventsConnectionString,
+    );
+    const seen = new Set<string>();
+    const wrongDevice: unknown[] = [];
+    /** `partition/sequence number` of every event read: each must be unique. */
+    const positions: string[] = [];
+    const lastSequence = new Map<string, number>();
+    const subscription = consumer.subscribe(
+      {
+        processEvents: async (events: ReceivedEventData[], context: PartitionContext) => {
+          for (const event of events) {
+            const id = String(event.messageId);
+            seen.add(id);
+            positions.push(`${context.partitionId}/${event.sequenceNumber}`);
+            lastSequence.set(
+              context.partitionId,
+              Math.max(lastSequence.get(context.partitionId) ?? -1, event.sequenceNumber),
+            );
+            if (!id.startsWith(`${String(deviceIdOf(event))}-`)) {
+              wrongDevice.push(id);
+            }
+          }
+          await Promise.resolve();
+        },
+        processError: async () => {
+          await Promise.resolve();
+        },
+      },
+      { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1, maxBatchSize: 500 },
+    );
+    try {
+      await eventually(
+        'every acknowledged message to be read back',
+        () => ([...acknowledged].every((id) => seen.has(id)) ? true : undefined),
+        40_000,
+      ).catch((error: unknown) => {
+        const missing = [...acknowledged].filter((id) => !seen.has(id));
+        throw new Error(`${String(error)}; ${missing.length} acknowledged messages missing`);
+      });
+      expect(new Set(positions).size).toBe(positions.length);
+
+      // Sequence numbers continue after the restart instead of reusing recovered ones.
+      const { deviceId, key } = streaming[0]!;
+      const latecomer = deviceClient(second, deviceId, key);
+      await latecomer.open();
+      const message = new Message('after the restart');
+      message.messageId = `${deviceId}-after-restart`;
+      const before = new Map(lastSequence);
+      await latecomer.sendEvent(message);
+      await eventually('the post-restart message', () =>
+        seen.has(message.messageId) ? true : undefined,
+      );
+      const grew = [...lastSequence].filter(([p, n]) => n > (before.get(p) ?? -1));
+      expect(grew).toHaveLength(1);
+      expect(grew[0]![1]).toBe((before.get(grew[0]![0]) ?? -1) + 1);
+    } finally {
+      await subscription.close();
+      await consumer.close();
+    }
+    expect(wrongDevice).toEqual([]);
+
+    // The offline device's queue survived: it receives all three when it finally connects.
+    const offline = devices.find((d) => d.deviceId === OFFLINE_DEVICE)!;
+    const receiver = deviceClient(second, offline.deviceId, offline.key);
+    const received: string[] = [];
+    receiver.on('message', (message: CommonMessage) => {
+      received.push(text(message.getData()));
+      void receiver.complete(message);
+    });
+    await receiver.open();
+    await eventually('queued C2D messages', () =>
+      received.length >= queued.length ? true : undefined,
+    );
+    expect(received).toEqual(queued.map((id) => `body of ${id}`));
+
+    await second.stop();
+    expect(await second.exited).toMatchObject({ code: 0 });
+  },
+  120_000,
+);

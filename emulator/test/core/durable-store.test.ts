@@ -209,8 +209,8 @@ describe('durable store', () => {
     expect(c.d2c.read(first.partitionId, 0, 10)).toEqual([first]);
   });
 
-  test('concurrent appends share fsyncs (group commit)', async () => {
-    const c = await open();
+  test('concurrent appends share fsyncs (group commit) when each append waits for its sync', async () => {
+    const c = await open({ d2cSyncIntervalMs: 0 });
     const before = c.storeStats();
     await Promise.all(
       Array.from({ length: 500 }, (_, i) => c.d2c.append(telemetry(`d${i % 20}`, `${i}`))),
