@@ -3,7 +3,7 @@
  * Writers batch concurrent appends into one write plus one fsync (group commit); readers stop at
  * the first torn or corrupt frame, and opening for append truncates it away.
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open, readFile, rename, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -94,6 +94,11 @@ async function writeFully(handle: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset);
     offset += bytesWritten;
   }
+}
+
+function writeFullySync(fd: number, data: Buffer): void {
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
 }
 
 interface Waiter {
@@ -267,7 +272,10 @@ export class LogWriter {
     this.pending = [];
     this.waiters = [];
     try {
-      await writeFully(this.handle, data);
+      // Interval mode writes in place: copying one batch into the page cache takes microseconds,
+      // less than the thread pool's round trip (measured: PUBACK p99 6.1 vs 9.6 ms, issue 14).
+      if (this.syncIntervalMs > 0) writeFullySync(this.handle.fd, data);
+      else await writeFully(this.handle, data);
       this.size += data.length;
     } catch (error) {
       this.writing = false;
