@@ -1,14 +1,16 @@
 /**
  * Durable telemetry append throughput of the emulator core: many concurrent appenders (as many
  * devices publishing at once), each awaiting its append before sending the next, so every message
- * counted was durable (fsynced) when it completed. The baseline is the in-memory store in the same
+ * counted was durable when it completed (written to the OS, fdatasynced in the background: the
+ * default `d2cSyncIntervalMs`). The baseline is the in-memory store in the same
  * run; the ratio shows what durability costs. Also reports fsyncs per 1,000 messages (group
  * commit at work) and the tail latency of one append.
  *
  * Then the store's share of issue 14's PUBACK latency in isolation: appends at a fixed
  * 2,000 msg/s (no closed loop, no network, no TLS), append → durable p50/p99, against two
  * baselines in the same run: the in-memory store at the same rate, and the disk's own floor —
- * one small write + fdatasync after another on the same file system.
+ * one small write + fdatasync after another on the same file system. Measured in both sync modes:
+ * the default and an fdatasync before every acknowledgement (`d2cSyncIntervalMs: 0`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -156,8 +158,11 @@ async function paced(core: InspectableCore, ms: number): Promise<Latency> {
   return latencyOf(latencies);
 }
 
-async function measurePaced(dataDir: string | undefined): Promise<Latency> {
-  const core = await createCore({ dataDir, partitionCount: 4 });
+async function measurePaced(
+  dataDir: string | undefined,
+  d2cSyncIntervalMs?: number,
+): Promise<Latency> {
+  const core = await createCore({ dataDir, partitionCount: 4, d2cSyncIntervalMs });
   try {
     await paced(core, 1_000); // warm-up at the same rate
     return await paced(core, FIXED_MS);
@@ -190,6 +195,7 @@ async function fixedRate(): Promise<BenchResult[]> {
   try {
     const memory = await measurePaced(undefined);
     const durable = await measurePaced(dataDir);
+    const strict = await measurePaced(join(dataDir, 'strict'), 0);
     const floor = await syncFloor(dataDir);
     const at = `at a fixed ${FIXED_RATE} msg/s`;
     const row = (metric: string, value: number, baseline: number): BenchResult => ({
@@ -205,6 +211,8 @@ async function fixedRate(): Promise<BenchResult[]> {
       row(`durable append p99 ${at} (baseline: in-memory)`, durable.p99, memory.p99),
       row(`durable append p50 ${at} (baseline: one write+fdatasync)`, durable.p50, floor.p50),
       row(`durable append p99 ${at} (baseline: one write+fdatasync)`, durable.p99, floor.p99),
+      row(`fdatasync per append: p50 ${at} (baseline: one write+fdatasync)`, strict.p50, floor.p50),
+      row(`fdatasync per append: p99 ${at} (baseline: one write+fdatasync)`, strict.p99, floor.p99),
     ];
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

@@ -43,11 +43,15 @@ export class PartitionReader implements OwnedReader {
     return this.options.partitionId;
   }
 
-  /** Coalesces wake-ups (one per appended event) into one pump per turn of the event loop. */
+  /**
+   * Coalesces wake-ups (one per appended event) into one pump after the current batch of
+   * commits: a microtask, not the next turn of the event loop, which cost device→consumer p99
+   * ~1.7 ms at 2,000 msg/s (four interleaved pairs, issue 14).
+   */
   schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.scheduled = false;
       this.pump();
     });
