@@ -155,6 +155,65 @@ export function stackEnv(dataDir: string, env: Record<string, string> = {}): Nod
   return childEnv;
 }
 
+/** Every line the child prints on stdout and stderr (the newest 50,000); echoed with STACK_LOG. */
+function collectLines(child: ChildProcess): string[] {
+  const lines: string[] = [];
+  const onLine = (line: string) => {
+    if (lines.length >= 50_000) lines.splice(0, 10_000);
+    lines.push(line);
+    if (process.env.STACK_LOG) process.stderr.write(`[stack] ${line}\n`);
+  };
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
+  if (child.stderr) createInterface({ input: child.stderr }).on('line', onLine);
+  return lines;
+}
+
+/** The first capture of `label` among `lines`, or '' when none matches. */
+function printedValue(lines: readonly string[], label: RegExp): string {
+  for (const line of lines) {
+    const m = label.exec(line);
+    if (m?.[1]) return m[1];
+  }
+  return '';
+}
+
+/**
+ * Waits for the stack's summary; on a timeout or an early exit, stops it and throws with its
+ * recent output. The summary may reach this process in more than one chunk: it is complete once
+ * its last labelled line (after the API URL and the function key) has arrived.
+ */
+async function waitForSummary(
+  child: ChildProcess,
+  lines: readonly string[],
+  timeoutMs: number,
+  stop: (timeoutMs?: number) => Promise<number | null>,
+): Promise<void> {
+  const recent = () => lines.slice(-40).join('\n');
+  const complete = () =>
+    lines.includes('The local stack is running.') &&
+    printedValue(lines, /^ {2}Storage \(Azurite\): +(\S+)/) !== '';
+  let outcome: 'running' | 'exited';
+  try {
+    outcome = await waitFor(
+      'the stack to report that it is running',
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited' as const;
+        return complete() ? ('running' as const) : undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
+  } catch (error) {
+    await stop(15_000);
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}\n--- stack output ---\n${recent()}`);
+  }
+  if (outcome === 'exited') {
+    await stop(15_000);
+    const how = child.exitCode ?? child.signalCode;
+    throw new Error(`the stack exited (${String(how)}) before it was running:\n${recent()}`);
+  }
+}
+
 /**
  * Starts `node dist/devhost/stack/stack.js` on ephemeral ports with `dataDir` and waits until it says
  * it is running (it waits for `/api/health` itself). `env` adds or overrides app settings.
@@ -184,14 +243,7 @@ export async function startStackProcess(
   });
   runningStacks.add(child);
   stackDataDirs.add(dataDir);
-  const lines: string[] = [];
-  const onLine = (line: string) => {
-    if (lines.length >= 50_000) lines.splice(0, 10_000);
-    lines.push(line);
-    if (process.env.STACK_LOG) process.stderr.write(`[stack] ${line}\n`);
-  };
-  createInterface({ input: child.stdout }).on('line', onLine);
-  createInterface({ input: child.stderr }).on('line', onLine);
+  const lines = collectLines(child);
   const exited = new Promise<number | null>((done) => {
     child.once('exit', (code) => {
       runningStacks.delete(child);
@@ -209,39 +261,8 @@ export async function startStackProcess(
     return code;
   };
 
-  const recent = () => lines.slice(-40).join('\n');
-  const printed = (label: RegExp) => {
-    for (const line of lines) {
-      const m = label.exec(line);
-      if (m?.[1]) return m[1];
-    }
-    return '';
-  };
-  // The summary may reach this process in more than one chunk: it is complete once its last
-  // labelled line (after the API URL and the function key) has arrived.
-  const summaryComplete = () =>
-    lines.includes('The local stack is running.') &&
-    printed(/^ {2}Storage \(Azurite\): +(\S+)/) !== '';
-  let outcome: 'running' | 'exited';
-  try {
-    outcome = await waitFor(
-      'the stack to report that it is running',
-      () => {
-        if (child.exitCode !== null || child.signalCode !== null) return 'exited' as const;
-        return summaryComplete() ? ('running' as const) : undefined;
-      },
-      { timeoutMs, intervalMs: 100 },
-    );
-  } catch (error) {
-    await stop(15_000);
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${message}\n--- stack output ---\n${recent()}`);
-  }
-  if (outcome === 'exited') {
-    await stop(15_000);
-    const how = child.exitCode ?? child.signalCode;
-    throw new Error(`the stack exited (${String(how)}) before it was running:\n${recent()}`);
-  }
+  await waitForSummary(child, lines, timeoutMs, stop);
+  const printed = (label: RegExp) => printedValue(lines, label);
   const connection = JSON.parse(
     readFileSync(join(dataDir, 'iothub', 'connection.json'), 'utf8'),
   ) as { serviceConnectionString: string; caFile: string };

@@ -86,60 +86,61 @@ describe('framed log', () => {
     await writer.close();
     expect((await scanLog(path)).payloads.map(String)).toEqual(['first', 'second']);
   });
+});
 
-  describe('with a background sync interval', () => {
-    /** Replaces the writer's fdatasync; returns the calls made so far. */
-    function interceptSync(writer: LogWriter, sync: () => Promise<void>): { calls: number } {
-      const handle = (writer as unknown as { handle: { datasync(): Promise<void> } }).handle;
-      const seen = { calls: 0 };
-      handle.datasync = () => {
-        seen.calls++;
-        return sync();
-      };
-      return seen;
-    }
+describe('framed log with a background sync interval', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'iothub-log-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-    test('an append resolves once written, before any fdatasync; one background sync then covers the batch', async () => {
-      const path = join(dir, 'e.log');
-      const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
-      const held: (() => void)[] = [];
-      const seen = interceptSync(writer, () => new Promise<void>((resolve) => held.push(resolve)));
-      await Promise.all([writer.append([Buffer.from('a')]), writer.append([Buffer.from('b')])]);
-      expect(seen.calls).toBe(0);
-      expect((await scanLog(path)).payloads.map(String)).toEqual(['a', 'b']);
-      await until('the background sync', () => (held.length === 1 ? true : undefined), 5_000, 5);
-      expect(writer.flushes).toBe(0);
-      held[0]!();
-      await until(
-        'the sync to complete',
-        () => (writer.flushes === 1 ? true : undefined),
-        5_000,
-        5,
-      );
-      await writer.close();
-      expect(seen.calls).toBe(1);
-    });
+  /** Replaces the writer's fdatasync; returns the calls made so far. */
+  function interceptSync(writer: LogWriter, sync: () => Promise<void>): { calls: number } {
+    const handle = (writer as unknown as { handle: { datasync(): Promise<void> } }).handle;
+    const seen = { calls: 0 };
+    handle.datasync = () => {
+      seen.calls++;
+      return sync();
+    };
+    return seen;
+  }
 
-    test('close syncs what was written since the last sync', async () => {
-      const path = join(dir, 'f.log');
-      const writer = await LogWriter.open(path, 0, { syncIntervalMs: 60_000 });
-      const seen = interceptSync(writer, () => Promise.resolve());
-      await writer.append([Buffer.from('pending')]);
-      expect(seen.calls).toBe(0);
-      await writer.close();
-      expect(seen.calls).toBe(1);
-      expect((await scanLog(path)).payloads.map(String)).toEqual(['pending']);
-    });
+  test('an append resolves once written, before any fdatasync; one background sync then covers the batch', async () => {
+    const path = join(dir, 'e.log');
+    const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
+    const held: (() => void)[] = [];
+    const seen = interceptSync(writer, () => new Promise<void>((resolve) => held.push(resolve)));
+    await Promise.all([writer.append([Buffer.from('a')]), writer.append([Buffer.from('b')])]);
+    expect(seen.calls).toBe(0);
+    expect((await scanLog(path)).payloads.map(String)).toEqual(['a', 'b']);
+    await until('the background sync', () => (held.length === 1 ? true : undefined), 5_000, 5);
+    expect(writer.flushes).toBe(0);
+    held[0]!();
+    await until('the sync to complete', () => (writer.flushes === 1 ? true : undefined), 5_000, 5);
+    await writer.close();
+    expect(seen.calls).toBe(1);
+  });
 
-    test('after a failed background sync every later append is refused', async () => {
-      const path = join(dir, 'g.log');
-      const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
-      const seen = interceptSync(writer, () => Promise.reject(new Error('EIO: i/o error')));
-      await writer.append([Buffer.from('written')]);
-      await until('the failed sync', () => (seen.calls === 1 ? true : undefined), 5_000, 5);
-      await expect(writer.append([Buffer.from('refused')])).rejects.toThrow('EIO');
-      await writer.close();
-      expect((await scanLog(path)).payloads.map(String)).toEqual(['written']);
-    });
+  test('close syncs what was written since the last sync', async () => {
+    const path = join(dir, 'f.log');
+    const writer = await LogWriter.open(path, 0, { syncIntervalMs: 60_000 });
+    const seen = interceptSync(writer, () => Promise.resolve());
+    await writer.append([Buffer.from('pending')]);
+    expect(seen.calls).toBe(0);
+    await writer.close();
+    expect(seen.calls).toBe(1);
+    expect((await scanLog(path)).payloads.map(String)).toEqual(['pending']);
+  });
+
+  test('after a failed background sync every later append is refused', async () => {
+    const path = join(dir, 'g.log');
+    const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
+    const seen = interceptSync(writer, () => Promise.reject(new Error('EIO: i/o error')));
+    await writer.append([Buffer.from('written')]);
+    await until('the failed sync', () => (seen.calls === 1 ? true : undefined), 5_000, 5);
+    await expect(writer.append([Buffer.from('refused')])).rejects.toThrow('EIO');
+    await writer.close();
+    expect((await scanLog(path)).payloads.map(String)).toEqual(['written']);
   });
 });
