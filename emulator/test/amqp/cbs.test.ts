@@ -71,6 +71,12 @@ const grant = (expiresAt: number, extra: Partial<CbsGrant> = {}): CbsGrant => ({
 });
 
 describe('$cbs with the service policy', () => {
+  grantTests();
+  refusalTests();
+});
+
+/** Verified tokens: the reply, the token's forms, and the grants kept. */
+function grantTests(): void {
   test('a verified token: 200 as an AMQP int, correlated, and the grant kept', async () => {
     const { node, replies } = nodeWith(() => grant(5_000));
     expect(await node.answer(request({}), undefined)).toBe(true);
@@ -95,6 +101,18 @@ describe('$cbs with the service policy', () => {
     expect(seen).toEqual(['tok', 'tok', 'tok']);
   });
 
+  test('the latest grant per audience is kept', async () => {
+    let expiresAt = 10;
+    const { node } = nodeWith(() => grant(expiresAt));
+    await node.answer(request({}), undefined);
+    expiresAt = 20;
+    await node.answer(request({}), undefined);
+    expect(node.grants()).toEqual([grant(20)]);
+  });
+}
+
+/** Malformed requests, refused tokens and unexpected failures, and how each is answered. */
+function refusalTests(): void {
   test.each<[string, Parameters<typeof request>[0], string]>([
     [
       'another operation',
@@ -146,13 +164,4 @@ describe('$cbs with the service policy', () => {
     expect(status(replies[0])).toEqual([{ type: 'Int', value: 500 }, 'internal error', undefined]);
     expect(errors).toHaveLength(1);
   });
-
-  test('the latest grant per audience is kept', async () => {
-    let expiresAt = 10;
-    const { node } = nodeWith(() => grant(expiresAt));
-    await node.answer(request({}), undefined);
-    expiresAt = 20;
-    await node.answer(request({}), undefined);
-    expect(node.grants()).toEqual([grant(20)]);
-  });
-});
+}

@@ -293,18 +293,26 @@ describe('C2D on /messages/devicebound', () => {
 });
 
 describe('feedback on /messages/serviceBound/feedback', () => {
-  function feedbackReceiver(connection: Connection, autoaccept: boolean): Receiver {
-    return connection.open_receiver({
-      source: { address: '/messages/serviceBound/feedback' },
-      autoaccept,
-    });
-  }
+  feedbackBatchTests();
+  serviceBoundLinkTests();
+});
 
-  function records(context: EventContext): FeedbackRecord[] {
-    const body = (context.message as unknown as { body: { content: Buffer } }).body;
-    return JSON.parse(body.content.toString('utf8')) as FeedbackRecord[];
-  }
+/** A receiver on the feedback link, settling what it gets itself unless `autoaccept`. */
+function feedbackReceiver(connection: Connection, autoaccept: boolean): Receiver {
+  return connection.open_receiver({
+    source: { address: '/messages/serviceBound/feedback' },
+    autoaccept,
+  });
+}
 
+/** The feedback records in a feedback message's JSON body. */
+function records(context: EventContext): FeedbackRecord[] {
+  const body = (context.message as unknown as { body: { content: Buffer } }).body;
+  return JSON.parse(body.content.toString('utf8')) as FeedbackRecord[];
+}
+
+/** Feedback batches delivered, settled once accepted, and handed out again once released. */
+function feedbackBatchTests(): void {
   it('delivers Expired feedback for an expired message and forgets the batch once accepted', async () => {
     await core.registry.create({ deviceId: 'dev' });
     const connection = await authorizedConnection();
@@ -364,7 +372,10 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     secondContext.delivery?.accept();
     await waitFor('one settle', () => settle.mock.calls.length === 1);
   });
+}
 
+/** The other service-bound links: file notifications, unknown addresses, device links. */
+function serviceBoundLinkTests(): void {
   it('opens file notifications as a link that stays empty, and refuses unknown addresses', async () => {
     const connection = await authorizedConnection();
     const notifications = connection.open_receiver({
@@ -387,7 +398,7 @@ describe('feedback on /messages/serviceBound/feedback', () => {
     expect(await linkRefusal(deviceLink, 'sender_error')).toBe('amqp:unauthorized-access');
     expect(notifications.is_open()).toBe(true);
   });
-});
+}
 
 describe('robustness', () => {
   it("refuses frames over the server's smaller limit in its own guard, the stream's only parse", async () => {

@@ -23,6 +23,12 @@ function hubErrorCode(action: () => unknown): string | undefined {
 }
 
 describe('C2D messages from azure-iothub', () => {
+  addressAndTranslationTests();
+  fieldMappingTests();
+});
+
+/** The addresses of a C2D message and of links, and a whole message translated. */
+function addressAndTranslationTests(): void {
   it('reads the device from an encoded "to" address', () => {
     expect(deviceIdFromTo('/devices/my%20device%2Fx/messages/devicebound')).toBe('my device/x');
     expect(deviceIdFromTo('/DEVICES/dev1/Messages/DeviceBound')).toBe('dev1');
@@ -38,29 +44,11 @@ describe('C2D messages from azure-iothub', () => {
     );
   });
 
-  it('turns AMQP uuids back into their canonical text and keeps strings', () => {
-    const id = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
-    expect(messageIdText(string_to_uuid(id), 'message_id')).toBe(id);
-    expect(messageIdText('plain-id', 'message_id')).toBe('plain-id');
-    expect(messageIdText(42, 'message_id')).toBe('42');
-    expect(messageIdText(undefined, 'message_id')).toBeUndefined();
-  });
-
-  it('maps iothub-ack, rejecting unknown modes', () => {
-    expect(ackMode(undefined)).toBe('none');
-    expect(ackMode('full')).toBe('full');
-    expect(ackMode('Positive')).toBe('positive');
-    expect(hubErrorCode(() => ackMode('sometimes'))).toBe('ArgumentInvalid');
-  });
-
-  it('takes the body from data sections or an amqp-value string', () => {
-    expect(bodyBytes(amqpMessage.data_section(Buffer.from('abc'))).toString()).toBe('abc');
-    expect(
-      bodyBytes(amqpMessage.data_sections([Buffer.from('ab'), Buffer.from('cd')])).toString(),
-    ).toBe('abcd');
-    expect(bodyBytes('text').toString()).toBe('text');
-    expect(bodyBytes(undefined)).toHaveLength(0);
-    expect(hubErrorCode(() => bodyBytes({ some: 'map' }))).toBe('ArgumentInvalid');
+  it('matches link addresses case-insensitively', () => {
+    expect(sameAddress('/messages/servicebound/feedback', '/messages/serviceBound/feedback')).toBe(
+      true,
+    );
+    expect(sameAddress(undefined, '/messages/devicebound')).toBe(false);
   });
 
   it('translates a message as the SDK encodes it, after an AMQP round trip', () => {
@@ -89,6 +77,34 @@ describe('C2D messages from azure-iothub', () => {
       expiryTime: expiry.getTime(),
     });
   });
+}
+
+/** Single fields: message ids, the ack mode, the body, and error conditions. */
+function fieldMappingTests(): void {
+  it('turns AMQP uuids back into their canonical text and keeps strings', () => {
+    const id = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+    expect(messageIdText(string_to_uuid(id), 'message_id')).toBe(id);
+    expect(messageIdText('plain-id', 'message_id')).toBe('plain-id');
+    expect(messageIdText(42, 'message_id')).toBe('42');
+    expect(messageIdText(undefined, 'message_id')).toBeUndefined();
+  });
+
+  it('maps iothub-ack, rejecting unknown modes', () => {
+    expect(ackMode(undefined)).toBe('none');
+    expect(ackMode('full')).toBe('full');
+    expect(ackMode('Positive')).toBe('positive');
+    expect(hubErrorCode(() => ackMode('sometimes'))).toBe('ArgumentInvalid');
+  });
+
+  it('takes the body from data sections or an amqp-value string', () => {
+    expect(bodyBytes(amqpMessage.data_section(Buffer.from('abc'))).toString()).toBe('abc');
+    expect(
+      bodyBytes(amqpMessage.data_sections([Buffer.from('ab'), Buffer.from('cd')])).toString(),
+    ).toBe('abcd');
+    expect(bodyBytes('text').toString()).toBe('text');
+    expect(bodyBytes(undefined)).toHaveLength(0);
+    expect(hubErrorCode(() => bodyBytes({ some: 'map' }))).toBe('ArgumentInvalid');
+  });
 
   it('maps core errors to the conditions azure-iothub translates', () => {
     expect(rejectionCondition('DeviceNotFound')).toBe('amqp:not-found');
@@ -99,14 +115,7 @@ describe('C2D messages from azure-iothub', () => {
     expect(rejectionCondition('ArgumentInvalid')).toBe('amqp:invalid-field');
     expect(rejectionCondition('ServerError')).toBe('amqp:internal-error');
   });
-
-  it('matches link addresses case-insensitively', () => {
-    expect(sameAddress('/messages/servicebound/feedback', '/messages/serviceBound/feedback')).toBe(
-      true,
-    );
-    expect(sameAddress(undefined, '/messages/devicebound')).toBe(false);
-  });
-});
+}
 
 describe('feedback messages', () => {
   it('carries the records as JSON in a data section with the feedback content type', () => {

@@ -26,7 +26,30 @@ function telemetry(deviceId: string, text: string): TelemetryInput {
   };
 }
 
+/** What a group's tests see: the current test's clock and store folder, and its core. */
+interface DurableContext {
+  /** A new FakeClock for each test. */
+  readonly clock: FakeClock;
+  storeDir(): string;
+  /** The telemetry segment files in the store folder. */
+  segments(): string[];
+  /** Closes the test's core (if any) and opens a new one on the same folder and clock. */
+  open(options?: CreateCoreOptions): Promise<InspectableCore>;
+  /** Drops the test's core without closing it, for a core that is closed already. */
+  forget(): void;
+}
+
 describe('durable store', () => {
+  const ctx = openInTempDirEachTest();
+  restartRegistryAndTelemetryTests(ctx);
+  restartC2DAndFeedbackTests(ctx);
+  damagedTailTests(ctx);
+  groupCommitAndRolloverTests(ctx);
+  compactionAndLayoutTests(ctx);
+});
+
+/** Each test gets a temp data folder and a FakeClock; after it, its core is closed, the folder gone. */
+function openInTempDirEachTest(): DurableContext {
   let dataDir: string;
   let clock: FakeClock;
   let core: InspectableCore | undefined;
@@ -48,6 +71,22 @@ describe('durable store', () => {
     core = undefined;
     rmSync(dataDir, { recursive: true, force: true });
   });
+  return {
+    get clock(): FakeClock {
+      return clock;
+    },
+    storeDir,
+    segments,
+    open,
+    forget: () => {
+      core = undefined;
+    },
+  };
+}
+
+/** Devices and telemetry as they were before a reopen. */
+function restartRegistryAndTelemetryTests(ctx: DurableContext): void {
+  const { open } = ctx;
 
   test('devices come back with the same keys, etags and generation ids', async () => {
     let c = await open();
@@ -92,6 +131,11 @@ describe('durable store', () => {
     const before = sent.filter((e) => e.partitionId === next.partitionId);
     expect(next.sequenceNumber).toBe(before.length);
   });
+}
+
+/** C2D queues and pending feedback across a reopen. */
+function restartC2DAndFeedbackTests(ctx: DurableContext): void {
+  const { open } = ctx;
 
   test('queued C2D messages and their delivery counts survive; locks do not', async () => {
     let c = await open();
@@ -101,7 +145,7 @@ describe('durable store', () => {
       messageId: 'one',
       properties: { p: 'v' },
       body: Buffer.from([0, 1, 2, 255]),
-      expiryTime: clock.now() + 60_000,
+      expiryTime: ctx.clock.now() + 60_000,
     });
     await c.c2d.enqueue('dev', { ack: 'none', properties: {}, body: Buffer.from('two') });
     await c.c2d.enqueue('dev', { ack: 'none', properties: {}, body: Buffer.from('three') });
@@ -129,7 +173,7 @@ describe('durable store', () => {
     expect(c.c2d.lockNext('dev')!.deliveryCount).toBe(10);
     c = await open();
     expect(c.c2d.depth('dev')).toBe(0);
-    clock.advance(BATCH_DELAY);
+    ctx.clock.advance(BATCH_DELAY);
     expect(c.feedback.take()!.records).toEqual([
       expect.objectContaining({ originalMessageId: 'spent', statusCode: 'DeliveryCountExceeded' }),
     ]);
@@ -148,19 +192,24 @@ describe('durable store', () => {
       await c.c2d.complete('dev', c.c2d.lockNext('dev')!.lockToken);
     };
     await outcome('settled');
-    clock.advance(BATCH_DELAY);
+    ctx.clock.advance(BATCH_DELAY);
     await c.feedback.settle(c.feedback.take()!.batchId);
     await outcome('taken-not-settled');
-    clock.advance(BATCH_DELAY);
+    ctx.clock.advance(BATCH_DELAY);
     expect(c.feedback.take()!.records[0]!.originalMessageId).toBe('taken-not-settled');
     await outcome('open');
     c = await open();
     const batch = c.feedback.take()!;
     expect(batch.records.map((r) => r.originalMessageId)).toEqual(['taken-not-settled']);
     expect(c.feedback.take()).toBeUndefined();
-    clock.advance(BATCH_DELAY);
+    ctx.clock.advance(BATCH_DELAY);
     expect(c.feedback.take()!.records.map((r) => r.originalMessageId)).toEqual(['open']);
   });
+}
+
+/** Torn or corrupt tails of the state log and of a segment are cut off at start-up. */
+function damagedTailTests(ctx: DurableContext): void {
+  const { open, storeDir, segments } = ctx;
 
   test('a torn last state record is cut off and start-up succeeds', async () => {
     let c = await open();
@@ -208,6 +257,11 @@ describe('durable store', () => {
     c = await open({ storeTuning: { warn: () => {} } });
     expect(c.d2c.read(first.partitionId, 0, 10)).toEqual([first]);
   });
+}
+
+/** Shared fsyncs, segment rollover and retention. */
+function groupCommitAndRolloverTests(ctx: DurableContext): void {
+  const { open, segments } = ctx;
 
   test('concurrent appends share fsyncs (group commit) when each append waits for its sync', async () => {
     const c = await open({ d2cSyncIntervalMs: 0 });
@@ -231,7 +285,7 @@ describe('durable store', () => {
     expect(segments().length).toBeGreaterThan(3);
     c = await open({ retentionMs: 10_000, storeTuning: { segmentBytes: 2048 } });
     expect(c.d2c.read(sent[0]!.partitionId, 0, 100)).toEqual(sent);
-    clock.advance(10_001);
+    ctx.clock.advance(10_001);
     expect(c.d2c.read(sent[0]!.partitionId, 0, 100)).toEqual([]);
     await c.close();
     // Only the segment that was active when the events expired remains.
@@ -263,6 +317,11 @@ describe('durable store', () => {
       expect(c.d2c.read(p, 0, 10_000)).toEqual(expected);
     }
   });
+}
+
+/** State log compaction, and the partition count the folder was made for. */
+function compactionAndLayoutTests(ctx: DurableContext): void {
+  const { open, storeDir } = ctx;
 
   test('the state log is compacted as it grows', async () => {
     let c = await open({ storeTuning: { compactStateBytes: 4096 } });
@@ -297,6 +356,6 @@ describe('durable store', () => {
   test('a data folder made for another partition count is refused with a clear message', async () => {
     await (await open({ partitionCount: 4 })).close();
     await expect(open({ partitionCount: 8 })).rejects.toThrow(/4 partitions, not 8/);
-    core = undefined;
+    ctx.forget();
   });
-});
+}

@@ -47,7 +47,32 @@ function readAll(core: InspectableCore, partitionId: string, from: number): Stor
   }
 }
 
+/** What a group's tests see: the current test's clock and data folder, and the cores it opened. */
+interface SegmentContext {
+  /** A new FakeClock for each test. */
+  readonly clock: FakeClock;
+  /** A new temp data folder for each test. */
+  readonly dataDir: string;
+  /** Every core the test opened, closed after it. */
+  readonly cores: InspectableCore[];
+  storeDir(dir?: string): string;
+  /** The telemetry segment files of `dir`'s store, in order. */
+  segments(dir?: string): string[];
+  /** Opens a core on the test's folder and clock with tiny segments and cache. */
+  open(options?: CreateCoreOptions): Promise<InspectableCore>;
+  /** Appends `count` events over two devices, one ms apart. */
+  fill(core: InspectableCore, count?: number): Promise<StoredEvent[]>;
+}
+
 describe('telemetry segment log', () => {
+  const ctx = smallStoreEachTest();
+  readingTests(ctx);
+  retentionAndRestartTests(ctx);
+  savedIndexTests(ctx);
+});
+
+/** Each test gets a temp data folder and a FakeClock; after it, its cores close, the folder goes. */
+function smallStoreEachTest(): SegmentContext {
   let dataDir: string;
   let clock: FakeClock;
   const cores: InspectableCore[] = [];
@@ -81,6 +106,24 @@ describe('telemetry segment log', () => {
     for (const core of cores.splice(0)) await core.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
+  return {
+    get clock(): FakeClock {
+      return clock;
+    },
+    get dataDir(): string {
+      return dataDir;
+    },
+    cores,
+    storeDir,
+    segments,
+    open,
+    fill,
+  };
+}
+
+/** Reading across segment files: from the start, from any position, with few files open. */
+function readingTests(ctx: SegmentContext): void {
+  const { open, fill, segments } = ctx;
 
   test('readers from the beginning read every event, in order, across segment files', async () => {
     const core = await open();
@@ -108,12 +151,35 @@ describe('telemetry segment log', () => {
     }
   });
 
+  test('reading through many segments keeps only a few files open', async () => {
+    const core = await open({ storeTuning: { segmentBytes: 1024 } });
+    const sent = await fill(core, 400);
+    expect(segments().length).toBeGreaterThan(30);
+    for (const p of core.d2c.partitionIds) {
+      expect(readAll(core, p, 0)).toHaveLength(sent.filter((e) => e.partitionId === p).length);
+    }
+    const openSegments = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /\/d2c-\d+\.log$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false; // closed between listing and reading
+      }
+    });
+    // At most 8 read descriptors plus the active segment's writer.
+    expect(openSegments.length).toBeLessThanOrEqual(9);
+  });
+}
+
+/** Retention deleting whole segments, and appending after a restart. */
+function retentionAndRestartTests(ctx: SegmentContext): void {
+  const { open, fill, segments } = ctx;
+
   test('retention deletes whole segments; readers before it start at the new beginning', async () => {
     const core = await open({ retentionMs: 1000 });
     const sent = await fill(core);
     const before = segments().length;
-    clock.advance(1000 - 200 + 100); // events 0..99 are now past retention
-    const cutoff = clock.now() - 1000;
+    ctx.clock.advance(1000 - 200 + 100); // events 0..99 are now past retention
+    const cutoff = ctx.clock.now() - 1000;
     core.d2c.info('0'); // retention runs as the log is used; files go asynchronously
     await until('expired segments deleted', () => (segments().length < before ? true : undefined));
     for (const p of core.d2c.partitionIds) {
@@ -124,6 +190,22 @@ describe('telemetry segment log', () => {
       expect(core.d2c.sequenceNumberAtTime(p, 0)).toBe(kept[0]!.sequenceNumber);
     }
   });
+
+  test('events appended after a restart join the ones on disk seamlessly', async () => {
+    let core = await open();
+    const sent = await fill(core, 100);
+    await core.close();
+    core = await open();
+    sent.push(...(await fill(core, 100)));
+    for (const p of core.d2c.partitionIds) {
+      expect(readAll(core, p, 0)).toEqual(sent.filter((e) => e.partitionId === p));
+    }
+  });
+}
+
+/** Saved indexes loaded on reopening, and a segment a crash left without one. */
+function savedIndexTests(ctx: SegmentContext): void {
+  const { open, fill, segments, storeDir, cores } = ctx;
 
   test('reopening loads saved indexes: no event is replayed, and reading still works', async () => {
     let core = await open();
@@ -153,7 +235,7 @@ describe('telemetry segment log', () => {
     // A copy taken while the hub runs is what a crash leaves: the active segment has no index.
     const crashed = mkdtempSync(join(tmpdir(), 'iothub-segments-crash-'));
     try {
-      cpSync(dataDir, crashed, { recursive: true });
+      cpSync(ctx.dataDir, crashed, { recursive: true });
       const last = join(storeDir(crashed), segments(crashed).at(-1)!);
       expect(readdirSync(storeDir(crashed))).not.toContain(
         `index-${segments(crashed).at(-1)!.replace('.log', '.json')}`,
@@ -162,7 +244,7 @@ describe('telemetry segment log', () => {
       appendFileSync(last, Buffer.from([200, 0, 0, 0, 1, 2, 3, 4, 5])); // a frame torn mid-write
       const warn = jest.fn();
       const reopened = await createCore({
-        clock,
+        clock: ctx.clock,
         dataDir: crashed,
         ...SMALL,
         storeTuning: { ...SMALL.storeTuning, warn },
@@ -181,33 +263,4 @@ describe('telemetry segment log', () => {
       rmSync(crashed, { recursive: true, force: true });
     }
   });
-
-  test('reading through many segments keeps only a few files open', async () => {
-    const core = await open({ storeTuning: { segmentBytes: 1024 } });
-    const sent = await fill(core, 400);
-    expect(segments().length).toBeGreaterThan(30);
-    for (const p of core.d2c.partitionIds) {
-      expect(readAll(core, p, 0)).toHaveLength(sent.filter((e) => e.partitionId === p).length);
-    }
-    const openSegments = readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return /\/d2c-\d+\.log$/.test(readlinkSync(`/proc/self/fd/${fd}`));
-      } catch {
-        return false; // closed between listing and reading
-      }
-    });
-    // At most 8 read descriptors plus the active segment's writer.
-    expect(openSegments.length).toBeLessThanOrEqual(9);
-  });
-
-  test('events appended after a restart join the ones on disk seamlessly', async () => {
-    let core = await open();
-    const sent = await fill(core, 100);
-    await core.close();
-    core = await open();
-    sent.push(...(await fill(core, 100)));
-    for (const p of core.d2c.partitionIds) {
-      expect(readAll(core, p, 0)).toEqual(sent.filter((e) => e.partitionId === p));
-    }
-  });
-});
+}

@@ -12,24 +12,31 @@ import {
   serviceKey,
 } from '../support/amqp-sections';
 
+const audience = `sb://${host}/local-iothub/ConsumerGroups/$Default/Partitions/0`;
+const now = Date.now();
+
+/** A put-token request with `token` as its body, for `name`. */
+function request(token: unknown, name = audience, extra: Record<string, unknown> = {}): Message {
+  return {
+    message_id: 'id-1',
+    reply_to: 'cbs-reply',
+    body: token,
+    application_properties: {
+      operation: 'put-token',
+      name,
+      type: 'servicebus.windows.net:sastoken',
+      ...extra,
+    },
+  };
+}
+
 describe('$cbs put-token', () => {
-  const audience = `sb://${host}/local-iothub/ConsumerGroups/$Default/Partitions/0`;
-  const now = Date.now();
+  grantTests();
+  refusalTests();
+});
 
-  function request(token: unknown, name = audience, extra: Record<string, unknown> = {}): Message {
-    return {
-      message_id: 'id-1',
-      reply_to: 'cbs-reply',
-      body: token,
-      application_properties: {
-        operation: 'put-token',
-        name,
-        type: 'servicebus.windows.net:sastoken',
-        ...extra,
-      },
-    };
-  }
-
+/** Tokens that are granted, and what their claims cover. */
+function grantTests(): void {
   test('a valid token is granted for its audience and the reply is 200 as an AMQP int, correlated', () => {
     const claims = new ClaimSet();
     const outcome = handlePutToken(request(sasToken(audience)), identity, claims, now);
@@ -52,7 +59,10 @@ describe('$cbs put-token', () => {
     expect(claims.covers('/local-iothub/ConsumerGroups/other/Partitions/3', now)).toBe(true);
     expect(claims.covers('other-hub/ConsumerGroups/other/Partitions/3', now)).toBe(false);
   });
+}
 
+/** Bad tokens, token types and malformed requests. */
+function refusalTests(): void {
   test.each([
     ['a wrong key', () => sasToken(audience, Buffer.from('wrong').toString('base64'))],
     ['an expired token', () => sasToken(audience, serviceKey, -10)],
@@ -104,4 +114,4 @@ describe('$cbs put-token', () => {
     );
     expect(mapSection(other.reply, applicationProperties).get('status-code')?.value).toBe(501);
   });
-});
+}

@@ -12,24 +12,31 @@ import {
   messageAnnotations,
 } from '../support/amqp-sections';
 
-describe('event encoding', () => {
-  const event: StoredEvent = {
-    ...input('device-1', {
-      body: Buffer.from([1, 2, 3]),
-      properties: { alert: 'high', 'a b': 'c&d' },
-      messageId: 'm1',
-      correlationId: 'c1',
-      userId: 'u1',
-      contentType: 'application/json',
-      contentEncoding: 'utf-8',
-      expiryTime: Date.UTC(2030, 0, 1),
-    }),
-    partitionId: '2',
-    sequenceNumber: 5_000_000_000,
-    offset: '5000000000',
-    enqueuedTime: Date.UTC(2025, 5, 1, 12),
-  };
+/** One stored event with every property set, past 2^32 in sequence number. */
+const event: StoredEvent = {
+  ...input('device-1', {
+    body: Buffer.from([1, 2, 3]),
+    properties: { alert: 'high', 'a b': 'c&d' },
+    messageId: 'm1',
+    correlationId: 'c1',
+    userId: 'u1',
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    expiryTime: Date.UTC(2030, 0, 1),
+  }),
+  partitionId: '2',
+  sequenceNumber: 5_000_000_000,
+  offset: '5000000000',
+  enqueuedTime: Date.UTC(2025, 5, 1, 12),
+};
 
+describe('event encoding', () => {
+  annotationTests();
+  roundTripTests();
+});
+
+/** Message and delivery annotations, with their AMQP types. */
+function annotationTests(): void {
   test('annotations carry the types the .NET client casts to', () => {
     const annotations = mapSection(encodeEvent(event), messageAnnotations);
     expect(annotations.get('x-opt-sequence-number')).toMatchObject({ type: 'Long' });
@@ -50,6 +57,32 @@ describe('event encoding', () => {
     expect(small.get('x-opt-sequence-number')?.type).toMatch(/Long$/);
   });
 
+  test('runtime metric delivery annotations', () => {
+    const message = encodeEvent(event);
+    message.delivery_annotations = runtimeMetricAnnotations(
+      {
+        partitionId: '2',
+        beginSequenceNumber: 0,
+        lastEnqueuedSequenceNumber: 9,
+        lastEnqueuedOffset: '9',
+        lastEnqueuedTime: 1000,
+        isEmpty: false,
+      },
+      2000,
+    );
+    const annotations = mapSection(message, deliveryAnnotations);
+    expect(annotations.get('last_enqueued_sequence_number')).toMatchObject({
+      type: 'SmallLong',
+      value: 9,
+    });
+    expect(annotations.get('last_enqueued_offset')).toEqual({ type: 'Str8', value: '9' });
+    expect(annotations.get('last_enqueued_time_utc')?.type).toBe('Timestamp');
+    expect(annotations.get('runtime_info_retrieval_time_utc')?.type).toBe('Timestamp');
+  });
+}
+
+/** Properties and body decoded by rhea as they were stored. */
+function roundTripTests(): void {
   test('properties, application properties and body round-trip through rhea', () => {
     const decoded = rheaMessage.decode(rheaMessage.encode(encodeEvent(event)));
     expect(decoded.message_id).toBe('m1');
@@ -76,27 +109,4 @@ describe('event encoding', () => {
     expect(decoded.user_id).toBeUndefined();
     expect(decoded.application_properties).toBeUndefined();
   });
-
-  test('runtime metric delivery annotations', () => {
-    const message = encodeEvent(event);
-    message.delivery_annotations = runtimeMetricAnnotations(
-      {
-        partitionId: '2',
-        beginSequenceNumber: 0,
-        lastEnqueuedSequenceNumber: 9,
-        lastEnqueuedOffset: '9',
-        lastEnqueuedTime: 1000,
-        isEmpty: false,
-      },
-      2000,
-    );
-    const annotations = mapSection(message, deliveryAnnotations);
-    expect(annotations.get('last_enqueued_sequence_number')).toMatchObject({
-      type: 'SmallLong',
-      value: 9,
-    });
-    expect(annotations.get('last_enqueued_offset')).toEqual({ type: 'Str8', value: '9' });
-    expect(annotations.get('last_enqueued_time_utc')?.type).toBe('Timestamp');
-    expect(annotations.get('runtime_info_retrieval_time_utc')?.type).toBe('Timestamp');
-  });
-});
+}
