@@ -7,55 +7,56 @@ import { encodeEvent, runtimeMetricAnnotations } from '../../events/event-encodi
 import { writeEventMessage } from '../../events/event-writer';
 import { AmqpReader, input } from '../support/amqp-sections';
 
-describe('fast event writer', () => {
-  /** Every section decoded to key → [AMQP type, value], from encoded message bytes. */
-  function typedSections(bytes: Buffer): unknown[] {
-    const reader = new AmqpReader(bytes);
-    const out: unknown[] = [];
-    while (reader.remaining()) {
-      const section = reader.read() as {
-        descriptor: { value: unknown };
-        type: { name: string };
-        value: unknown;
-      };
-      const value = section.value;
-      out.push([
-        section.descriptor.value,
-        section.type.name,
-        Array.isArray(value)
-          ? value.map((v: { type: { name: string }; value: unknown }) => [
-              v.type.name.replace(/^Small(Long)$/, '$1'),
-              v.value,
-            ])
-          : value,
-      ]);
-    }
-    // rhea always writes (empty) header and properties sections; the writer leaves them out.
-    return out.filter((s) => {
-      const [, type, value] = s as [unknown, string, unknown];
-      return !(type === 'List0' || (Array.isArray(value) && value.length === 0));
-    });
+/** Every section decoded to key → [AMQP type, value], from encoded message bytes. */
+function typedSections(bytes: Buffer): unknown[] {
+  const reader = new AmqpReader(bytes);
+  const out: unknown[] = [];
+  while (reader.remaining()) {
+    const section = reader.read() as {
+      descriptor: { value: unknown };
+      type: { name: string };
+      value: unknown;
+    };
+    const value = section.value;
+    out.push([
+      section.descriptor.value,
+      section.type.name,
+      Array.isArray(value)
+        ? value.map((v: { type: { name: string }; value: unknown }) => [
+            v.type.name.replace(/^Small(Long)$/, '$1'),
+            v.value,
+          ])
+        : value,
+    ]);
   }
+  // rhea always writes (empty) header and properties sections; the writer leaves them out.
+  return out.filter((s) => {
+    const [, type, value] = s as [unknown, string, unknown];
+    return !(type === 'List0' || (Array.isArray(value) && value.length === 0));
+  });
+}
 
-  const base: StoredEvent = {
-    ...input('device-é', {
-      body: Buffer.alloc(300, 7),
-      properties: { alert: 'high', 'a b': 'c&d', long: 'x'.repeat(300) },
-      messageId: 'm1',
-      correlationId: 'c1',
-      userId: 'u1',
-      to: '/devices/device-é/messages/events',
-      contentType: 'application/json',
-      contentEncoding: 'utf-8',
-      expiryTime: Date.UTC(2030, 0, 1),
-    }),
-    authMethod: 'm'.repeat(400),
-    partitionId: '0',
-    sequenceNumber: 2 ** 40 + 3,
-    offset: String(2 ** 40 + 3),
-    enqueuedTime: Date.UTC(2025, 5, 1, 12, 0, 0, 123),
-  };
+/** An event with every field set, long strings, a long body and a sequence number past 2^32. */
+const base: StoredEvent = {
+  ...input('device-é', {
+    body: Buffer.alloc(300, 7),
+    properties: { alert: 'high', 'a b': 'c&d', long: 'x'.repeat(300) },
+    messageId: 'm1',
+    correlationId: 'c1',
+    userId: 'u1',
+    to: '/devices/device-é/messages/events',
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    expiryTime: Date.UTC(2030, 0, 1),
+  }),
+  authMethod: 'm'.repeat(400),
+  partitionId: '0',
+  sequenceNumber: 2 ** 40 + 3,
+  offset: String(2 ** 40 + 3),
+  enqueuedTime: Date.UTC(2025, 5, 1, 12, 0, 0, 123),
+};
 
+describe('fast event writer', () => {
   test.each([
     ['every field set, long strings and body', base, false],
     ['with runtime metrics', base, true],

@@ -157,6 +157,23 @@ function collect(
 }
 
 describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => {
+  const ctx = sdkEndpointEachTest();
+  propertiesAndAuthTests(ctx);
+  receiveTests(ctx);
+  startPositionAndMetricsTests(ctx);
+  consumerGroupAndOwnerTests(ctx);
+});
+
+/** What a group of SDK tests sees: the current test's endpoint, and clients on it. */
+interface SdkContext {
+  /** A new endpoint for each test. */
+  readonly endpoint: Endpoint;
+  /** A consumer client on the endpoint, closed after the test. */
+  client(consumerGroup?: string, key?: string, entityPath?: string): EventHubConsumerClient;
+}
+
+/** Each test gets its own endpoint; after it, its clients and the endpoint are closed. */
+function sdkEndpointEachTest(): SdkContext {
   let endpoint: Endpoint;
   const clients: EventHubConsumerClient[] = [];
 
@@ -183,6 +200,17 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
     clients.push(c);
     return c;
   }
+  return {
+    get endpoint(): Endpoint {
+      return endpoint;
+    },
+    client,
+  };
+}
+
+/** Hub and partition properties, unknown entities, and a refused key. */
+function propertiesAndAuthTests(ctx: SdkContext): void {
+  const { client } = ctx;
 
   test('hub and partition properties, empty and after an append', async () => {
     const c = client();
@@ -199,9 +227,9 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
       lastEnqueuedSequenceNumber: -1,
     });
 
-    const device = deviceOn(endpoint.core, '1');
-    await endpoint.core.d2c.append(telemetry(device, 'a'));
-    const second = await endpoint.core.d2c.append(telemetry(device, 'b'));
+    const device = deviceOn(ctx.endpoint.core, '1');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'a'));
+    const second = await ctx.endpoint.core.d2c.append(telemetry(device, 'b'));
     const filled = await c.getPartitionProperties('1');
     expect(filled).toMatchObject({
       partitionId: '1',
@@ -229,14 +257,19 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
     await expect(client('$Default', wrongKey).getEventHubProperties()).rejects.toMatchObject({
       code: 'UnauthorizedError',
     });
-    expect(endpoint.logs.some((l) => l.startsWith('warn') && l.includes('refused'))).toBe(true);
-    expect(endpoint.logs.join('\n')).not.toContain(wrongKey);
+    expect(ctx.endpoint.logs.some((l) => l.startsWith('warn') && l.includes('refused'))).toBe(true);
+    expect(ctx.endpoint.logs.join('\n')).not.toContain(wrongKey);
   });
+}
+
+/** Reading from the earliest and the latest position. */
+function receiveTests(ctx: SdkContext): void {
+  const { client } = ctx;
 
   test('receives from earliest with IoT Hub annotations, properties and body bytes intact', async () => {
-    const device = deviceOn(endpoint.core, '0');
+    const device = deviceOn(ctx.endpoint.core, '0');
     const body = Buffer.from([0x00, 0xff, 0x10, 0x80]);
-    await endpoint.core.d2c.append(
+    await ctx.endpoint.core.d2c.append(
       telemetry(device, '', {
         body,
         properties: { alert: 'true', 'key with spaces': 'ünïcode & more' },
@@ -275,26 +308,31 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
   });
 
   test('receives only new events from latest, and wakes when the partition grows', async () => {
-    const device = deviceOn(endpoint.core, '1');
-    await endpoint.core.d2c.append(telemetry(device, 'old'));
+    const device = deviceOn(ctx.endpoint.core, '1');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'old'));
     const got = collect(client(), '1', { startPosition: latestEventPosition });
     // An empty batch means the link is attached and reading; only then append.
     await waitFor('an empty batch', () => (got.batches > 0 ? true : undefined));
     expect(got.events).toEqual([]);
-    await endpoint.core.d2c.append(telemetry(device, 'new-1'));
-    await endpoint.core.d2c.append(telemetry(device, 'new-2'));
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'new-1'));
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'new-2'));
     await waitFor('two events', () => (got.events.length >= 2 ? true : undefined));
     expect(got.events.map((e) => String(e.body))).toEqual(['new-1', 'new-2']);
     expect(got.events.map((e) => e.sequenceNumber)).toEqual([1, 2]);
     await got.subscription.close();
   });
+}
+
+/** Other start positions, and the last enqueued event's properties. */
+function startPositionAndMetricsTests(ctx: SdkContext): void {
+  const { client } = ctx;
 
   test('starts from a sequence number (exclusive and inclusive) and from an enqueued time', async () => {
-    const device = deviceOn(endpoint.core, '0');
+    const device = deviceOn(ctx.endpoint.core, '0');
     const stored: StoredEvent[] = [];
     for (let i = 0; i < 5; i++) {
-      stored.push(await endpoint.core.d2c.append(telemetry(device, `e${i}`)));
-      endpoint.clock.advance(1000);
+      stored.push(await ctx.endpoint.core.d2c.append(telemetry(device, `e${i}`)));
+      ctx.endpoint.clock.advance(1000);
     }
     const exclusive = collect(client(), '0', { startPosition: { sequenceNumber: 2 } });
     const inclusive = collect(client(), '0', {
@@ -318,9 +356,9 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
   });
 
   test('tracks last enqueued event properties (runtime metrics)', async () => {
-    const device = deviceOn(endpoint.core, '1');
-    await endpoint.core.d2c.append(telemetry(device, 'x'));
-    const last = await endpoint.core.d2c.append(telemetry(device, 'y'));
+    const device = deviceOn(ctx.endpoint.core, '1');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'x'));
+    const last = await ctx.endpoint.core.d2c.append(telemetry(device, 'y'));
     const c = client();
     const seen: Array<{
       sequenceNumber?: number;
@@ -350,10 +388,15 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
     expect(props.retrievedOn).toBeInstanceOf(Date);
     await subscription.close();
   });
+}
+
+/** Consumer groups and owner levels (epochs). */
+function consumerGroupAndOwnerTests(ctx: SdkContext): void {
+  const { client } = ctx;
 
   test('consumer groups: configured ones work case-insensitively, unknown ones are not found', async () => {
-    const device = deviceOn(endpoint.core, '0');
-    await endpoint.core.d2c.append(telemetry(device, 'cg'));
+    const device = deviceOn(ctx.endpoint.core, '0');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'cg'));
     const ok = collect(client('PROCESSORS'), '0', { startPosition: earliestEventPosition });
     await waitFor('event in configured group', () => (ok.events.length ? true : undefined));
     const bad = collect(client('nope'), '0', { startPosition: earliestEventPosition });
@@ -364,8 +407,8 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
   });
 
   test('a higher owner level steals the partition; a lower one is refused', async () => {
-    const device = deviceOn(endpoint.core, '0');
-    await endpoint.core.d2c.append(telemetry(device, 'one'));
+    const device = deviceOn(ctx.endpoint.core, '0');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'one'));
     const first = collect(client(), '0', { startPosition: earliestEventPosition, ownerLevel: 1 });
     await waitFor('first reads', () => (first.events.length ? true : undefined));
     const second = collect(client(), '0', { startPosition: earliestEventPosition, ownerLevel: 2 });
@@ -378,9 +421,25 @@ describe('Event Hub-compatible endpoint (in process, @azure/event-hubs)', () => 
     expect(second.errors).toEqual([]);
     await Promise.all([first, second, lower].map((g) => g.subscription.close()));
   });
-});
+}
 
 describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
+  const ctx = rawEndpointEachTest();
+  cbsAndRefusalTests(ctx);
+  limitAndCloseTests(ctx);
+  garbageTests(ctx);
+});
+
+/** What a group of raw AMQP tests sees: the current test's endpoint, and connections to it. */
+interface RawContext {
+  /** A new endpoint for each test. */
+  readonly endpoint: Endpoint;
+  /** A rhea connection to the endpoint with the given SASL mechanism, closed after the test. */
+  rheaConnect(mechanism: 'ANONYMOUS' | 'MSSBCBS'): Promise<Connection>;
+}
+
+/** Each test gets its own endpoint; after it, its connections and the endpoint are closed. */
+function rawEndpointEachTest(): RawContext {
   let endpoint: Endpoint;
   const open: Connection[] = [];
 
@@ -416,92 +475,105 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
       );
     });
   }
+  return {
+    get endpoint(): Endpoint {
+      return endpoint;
+    },
+    rheaConnect,
+  };
+}
 
-  function token(audience: string): string {
-    const sr = encodeURIComponent(audience);
-    const se = Math.floor(Date.now() / 1000) + 3600;
-    const sig = createHmac('sha256', Buffer.from(servicePolicy.primaryKey, 'utf8'))
-      .update(`${sr}\n${se}`)
-      .digest('base64');
-    return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=service`;
-  }
+/** A service-policy SAS token for `audience`, valid for an hour. */
+function token(audience: string): string {
+  const sr = encodeURIComponent(audience);
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const sig = createHmac('sha256', Buffer.from(servicePolicy.primaryKey, 'utf8'))
+    .update(`${sr}\n${se}`)
+    .digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=service`;
+}
 
-  /** put-token over $cbs; resolves with the reply's status code (as decoded, plus its AMQP type). */
-  function putToken(
-    connection: Connection,
-    audience: string,
-  ): Promise<{ status: unknown; correlated: boolean }> {
-    return new Promise((resolve) => {
-      const replyTo = `cbs-reply-${Math.random().toString(16).slice(2)}`;
-      const receiver = connection.open_receiver({
-        source: { address: '$cbs' },
-        target: { address: replyTo },
-        name: replyTo,
-      });
-      const sender = connection.open_sender({ target: { address: '$cbs' } });
-      const messageId = `req-${Math.random()}`;
-      receiver.on('message', (context: EventContext) => {
-        const reply = context.message as Message;
-        resolve({
-          status: (reply.application_properties as Record<string, unknown>)['status-code'],
-          correlated: reply.correlation_id === messageId,
-        });
-      });
-      sender.once('sendable', () => {
-        sender.send({
-          message_id: messageId,
-          reply_to: replyTo,
-          body: token(audience),
-          application_properties: {
-            operation: 'put-token',
-            name: audience,
-            type: 'servicebus.windows.net:sastoken',
-          },
-        });
+/** put-token over $cbs; resolves with the reply's status code (as decoded, plus its AMQP type). */
+function putToken(
+  connection: Connection,
+  audience: string,
+): Promise<{ status: unknown; correlated: boolean }> {
+  return new Promise((resolve) => {
+    const replyTo = `cbs-reply-${Math.random().toString(16).slice(2)}`;
+    const receiver = connection.open_receiver({
+      source: { address: '$cbs' },
+      target: { address: replyTo },
+      name: replyTo,
+    });
+    const sender = connection.open_sender({ target: { address: '$cbs' } });
+    const messageId = `req-${Math.random()}`;
+    receiver.on('message', (context: EventContext) => {
+      const reply = context.message as Message;
+      resolve({
+        status: (reply.application_properties as Record<string, unknown>)['status-code'],
+        correlated: reply.correlation_id === messageId,
       });
     });
-  }
-
-  function attachReceiver(
-    connection: Connection,
-    address: string,
-    filter?: string,
-  ): Promise<{ opened: boolean; error?: { condition?: string } }> {
-    return new Promise((resolve) => {
-      const receiver = connection.open_receiver({
-        source: {
-          address,
-          ...(filter !== undefined
-            ? {
-                filter: {
-                  'apache.org:selector-filter:string': types.wrap_described(filter, 0x468c00000004),
-                },
-              }
-            : {}),
+    sender.once('sendable', () => {
+      sender.send({
+        message_id: messageId,
+        reply_to: replyTo,
+        body: token(audience),
+        application_properties: {
+          operation: 'put-token',
+          name: audience,
+          type: 'servicebus.windows.net:sastoken',
         },
-        credit_window: 10,
-        snd_settle_mode: 1,
-      });
-      receiver.once('receiver_error', (context: EventContext) => {
-        resolve({ opened: false, error: context.receiver?.error as { condition?: string } });
-      });
-      receiver.once('receiver_open', () => {
-        // A refusal is an attach immediately followed by a detach: by the time a later attach
-        // is answered, it has arrived.
-        void laterAttachAnswered(connection).then(() =>
-          resolve({ opened: receiver.is_open() && !receiver.error }),
-        );
       });
     });
-  }
+  });
+}
+
+/** Attaches a receiver; resolves with whether it stayed open, or the error it was refused with. */
+function attachReceiver(
+  connection: Connection,
+  address: string,
+  filter?: string,
+): Promise<{ opened: boolean; error?: { condition?: string } }> {
+  return new Promise((resolve) => {
+    const receiver = connection.open_receiver({
+      source: {
+        address,
+        ...(filter !== undefined
+          ? {
+              filter: {
+                'apache.org:selector-filter:string': types.wrap_described(filter, 0x468c00000004),
+              },
+            }
+          : {}),
+      },
+      credit_window: 10,
+      snd_settle_mode: 1,
+    });
+    receiver.once('receiver_error', (context: EventContext) => {
+      resolve({ opened: false, error: context.receiver?.error as { condition?: string } });
+    });
+    receiver.once('receiver_open', () => {
+      // A refusal is an attach immediately followed by a detach: by the time a later attach
+      // is answered, it has arrived.
+      void laterAttachAnswered(connection).then(() =>
+        resolve({ opened: receiver.is_open() && !receiver.error }),
+      );
+    });
+  });
+}
+
+/** CBS over MSSBCBS, and the links the endpoint refuses. */
+function cbsAndRefusalTests(ctx: RawContext): void {
+  const { rheaConnect } = ctx;
 
   test('MSSBCBS SASL, CBS reply typed as int and correlated, pre-settled events', async () => {
     const connection = await rheaConnect('MSSBCBS');
-    const audience = `amqp://localhost:${endpoint.port}/${hubName}/ConsumerGroups/$default/Partitions/0`;
+    const audience = `amqp://localhost:${ctx.endpoint.port}/${hubName}/ConsumerGroups/$default/Partitions/0`;
     const reply = await putToken(connection, audience);
     expect(reply).toEqual({ status: 200, correlated: true });
-    const device = deviceOn(endpoint.core, '0');
-    await endpoint.core.d2c.append(telemetry(device, 'presettled'));
+    const device = deviceOn(ctx.endpoint.core, '0');
+    await ctx.endpoint.core.d2c.append(telemetry(device, 'presettled'));
     const received = await new Promise<{ settled: boolean; message: Message }>((resolve) => {
       const receiver = connection.open_receiver({
         source: {
@@ -535,7 +607,7 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
       opened: false,
       error: { condition: 'amqp:unauthorized-access' },
     });
-    await putToken(connection, `sb://localhost:${endpoint.port}/${hubName}`);
+    await putToken(connection, `sb://localhost:${ctx.endpoint.port}/${hubName}`);
     expect(
       await attachReceiver(connection, partition, "amqp.annotation.x-opt-offset > 'banana'"),
     ).toMatchObject({
@@ -565,10 +637,15 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
     });
     expect(senderError).toMatchObject({ condition: 'amqp:not-implemented' });
   });
+}
+
+/** The readers-per-partition limit, and closing the adapter. */
+function limitAndCloseTests(ctx: RawContext): void {
+  const { rheaConnect } = ctx;
 
   test('at most five non-epoch readers per partition and group', async () => {
     const connection = await rheaConnect('ANONYMOUS');
-    await putToken(connection, `sb://localhost:${endpoint.port}/${hubName}`);
+    await putToken(connection, `sb://localhost:${ctx.endpoint.port}/${hubName}`);
     const partition = `${hubName}/ConsumerGroups/$Default/Partitions/0`;
     for (let i = 0; i < 5; i++)
       expect(await attachReceiver(connection, partition)).toEqual({ opened: true });
@@ -586,16 +663,19 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
       );
       connection.once('disconnected', () => resolve('disconnected'));
     });
-    await endpoint.adapter.close();
+    await ctx.endpoint.adapter.close();
     expect(await closed).toMatchObject({ condition: 'amqp:connection:forced' });
     const refused = await new Promise<boolean>((resolve) => {
-      const socket = netConnect(endpoint.port, '127.0.0.1');
+      const socket = netConnect(ctx.endpoint.port, '127.0.0.1');
       socket.on('error', () => resolve(true));
       socket.on('close', () => resolve(true));
     });
     expect(refused).toBe(true);
   });
+}
 
+/** Bytes that are not AMQP. */
+function garbageTests(ctx: RawContext): void {
   test('garbage never crashes the endpoint and never disturbs another client', async () => {
     const garbage = [
       Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
@@ -610,7 +690,7 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
     ];
     for (const bytes of garbage) {
       await new Promise<void>((resolve) => {
-        const socket = netConnect(endpoint.port, '127.0.0.1', () => socket.end(bytes));
+        const socket = netConnect(ctx.endpoint.port, '127.0.0.1', () => socket.end(bytes));
         socket.on('error', () => resolve());
         socket.on('close', () => resolve());
         socket.resume();
@@ -618,7 +698,7 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
     }
     // A frame announcing 2 GiB: the endpoint drops the connection instead of buffering it.
     const dropped = await new Promise<boolean>((resolve) => {
-      const socket = netConnect(endpoint.port, '127.0.0.1', () => {
+      const socket = netConnect(ctx.endpoint.port, '127.0.0.1', () => {
         socket.write(Buffer.from('AMQP\x00\x01\x00\x00', 'latin1'));
         socket.write(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00]));
         socket.write(Buffer.alloc(64 * 1024, 0x11));
@@ -628,17 +708,17 @@ describe('Event Hub-compatible endpoint (in process, raw AMQP)', () => {
       socket.resume();
     });
     expect(dropped).toBe(true);
-    expect(endpoint.logs.some((l) => l.includes('refused connection: frame of 2147483647'))).toBe(
-      true,
-    );
-    const c = new EventHubConsumerClient('$Default', endpoint.connectionString());
+    expect(
+      ctx.endpoint.logs.some((l) => l.includes('refused connection: frame of 2147483647')),
+    ).toBe(true);
+    const c = new EventHubConsumerClient('$Default', ctx.endpoint.connectionString());
     try {
       expect((await c.getEventHubProperties()).partitionIds).toEqual(['0', '1']);
     } finally {
       await c.close();
     }
   });
-});
+}
 
 describe('Event Hub-compatible endpoint over the on-disk log (durable, tiny cache and segments)', () => {
   let dataDir: string;

@@ -17,37 +17,45 @@ import {
   serviceKey,
 } from '../support/amqp-sections';
 
+/** Runs `run` against a three-partition core whose claims cover `$management`. */
+async function withCore(
+  run: (ctx: Parameters<typeof handleManagementRequest>[1]) => void,
+): Promise<void> {
+  const clock = new FakeClock(Date.UTC(2025, 0, 1));
+  const core = await createCore({ clock, partitionCount: 3 });
+  try {
+    const claims = new ClaimSet();
+    claims.grant(`sb://${host}/local-iothub/$management`, clock.now() + 3600_000);
+    run({
+      identity,
+      d2c: core.d2c,
+      hostName: host,
+      createdAt: clock.now() - 5000,
+      claims,
+      now: clock.now(),
+    });
+  } finally {
+    await core.close();
+  }
+}
+
+/** A READ request for the entity type `type`. */
+function read(type: string, extra: Record<string, unknown> = {}): Message {
+  return {
+    message_id: 'mgmt-1',
+    reply_to: 'mgmt-reply',
+    body: Buffer.from('[]'),
+    application_properties: { operation: 'READ', name: 'local-iothub', type, ...extra },
+  };
+}
+
 describe('$management READ', () => {
-  async function withCore(
-    run: (ctx: Parameters<typeof handleManagementRequest>[1]) => void,
-  ): Promise<void> {
-    const clock = new FakeClock(Date.UTC(2025, 0, 1));
-    const core = await createCore({ clock, partitionCount: 3 });
-    try {
-      const claims = new ClaimSet();
-      claims.grant(`sb://${host}/local-iothub/$management`, clock.now() + 3600_000);
-      run({
-        identity,
-        d2c: core.d2c,
-        hostName: host,
-        createdAt: clock.now() - 5000,
-        claims,
-        now: clock.now(),
-      });
-    } finally {
-      await core.close();
-    }
-  }
+  readTests();
+  refusalTests();
+});
 
-  function read(type: string, extra: Record<string, unknown> = {}): Message {
-    return {
-      message_id: 'mgmt-1',
-      reply_to: 'mgmt-reply',
-      body: Buffer.from('[]'),
-      application_properties: { operation: 'READ', name: 'local-iothub', type, ...extra },
-    };
-  }
-
+/** Hub and partition information. */
+function readTests(): void {
   test('hub information: name, created_at timestamp, partition ids as an array of strings', async () => {
     await withCore((ctx) => {
       const outcome = handleManagementRequest(read('com.microsoft:eventhub'), ctx);
@@ -106,7 +114,10 @@ describe('$management READ', () => {
       await core.close();
     }
   });
+}
 
+/** Unknown entities, authorization and other operations. */
+function refusalTests(): void {
   test('unknown hub, partition or type: 404 with amqp:not-found', async () => {
     await withCore((ctx) => {
       for (const request of [
@@ -161,4 +172,4 @@ describe('$management READ', () => {
       expect(mapSection(write.reply, applicationProperties).get('status-code')?.value).toBe(501);
     });
   });
-});
+}

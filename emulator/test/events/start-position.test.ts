@@ -14,6 +14,12 @@ import {
 import { input } from '../support/amqp-sections';
 
 describe('start filters', () => {
+  selectorTests();
+  resolveTests();
+});
+
+/** Selector texts, good and bad, and where a filter set holds the selector. */
+function selectorTests(): void {
   test.each([
     ["amqp.annotation.x-opt-offset > '-1'", { kind: 'earliest' }],
     ["amqp.annotation.x-opt-offset > '@latest'", { kind: 'latest' }],
@@ -83,7 +89,10 @@ describe('start filters', () => {
       InvalidFilterError,
     );
   });
+}
 
+/** Positions turned into the sequence number to start at. */
+function resolveTests(): void {
   test('resolves positions against a partition', async () => {
     const clock = new FakeClock(Date.UTC(2025, 0, 1));
     const core = await createCore({ clock, partitionCount: 1 });
@@ -157,4 +166,4 @@ describe('start filters', () => {
       await core.close();
     }
   });
-});
+}
