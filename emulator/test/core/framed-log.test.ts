@@ -5,15 +5,21 @@ import { join } from 'node:path';
 import { frame, LogWriter, scanLog } from '../../core/framed-log';
 import { until } from '../../../test/support/wait';
 
-describe('framed log', () => {
-  let dir: string;
+/** A fresh temp folder for each test, removed after it. */
+function tempDirEachTest(): () => string {
+  let dir = '';
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'iothub-log-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}
+
+describe('framed log', () => {
+  const dir = tempDirEachTest();
 
   test('frames round-trip; a missing file scans as empty', async () => {
-    const path = join(dir, 'a.log');
+    const path = join(dir(), 'a.log');
     expect(await scanLog(path)).toEqual({ payloads: [], validLength: 0, fileLength: 0 });
     writeFileSync(path, Buffer.concat([frame(Buffer.from('one')), frame(Buffer.from('two'))]));
     const scanned = await scanLog(path);
@@ -22,7 +28,7 @@ describe('framed log', () => {
   });
 
   test('scanning stops at a flipped bit, a short header or a length past the end', async () => {
-    const path = join(dir, 'b.log');
+    const path = join(dir(), 'b.log');
     const good = frame(Buffer.from('good'));
     const bad = frame(Buffer.from('bad!'));
     bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
@@ -41,7 +47,7 @@ describe('framed log', () => {
   });
 
   test('opening for append cuts a torn tail off; appends in one burst share one flush', async () => {
-    const path = join(dir, 'c.log');
+    const path = join(dir(), 'c.log');
     const good = frame(Buffer.from('kept'));
     writeFileSync(path, good);
     appendFileSync(path, Buffer.from([200, 0, 0, 0, 9]));
@@ -58,7 +64,7 @@ describe('framed log', () => {
   });
 
   test('a batch written while the previous sync is in flight is synced at once, and settles in order', async () => {
-    const path = join(dir, 'd.log');
+    const path = join(dir(), 'd.log');
     const writer = await LogWriter.open(path, 0);
     // Holds each fdatasync until the test releases it, to see which syncs overlap.
     const handle = (writer as unknown as { handle: { datasync(): Promise<void> } }).handle;
@@ -89,11 +95,7 @@ describe('framed log', () => {
 });
 
 describe('framed log with a background sync interval', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'iothub-log-'));
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDirEachTest();
 
   /** Replaces the writer's fdatasync; returns the calls made so far. */
   function interceptSync(writer: LogWriter, sync: () => Promise<void>): { calls: number } {
@@ -107,7 +109,7 @@ describe('framed log with a background sync interval', () => {
   }
 
   test('an append resolves once written, before any fdatasync; one background sync then covers the batch', async () => {
-    const path = join(dir, 'e.log');
+    const path = join(dir(), 'e.log');
     const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
     const held: (() => void)[] = [];
     const seen = interceptSync(writer, () => new Promise<void>((resolve) => held.push(resolve)));
@@ -123,7 +125,7 @@ describe('framed log with a background sync interval', () => {
   });
 
   test('close syncs what was written since the last sync', async () => {
-    const path = join(dir, 'f.log');
+    const path = join(dir(), 'f.log');
     const writer = await LogWriter.open(path, 0, { syncIntervalMs: 60_000 });
     const seen = interceptSync(writer, () => Promise.resolve());
     await writer.append([Buffer.from('pending')]);
@@ -134,7 +136,7 @@ describe('framed log with a background sync interval', () => {
   });
 
   test('after a failed background sync every later append is refused', async () => {
-    const path = join(dir, 'g.log');
+    const path = join(dir(), 'g.log');
     const writer = await LogWriter.open(path, 0, { syncIntervalMs: 5 });
     const seen = interceptSync(writer, () => Promise.reject(new Error('EIO: i/o error')));
     await writer.append([Buffer.from('written')]);
