@@ -154,7 +154,7 @@ export class LogWriter {
   private idle: (() => void)[] = [];
   /** Completed fdatasyncs of appended batches so far. */
   flushes = 0;
-  /** Interval mode: bytes written since the last fdatasync was issued. */
+  /** Interval mode: whether bytes were written since the last fdatasync was issued. */
   private unsynced = false;
   /** Interval mode: the timer of the next background fdatasync. */
   private syncTimer: NodeJS.Timeout | undefined;
