@@ -70,10 +70,15 @@ function startProbe(file: string): void {
   const timer = setInterval(() => {
     const used = process.cpuUsage(cpu);
     cpu = process.cpuUsage();
+    const memory = process.memoryUsage();
     const line = {
       t: Date.now(),
       cpuMs: round((used.user + used.system) / 1000),
-      rssMb: round(process.memoryUsage.rss() / 1048576),
+      rssMb: round(memory.rss / 1048576),
+      // Which part of the resident set grows: V8's heap (reserved and used) or Buffers.
+      heapTotalMb: round(memory.heapTotal / 1048576),
+      heapUsedMb: round(memory.heapUsed / 1048576),
+      externalMb: round(memory.external / 1048576),
       loopP50: round(loop.percentile(50) / 1e6),
       loopP99: round(loop.percentile(99) / 1e6),
       loopMax: round(loop.max / 1e6),

@@ -36,7 +36,7 @@ export interface InspectableCore extends IotHubCore {
 export interface CreateCoreOptions extends CoreOptions {
   /** Durable store limits (segment size, compaction threshold) and where it reports recovery. */
   storeTuning?: Pick<DurableStoreOptions, 'segmentBytes' | 'compactStateBytes' | 'warn'>;
-  /** Bytes of recent telemetry cached per partition by a durable hub (default 4 MiB). */
+  /** Bytes of recent telemetry cached per partition by a durable hub (default 1 MiB). */
   d2cCacheBytes?: number;
 }
 

@@ -214,7 +214,12 @@ class Partition {
 }
 
 const EMPTY = Buffer.alloc(0);
-const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024;
+/**
+ * 1 MiB holds a few thousand events per partition, seconds of traffic for a consumer at the head;
+ * 4 MiB cost ~45 MB more peak RSS under saturation with no gain in latency or throughput
+ * (docs/benchmarks.md, "Round 4").
+ */
+const DEFAULT_CACHE_BYTES = 1024 * 1024;
 const BEGIN_LOOKUP_INTERVAL_MS = 100;
 
 export interface D2COptions {
@@ -222,7 +227,7 @@ export interface D2COptions {
   store: CoreStore;
   partitionCount: number;
   retentionMs: number;
-  /** Bytes of the newest encoded events cached per partition when the store can read back (default 4 MiB). */
+  /** Bytes of the newest encoded events cached per partition when the store can read back (default 1 MiB). */
   cacheBytesPerPartition?: number;
 }
 
