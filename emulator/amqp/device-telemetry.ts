@@ -87,14 +87,14 @@ export async function receiveTelemetry(
 ): Promise<void> {
   try {
     const telemetry = telemetryFromAmqp(message);
-    const device = ctx.core.registry.get(deviceId);
-    if (!device || device.status === 'disabled') {
+    const generationId = ctx.core.registry.enabledGenerationId(deviceId);
+    if (generationId === undefined) {
       throw new HubError('Unauthorized', 'the device is not enabled');
     }
     await ctx.core.d2c.append({
       ...telemetry,
       deviceId,
-      generationId: device.generationId,
+      generationId,
       authMethod,
     });
     ctx.core.registry.recordActivity(deviceId);

@@ -112,6 +112,11 @@ export interface Registry {
   /** Throws ArgumentInvalid (bad id or keys) or DeviceAlreadyExists. */
   create(input: CreateDeviceInput): Promise<DeviceRecord>;
   get(deviceId: string): DeviceRecord | undefined;
+  /**
+   * The device's generation id when it exists and is enabled, else undefined: what every telemetry
+   * append checks, answered without copying the record.
+   */
+  enabledGenerationId(deviceId: string): string | undefined;
   /** Sorted by deviceId. */
   list(): DeviceRecord[];
   /** The first `top` devices by id (1-1000, default 1000), as IoT Hub lists them; ArgumentInvalid otherwise. */

@@ -59,8 +59,13 @@ class Partition {
   lastEnqueuedTime = 0;
   /** Enqueued time given to the latest append, durable or not. */
   lastAssignedTime = 0;
-  /** Appends not visible yet, by sequence number. */
-  readonly pending = new Map<number, PendingAppend>();
+  /**
+   * Appends not visible yet, in sequence order from `nextToCommit` (sequence numbers are assigned
+   * in call order): a queue, not a Map keyed by sequence number, whose table was reallocated as
+   * it grew and shrank with every burst.
+   */
+  private pending: (PendingAppend | undefined)[] = [];
+  private pendingHead = 0;
   /** The sequence number that becomes visible next. */
   nextToCommit: number;
 
@@ -83,6 +88,27 @@ class Partition {
     const first = log?.firstAtTime(id, -Infinity);
     this.begin = first?.sequenceNumber ?? this.nextSequenceNumber;
     this.beginTime = first?.enqueuedTime ?? Infinity;
+  }
+
+  addPending(append: PendingAppend): void {
+    this.pending.push(append);
+  }
+
+  /** The append that becomes visible next, once it is written (or has failed). */
+  takeIfDone(): PendingAppend | undefined {
+    const next = this.pending[this.pendingHead];
+    if (!next?.done) return undefined;
+    this.pending[this.pendingHead] = undefined;
+    this.pendingHead++;
+    this.nextToCommit++;
+    if (this.pendingHead === this.pending.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    } else if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return next;
   }
 
   private get cacheFirst(): number {
@@ -300,7 +326,7 @@ export class D2CPartitions implements DeviceToCloud {
         reject,
         done: false,
       };
-      partition.pending.set(sequenceNumber, pending);
+      partition.addPending(pending);
       const settle = (error?: unknown): void => {
         pending.done = true;
         pending.error = error;
@@ -320,10 +346,8 @@ export class D2CPartitions implements DeviceToCloud {
    */
   private commitInOrder(partition: Partition): void {
     for (;;) {
-      const next = partition.pending.get(partition.nextToCommit);
-      if (!next?.done) return;
-      partition.pending.delete(partition.nextToCommit);
-      partition.nextToCommit++;
+      const next = partition.takeIfDone();
+      if (!next) return;
       if (next.error !== undefined) {
         next.reject(next.error);
         continue;

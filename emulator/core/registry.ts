@@ -107,6 +107,11 @@ export class DeviceRegistry implements Registry {
     return device && copy(device);
   }
 
+  enabledGenerationId(deviceId: string): string | undefined {
+    const device = this.devices.get(deviceId);
+    return device && device.status !== 'disabled' ? device.generationId : undefined;
+  }
+
   list(): DeviceRecord[] {
     return [...this.devices.values()]
       .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))

@@ -20,17 +20,35 @@ export function guarded<A extends unknown[]>(
   };
 }
 
-/** Work still being written (telemetry appends, C2D settlements) that shutdown waits for. */
+/**
+ * Work still being written (telemetry appends, C2D settlements) that shutdown waits for. A count,
+ * not a set of the promises: telemetry tracks one per message, and a set entry plus a `finally`
+ * chain per message was measurable garbage at saturation.
+ */
 export class PendingWork {
-  private readonly pending = new Set<Promise<void>>();
+  private count = 0;
+  private waiters: Array<() => void> = [];
+
+  private readonly done = (): void => {
+    this.count -= 1;
+    if (this.count === 0) this.wakeWaiters();
+  };
 
   /** Bound, so it can be handed around as a plain function. */
   readonly track = (work: Promise<void>): void => {
-    this.pending.add(work);
-    void work.finally(() => this.pending.delete(work));
+    this.count += 1;
+    work.then(this.done, this.done);
   };
 
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.pending]);
+  /** Resolves once no tracked work is pending (at once when none is). */
+  settled(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wakeWaiters(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 }

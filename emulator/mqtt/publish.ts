@@ -120,14 +120,14 @@ export class PublishHandler {
     } catch (error) {
       return refuse(error instanceof PropertyBagError ? error.message : 'unreadable property bag');
     }
-    const device = core.registry.get(session.deviceId);
-    if (!device || device.status === 'disabled') return refuse('device is not enabled');
+    const generationId = core.registry.enabledGenerationId(session.deviceId);
+    if (generationId === undefined) return refuse('device is not enabled');
     const input: TelemetryInput = {
       deviceId: session.deviceId,
       body,
       properties: Object.assign(decoded.properties, markers),
       ...decoded.system,
-      generationId: device.generationId,
+      generationId,
       authMethod: registry.authMethodOf(client),
     };
     this.store(client, session, input, callback);

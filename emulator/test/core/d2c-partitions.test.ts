@@ -161,4 +161,56 @@ describe('D2C visibility order', () => {
     expect(resolved).toEqual([0, 1, 2]);
     expect(d2c.read('0', 0, 10).map((e) => e.body.toString())).toEqual(['0', '1', '2']);
   });
+
+  test('a failed append is refused in its turn and the appends after it still become visible', async () => {
+    const finishers: ((error?: Error) => void)[] = [];
+    const store = {
+      ...createMemoryStore(),
+      appendEvent: () =>
+        new Promise<void>((resolve, reject) =>
+          finishers.push((error) => (error ? reject(error) : resolve())),
+        ),
+    };
+    const d2c = new D2CPartitions(
+      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
+      new Map(),
+    );
+    const outcomes = [0, 1, 2].map((i) =>
+      d2c.append(telemetry('dev', String(i))).then(
+        (e) => `stored ${e.sequenceNumber}`,
+        (error: Error) => `refused: ${error.message}`,
+      ),
+    );
+    finishers[2]!();
+    finishers[1]!(new Error('disk full'));
+    finishers[0]!();
+    expect(await Promise.all(outcomes)).toEqual(['stored 0', 'refused: disk full', 'stored 2']);
+    expect(d2c.read('0', 0, 10).map((e) => e.body.toString())).toEqual(['0', '2']);
+  });
+
+  test('a long queue of appends finishing in waves stays in order', async () => {
+    const finishers: (() => void)[] = [];
+    const store = {
+      ...createMemoryStore(),
+      appendEvent: () => new Promise<void>((resolve) => finishers.push(resolve)),
+    };
+    const d2c = new D2CPartitions(
+      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
+      new Map(),
+    );
+    const seen: number[] = [];
+    d2c.onAppend((event) => seen.push(event.sequenceNumber));
+    const first = Array.from({ length: 3000 }, (_, i) => d2c.append(telemetry('dev', String(i))));
+    // The first 2,000 finish (the queue's head passes its midpoint), then more arrive.
+    finishers.slice(0, 2000).forEach((finish) => finish());
+    await Promise.all(first.slice(0, 2000));
+    const more = Array.from({ length: 500 }, (_, i) => d2c.append(telemetry('dev', `m${i}`)));
+    finishers
+      .slice(2000)
+      .reverse()
+      .forEach((finish) => finish());
+    await Promise.all([...first, ...more]);
+    expect(seen).toEqual(Array.from({ length: 3500 }, (_, i) => i));
+    expect(d2c.read('0', 3498, 10).map((e) => e.body.toString())).toEqual(['m498', 'm499']);
+  });
 });

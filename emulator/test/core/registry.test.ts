@@ -42,6 +42,17 @@ function createAndListTests(ctx: CoreContext): void {
     expect(core.registry.get('missing')).toBeUndefined();
   });
 
+  test('enabledGenerationId answers only for an existing, enabled device', async () => {
+    const { core } = ctx;
+    const enabled = await core.registry.create({ deviceId: 'on' });
+    await core.registry.create({ deviceId: 'off', status: 'disabled' });
+    expect(core.registry.enabledGenerationId('on')).toBe(enabled.generationId);
+    expect(core.registry.enabledGenerationId('off')).toBeUndefined();
+    expect(core.registry.enabledGenerationId('missing')).toBeUndefined();
+    await core.registry.update('on', { status: 'disabled' });
+    expect(core.registry.enabledGenerationId('on')).toBeUndefined();
+  });
+
   // GET /devices?top= : the limit is the core's; the adapter only decodes the number.
   test('listUpTo lists the first top devices by id, 1000 at most, and refuses other tops', async () => {
     const { core } = ctx;
