@@ -90,7 +90,9 @@ export function httpGetter(
   url: string,
   headers: Record<string, string> = {},
 ): { get: () => Promise<void>; close: () => void } {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  // A timeout makes Node honour the server's Keep-Alive hint: without one, a request sent on an idle
+  // socket just as the server closes it fails with "socket hang up".
+  const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 60_000 });
   const get = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const req = request(url, { agent, headers }, (res) => {

@@ -26,8 +26,24 @@ export function splitHostPort(hostName: string): { host: string; port?: number }
   return { host: match[1], port: Number(match[2]) };
 }
 
-/** An https agent that honours a port embedded in `host` (`localhost:4443`). */
+/**
+ * A socket timeout for the agent. Its own value hardly matters (the SDK bounds its calls); what
+ * matters is that Node's agent honours a server's `Keep-Alive: timeout=N` hint, closing an idle
+ * socket a second before the server does, only when the agent has a timeout at all. Without one, a
+ * request sent on a kept-alive socket just as the server closes it fails with "socket hang up" —
+ * seen against the local IoT Hub (5 s keep-alive) under bursty load (docs/benchmarks.md, "Round 4").
+ */
+export const agentSocketTimeoutMs = 60_000;
+
+/**
+ * An https agent that honours a port embedded in `host` (`localhost:4443`), and the server's
+ * keep-alive hint (see `agentSocketTimeoutMs`).
+ */
 export class HostPortAgent extends https.Agent {
+  constructor(options: https.AgentOptions = {}) {
+    super({ timeout: agentSocketTimeoutMs, ...options });
+  }
+
   override createConnection(
     options: https.RequestOptions,
     callback?: (err: Error | null, stream: Duplex) => void,

@@ -349,6 +349,28 @@ describe('createRegistry (host:port support through the SDK REST client)', () =>
     expect(installHostPortAgent(azure, 'my-hub.azure-devices.net')).toBe(false);
   });
 
+  test("the agent closes an idle kept-alive socket before the hub does (the hub's Keep-Alive hint)", async () => {
+    const agent = (
+      registry as unknown as {
+        _restApiClient: { _http: { _options: { http: { agent: HostPortAgent } } } };
+      }
+    )._restApiClient._http._options.http.agent;
+    const deviceId = newId('keepalive');
+    await registry.create({ deviceId });
+    await registry.get(deviceId);
+    const idle = Object.values(agent.freeSockets).flat();
+    expect(idle.length).toBeGreaterThan(0);
+    const socket = idle[0]!;
+    // The hub answers with `Keep-Alive: timeout=5`; Node keeps the socket one second less.
+    expect(socket.timeout).toBe(4000);
+    const started = Date.now();
+    let endedByHub = false;
+    socket.once('end', () => (endedByHub = true));
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(endedByHub).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   test('without the agent, the SDK cannot reach host:port (the reason the agent exists)', async () => {
     const plain = Registry.fromConnectionString(emulator.connection.serviceConnectionString);
     const error = await failure(plain.list());
