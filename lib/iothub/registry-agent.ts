@@ -36,12 +36,19 @@ export function splitHostPort(hostName: string): { host: string; port?: number }
 export const agentSocketTimeoutMs = 60_000;
 
 /**
+ * Connections per hub at most; further calls queue for a free one. Unbounded, a burst of calls
+ * opened one TLS connection each, and on a small machine the handshakes starved both processes
+ * into a spiral of ever more connections (docs/benchmarks.md, "Round 4").
+ */
+export const agentMaxSockets = 16;
+
+/**
  * An https agent that honours a port embedded in `host` (`localhost:4443`), and the server's
  * keep-alive hint (see `agentSocketTimeoutMs`).
  */
 export class HostPortAgent extends https.Agent {
   constructor(options: https.AgentOptions = {}) {
-    super({ timeout: agentSocketTimeoutMs, ...options });
+    super({ timeout: agentSocketTimeoutMs, maxSockets: agentMaxSockets, ...options });
   }
 
   override createConnection(

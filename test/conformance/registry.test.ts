@@ -9,6 +9,7 @@
 import { Registry } from 'azure-iothub';
 import { wellKnownHubIdentity } from '@iot-hub-functions/local-iothub';
 import {
+  agentMaxSockets,
   createRegistry,
   HostPortAgent,
   installHostPortAgent,
@@ -369,6 +370,31 @@ describe('createRegistry (host:port support through the SDK REST client)', () =>
     await new Promise((resolve) => socket.once('close', resolve));
     expect(endedByHub).toBe(false);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test('a burst of calls shares at most agentMaxSockets connections instead of one each', async () => {
+    const agent = (
+      registry as unknown as {
+        _restApiClient: { _http: { _options: { http: { agent: HostPortAgent } } } };
+      }
+    )._restApiClient._http._options.http.agent;
+    const deviceId = newId('burst');
+    await registry.create({ deviceId });
+    const open = (): number =>
+      Object.values(agent.sockets).flat().length + Object.values(agent.freeSockets).flat().length;
+    let most = 0;
+    let done = false;
+    const calls = Promise.all(Array.from({ length: 60 }, () => registry.get(deviceId))).finally(
+      () => (done = true),
+    );
+    while (!done) {
+      most = Math.max(most, open());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const answers = await calls;
+    expect(answers.every((a) => a.responseBody.deviceId === deviceId)).toBe(true);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(agentMaxSockets);
   });
 
   test('without the agent, the SDK cannot reach host:port (the reason the agent exists)', async () => {
