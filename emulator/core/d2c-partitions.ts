@@ -60,14 +60,12 @@ class Partition {
   /** Enqueued time given to the latest append, durable or not. */
   lastAssignedTime = 0;
   /**
-   * Appends not visible yet, in sequence order from `nextToCommit` (sequence numbers are assigned
-   * in call order): a queue, not a Map keyed by sequence number, whose table was reallocated as
-   * it grew and shrank with every burst.
+   * Appends not visible yet, in sequence order (numbers are assigned in call order), the one that
+   * becomes visible next at `pendingHead`: a queue, not a Map keyed by sequence number, whose
+   * table was reallocated as it grew and shrank with every burst.
    */
   private pending: (PendingAppend | undefined)[] = [];
   private pendingHead = 0;
-  /** The sequence number that becomes visible next. */
-  nextToCommit: number;
 
   constructor(
     readonly id: string,
@@ -84,7 +82,6 @@ class Partition {
     // Events retention already dropped still count as appended.
     this.lastSequenceNumber = this.nextSequenceNumber - 1;
     this.lastAssignedTime = this.lastEnqueuedTime;
-    this.nextToCommit = this.nextSequenceNumber;
     const first = log?.firstAtTime(id, -Infinity);
     this.begin = first?.sequenceNumber ?? this.nextSequenceNumber;
     this.beginTime = first?.enqueuedTime ?? Infinity;
@@ -100,7 +97,6 @@ class Partition {
     if (!next?.done) return undefined;
     this.pending[this.pendingHead] = undefined;
     this.pendingHead++;
-    this.nextToCommit++;
     if (this.pendingHead === this.pending.length) {
       this.pending = [];
       this.pendingHead = 0;
