@@ -28,6 +28,13 @@ const restCall = (
   body: unknown = null,
 ) => restApiCall(registry, method, path, headers, body);
 
+/** The agent `createRegistry` installed on the SDK's REST client (a non-public member). */
+function restAgentOf(r: Registry): HostPortAgent {
+  return (
+    r as unknown as { _restApiClient: { _http: { _options: { http: { agent: HostPortAgent } } } } }
+  )._restApiClient._http._options.http.agent;
+}
+
 let counter = 0;
 const newId = (prefix = 'reg') => `${prefix}-${++counter}-${Date.now().toString(36)}`;
 
@@ -351,11 +358,7 @@ describe('createRegistry (host:port support through the SDK REST client)', () =>
   });
 
   test("the agent closes an idle kept-alive socket before the hub does (the hub's Keep-Alive hint)", async () => {
-    const agent = (
-      registry as unknown as {
-        _restApiClient: { _http: { _options: { http: { agent: HostPortAgent } } } };
-      }
-    )._restApiClient._http._options.http.agent;
+    const agent = restAgentOf(registry);
     const deviceId = newId('keepalive');
     await registry.create({ deviceId });
     await registry.get(deviceId);
@@ -373,11 +376,7 @@ describe('createRegistry (host:port support through the SDK REST client)', () =>
   });
 
   test('a burst of calls shares at most agentMaxSockets connections instead of one each', async () => {
-    const agent = (
-      registry as unknown as {
-        _restApiClient: { _http: { _options: { http: { agent: HostPortAgent } } } };
-      }
-    )._restApiClient._http._options.http.agent;
+    const agent = restAgentOf(registry);
     const deviceId = newId('burst');
     await registry.create({ deviceId });
     const open = (): number =>

@@ -133,29 +133,41 @@ function appendTests(ctx: CoreContext): void {
   });
 }
 
+/**
+ * One partition over a store whose appends finish only when the test says so: `finish(i)`
+ * completes the i-th append (with `error`, it fails).
+ */
+function heldStoreD2C(): { d2c: D2CPartitions; finish: (i: number, error?: Error) => void } {
+  const finishers: ((error?: Error) => void)[] = [];
+  const store = {
+    ...createMemoryStore(),
+    appendEvent: () =>
+      new Promise<void>((resolve, reject) =>
+        finishers.push((error) => (error ? reject(error) : resolve())),
+      ),
+  };
+  const d2c = new D2CPartitions(
+    { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
+    new Map(),
+  );
+  return { d2c, finish: (i, error) => finishers[i]!(error) };
+}
+
 describe('D2C visibility order', () => {
   test('events become visible in sequence order even when the store finishes out of order', async () => {
-    const finishers: (() => void)[] = [];
-    const store = {
-      ...createMemoryStore(),
-      appendEvent: () => new Promise<void>((resolve) => finishers.push(resolve)),
-    };
-    const d2c = new D2CPartitions(
-      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
-      new Map(),
-    );
+    const { d2c, finish } = heldStoreD2C();
     const seen: number[] = [];
     d2c.onAppend((event) => seen.push(event.sequenceNumber));
     const resolved: number[] = [];
     const appends = [0, 1, 2].map((i) =>
       d2c.append(telemetry('dev', String(i))).then((e) => resolved.push(e.sequenceNumber)),
     );
-    finishers[2]!();
-    finishers[1]!();
+    finish(2);
+    finish(1);
     await new Promise((resolve) => setImmediate(resolve));
     expect(seen).toEqual([]);
     expect(d2c.read('0', 0, 10)).toEqual([]);
-    finishers[0]!();
+    finish(0);
     await Promise.all(appends);
     expect(seen).toEqual([0, 1, 2]);
     expect(resolved).toEqual([0, 1, 2]);
@@ -163,52 +175,30 @@ describe('D2C visibility order', () => {
   });
 
   test('a failed append is refused in its turn and the appends after it still become visible', async () => {
-    const finishers: ((error?: Error) => void)[] = [];
-    const store = {
-      ...createMemoryStore(),
-      appendEvent: () =>
-        new Promise<void>((resolve, reject) =>
-          finishers.push((error) => (error ? reject(error) : resolve())),
-        ),
-    };
-    const d2c = new D2CPartitions(
-      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
-      new Map(),
-    );
+    const { d2c, finish } = heldStoreD2C();
     const outcomes = [0, 1, 2].map((i) =>
       d2c.append(telemetry('dev', String(i))).then(
         (e) => `stored ${e.sequenceNumber}`,
         (error: Error) => `refused: ${error.message}`,
       ),
     );
-    finishers[2]!();
-    finishers[1]!(new Error('disk full'));
-    finishers[0]!();
+    finish(2);
+    finish(1, new Error('disk full'));
+    finish(0);
     expect(await Promise.all(outcomes)).toEqual(['stored 0', 'refused: disk full', 'stored 2']);
     expect(d2c.read('0', 0, 10).map((e) => e.body.toString())).toEqual(['0', '2']);
   });
 
   test('a long queue of appends finishing in waves stays in order', async () => {
-    const finishers: (() => void)[] = [];
-    const store = {
-      ...createMemoryStore(),
-      appendEvent: () => new Promise<void>((resolve) => finishers.push(resolve)),
-    };
-    const d2c = new D2CPartitions(
-      { clock: new FakeClock(), store, partitionCount: 1, retentionMs: HOUR },
-      new Map(),
-    );
+    const { d2c, finish } = heldStoreD2C();
     const seen: number[] = [];
     d2c.onAppend((event) => seen.push(event.sequenceNumber));
     const first = Array.from({ length: 3000 }, (_, i) => d2c.append(telemetry('dev', String(i))));
     // The first 2,000 finish (the queue's head passes its midpoint), then more arrive.
-    finishers.slice(0, 2000).forEach((finish) => finish());
+    for (let i = 0; i < 2000; i++) finish(i);
     await Promise.all(first.slice(0, 2000));
     const more = Array.from({ length: 500 }, (_, i) => d2c.append(telemetry('dev', `m${i}`)));
-    finishers
-      .slice(2000)
-      .reverse()
-      .forEach((finish) => finish());
+    for (let i = 3499; i >= 2000; i--) finish(i);
     await Promise.all([...first, ...more]);
     expect(seen).toEqual(Array.from({ length: 3500 }, (_, i) => i));
     expect(d2c.read('0', 3498, 10).map((e) => e.body.toString())).toEqual(['m498', 'm499']);
