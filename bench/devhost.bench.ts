@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { httpGetter, paced, type PacedResult } from './paced';
+import { httpGetter, measurePaced, type PacedResult } from './paced';
 import type { Benchmark, BenchResult } from './results';
 
 interface AutocannonResult {
@@ -93,16 +93,12 @@ async function stackColdStartMs(): Promise<number> {
   }
 }
 
-/** At `fixedRate`, open loop (`bench/paced.ts`), after a short warm-up: the latency at a load the host carries. */
+/** At `fixedRate`, open loop, after a short warm-up: the latency at a load the host carries. */
 async function measureFixed(url: string): Promise<PacedResult> {
   const client = httpGetter(`${url}/api/health`);
   try {
-    await paced(fixedRate, 1, client.get);
-    const result = await paced(fixedRate, durationSeconds, client.get);
-    if (result.failed > 0) {
-      throw new Error(`${url}: ${result.failed} failed (first: ${result.firstError ?? '?'})`);
-    }
-    return result;
+    const seconds = { warmup: 1, measured: durationSeconds };
+    return await measurePaced(url, fixedRate, seconds, client.get);
   } finally {
     client.close();
   }

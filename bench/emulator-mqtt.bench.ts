@@ -528,90 +528,45 @@ function round(n: number, digits = 1): number {
   return Math.round(n * f) / f;
 }
 
-/** The table rows: each hub figure with the bare broker's from the same run. */
+/** One row; with a baseline, the ratio too. */
+function row(metric: string, value: number, unit: string, baseline?: number): BenchResult {
+  return baseline === undefined
+    ? { benchmark, metric, value: round(value), unit }
+    : {
+        benchmark,
+        metric,
+        value: round(value),
+        unit,
+        baseline: round(baseline),
+        ratio: round(value / baseline, 2),
+      };
+}
+
+/**
+ * The table rows: each hub figure with the bare broker's from the same run. The order is kept
+ * stable (scripts comparing runs read rows by position); new rows go at the end.
+ */
 function resultRows(emulator: EmulatorFigures, bare: LoadFigures): BenchResult[] {
-  const row = (metric: string, value: number, unit: string, baseline?: number): BenchResult =>
-    baseline === undefined
-      ? { benchmark, metric, value: round(value), unit }
-      : {
-          benchmark,
-          metric,
-          value: round(value),
-          unit,
-          baseline: round(baseline),
-          ratio: round(value / baseline, 2),
-        };
-  const results = [
-    row(
-      'end-to-end throughput, saturated',
-      emulator.saturated.msgPerSec,
-      'msg/s',
-      bare.saturated.msgPerSec,
-    ),
-    row(
-      'p50 latency, saturated (lower is better)',
-      emulator.saturated.p50,
-      'ms',
-      bare.saturated.p50,
-    ),
-    row(
-      'p99 latency, saturated (lower is better)',
-      emulator.saturated.p99,
-      'ms',
-      bare.saturated.p99,
-    ),
-    row(
-      `p50 latency at ${pacedRate} msg/s (lower is better)`,
-      emulator.paced.p50,
-      'ms',
-      bare.paced.p50,
-    ),
-    row(
-      `p99 latency at ${pacedRate} msg/s (lower is better)`,
-      emulator.paced.p99,
-      'ms',
-      bare.paced.p99,
-    ),
-    row(
-      `p99 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
-      emulator.paced.ackP99,
-      'ms',
-      bare.paced.ackP99,
-    ),
-    row(
-      `p50 publish→PUBACK at ${pacedRate} msg/s (lower is better)`,
-      emulator.paced.ackP50,
-      'ms',
-      bare.paced.ackP50,
-    ),
-    row(
-      'p50 publish→PUBACK, saturated (lower is better)',
-      emulator.saturated.ackP50,
-      'ms',
-      bare.saturated.ackP50,
-    ),
-    row(
-      'server CPU per message, saturated (lower is better)',
-      emulator.cpuUsPerMessage,
-      'µs',
-      bare.cpuUsPerMessage,
-    ),
-    row('peak RSS under load (lower is better)', emulator.peakRssMb, 'MB', bare.peakRssMb),
+  const both = (metric: string, unit: string, pick: (figures: LoadFigures) => number) =>
+    row(metric, pick(emulator), unit, pick(bare));
+  const lower = '(lower is better)';
+  const paced = `at ${pacedRate} msg/s`;
+  return [
+    both('end-to-end throughput, saturated', 'msg/s', (f) => f.saturated.msgPerSec),
+    both(`p50 latency, saturated ${lower}`, 'ms', (f) => f.saturated.p50),
+    both(`p99 latency, saturated ${lower}`, 'ms', (f) => f.saturated.p99),
+    both(`p50 latency ${paced} ${lower}`, 'ms', (f) => f.paced.p50),
+    both(`p99 latency ${paced} ${lower}`, 'ms', (f) => f.paced.p99),
+    both(`p99 publish→PUBACK ${paced} ${lower}`, 'ms', (f) => f.paced.ackP99),
+    both(`p50 publish→PUBACK ${paced} ${lower}`, 'ms', (f) => f.paced.ackP50),
+    both(`p50 publish→PUBACK, saturated ${lower}`, 'ms', (f) => f.saturated.ackP50),
+    both(`server CPU per message, saturated ${lower}`, 'µs', (f) => f.cpuUsPerMessage),
+    both(`peak RSS under load ${lower}`, 'MB', (f) => f.peakRssMb),
     row(`RSS with ${idleDeviceCount} connected idle devices`, emulator.idleRssMb, 'MB'),
-    row(
-      'server CPU per event read from a backlog (lower is better)',
-      emulator.backlogReadCpuUs,
-      'µs',
-    ),
-    row('messages acknowledged, saturated', emulator.saturated.acked, 'msg', bare.saturated.acked),
-    row(
-      `server CPU per message at ${pacedRate} msg/s (lower is better)`,
-      emulator.pacedCpuUsPerMessage,
-      'µs',
-      bare.pacedCpuUsPerMessage,
-    ),
+    row(`server CPU per event read from a backlog ${lower}`, emulator.backlogReadCpuUs, 'µs'),
+    both('messages acknowledged, saturated', 'msg', (f) => f.saturated.acked),
+    both(`server CPU per message ${paced} ${lower}`, 'µs', (f) => f.pacedCpuUsPerMessage),
   ];
-  return results;
 }
 
 const mqttBenchmark: Benchmark = {

@@ -85,6 +85,24 @@ export function paced(
   });
 }
 
+/**
+ * A warm-up at `rate` (the JIT, connections), then the measured run; throws, naming `what` and the
+ * first error, if any call of the measured run failed.
+ */
+export async function measurePaced(
+  what: string,
+  rate: number,
+  seconds: { warmup: number; measured: number },
+  call: () => Promise<unknown>,
+): Promise<PacedResult> {
+  await paced(rate, seconds.warmup, call);
+  const result = await paced(rate, seconds.measured, call);
+  if (result.failed > 0) {
+    throw new Error(`${what}: ${result.failed} failed (first: ${result.firstError ?? '?'})`);
+  }
+  return result;
+}
+
 /** A keep-alive `GET` of `url` that fails unless the answer is 200; the body is read and dropped. */
 export function httpGetter(
   url: string,

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { httpGetter, paced } from '../../../bench/paced';
+import { httpGetter, measurePaced, paced } from '../../../bench/paced';
 
 /** A call that stays pending until `release()`; counts how many were started. */
 function heldCalls(): { call: () => Promise<void>; started: () => number; release: () => void } {
@@ -61,6 +61,26 @@ describe('paced (open-loop load)', () => {
     });
     expect(result.failed).toBe(total / 2);
     expect(result.firstError).toBe('call 2 refused');
+  });
+});
+
+describe('measurePaced', () => {
+  const seconds = { warmup: 0.05, measured: 0.05 };
+
+  it('returns the measured run when every call succeeds', async () => {
+    let calls = 0;
+    const result = await measurePaced('ok', 200, seconds, () => Promise.resolve((calls += 1)));
+    expect(calls).toBe(20);
+    expect(result.failed).toBe(0);
+  });
+
+  it('throws with the name and the first error when a measured call fails', async () => {
+    let calls = 0;
+    const failingLate = () =>
+      (calls += 1) > 10 ? Promise.reject(new Error('refused')) : Promise.resolve();
+    await expect(measurePaced('the route', 200, seconds, failingLate)).rejects.toThrow(
+      'the route: 10 failed (first: refused)',
+    );
   });
 });
 
